@@ -1,0 +1,346 @@
+"""Datasets as in-memory tensors in [0, 1], and label noise.
+
+One entry point, :func:`load_dataset`, returns float32 images shaped ``N x C x H x W``
+in [0, 1], int64 labels and the class names. Normalisation is left to the model (see
+``models.py``), because torchattacks expects inputs in [0, 1].
+
+Where the data comes from:
+
+- ``digits``: scikit-learn's 8x8 handwritten digits (1,797 images), always available,
+  with a fixed stratified split (75 % train, 25 % test, ``random_state=0``).
+- ``fashion-mnist``: the full 60k/10k set. Looked for in ``root`` first, then in the
+  Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), then
+  by a torchvision download.
+- ``mnist`` and ``cifar10``: torchvision, from ``root`` or by download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .runtime import check_choice
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetSplit",
+    "DatasetNotFoundError",
+    "dataset_info",
+    "load_dataset",
+    "add_label_noise",
+    "NOISE_KINDS",
+]
+
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+SPLITS = ("train", "test")
+NOISE_KINDS = ("symmetric", "pair")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset: input shape, classes, and the normalisation
+    statistics (per channel, of the training split) that models apply internally."""
+
+    name: str
+    shape: tuple[int, int, int]
+    classes: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+_INFO = {
+    "digits": DatasetInfo("digits", (1, 8, 8), tuple(str(i) for i in range(10)),
+                          (0.3053,), (0.3760,)),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist", (1, 28, 28),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+         "Sneaker", "Bag", "Ankle boot"),
+        (0.2860,), (0.3530,)),
+    "mnist": DatasetInfo("mnist", (1, 28, 28), tuple(str(i) for i in range(10)),
+                         (0.1307,), (0.3081,)),
+    "cifar10": DatasetInfo(
+        "cifar10", (3, 32, 32),
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+         "truck"),
+        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+DATASETS = tuple(_INFO)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset is neither on disk nor downloadable from here."""
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """One split of a dataset, held in memory.
+
+    Attributes:
+        images: float32 tensor ``N x C x H x W`` with values in [0, 1].
+        labels: int64 tensor ``N``.
+        classes: class names, indexed by label.
+        name: the dataset's registry name.
+        split: ``"train"`` or ``"test"``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    name: str
+    split: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, n: int | None, seed: int = 0) -> DatasetSplit:
+        """A fixed random subset of ``n`` samples (all of them if ``n`` is None or >= N).
+
+        The same ``(n, seed)`` always gives the same indices, so every model is
+        evaluated on the same samples.
+        """
+        if n is None or n >= len(self):
+            return self
+        if n < 1:
+            raise ValueError(f"n={n!r}: a subset needs n >= 1")
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(self), generator=g)[:n].sort().values
+        return DatasetSplit(self.images[idx], self.labels[idx], self.classes, self.name,
+                            self.split)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Static information about dataset ``name`` (no loading)."""
+    check_choice("name", name, DATASETS)
+    return _INFO[name]
+
+
+_MEMO: dict[tuple[str, str, str], DatasetSplit] = {}
+
+
+def load_dataset(name: str, split: str = "train", root: str | Path = "data") -> DatasetSplit:
+    """Load a dataset split as in-memory tensors in [0, 1].
+
+    Args:
+        name: one of ``DATASETS`` (``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``).
+        split: ``"train"`` or ``"test"``.
+        root: directory searched first and where downloads or unpacked files go.
+
+    Returns:
+        A :class:`DatasetSplit` with ``images`` (float32, N x C x H x W), ``labels``
+        (int64) and ``classes``. Loaded splits are memoised per process; treat the
+        tensors as read-only.
+
+    Raises:
+        ValueError: unknown ``name`` or ``split``.
+        DatasetNotFoundError: the data is not on disk and cannot be downloaded; the
+            message lists the places searched and what to do.
+    """
+    check_choice("name", name, DATASETS)
+    check_choice("split", split, SPLITS)
+    root = Path(root).expanduser()
+    memo_key = (name, split, str(root.resolve()))
+    if memo_key not in _MEMO:
+        loader = {"digits": _load_digits, "fashion-mnist": _load_fashion_mnist,
+                  "mnist": _load_mnist, "cifar10": _load_cifar10}[name]
+        images, labels = loader(split, root)
+        _MEMO[memo_key] = DatasetSplit(images, labels, _INFO[name].classes, name, split)
+    return _MEMO[memo_key]
+
+
+def _load_digits(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.data.astype(np.float32) / 16.0).reshape(-1, 1, 8, 8)
+    y = bunch.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=0,
+                                              stratify=y)
+    x, y = (x_tr, y_tr) if split == "train" else (x_te, y_te)
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Parse an idx file (optionally gzipped): big-endian header, then uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    magic = int.from_bytes(raw[0:4], "big")
+    if magic >> 8 != 0x08:  # 0x08 = unsigned byte
+        raise ValueError(f"{path} is not an unsigned-byte idx file (magic {magic:#x})")
+    ndim = magic & 0xFF
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    return data.reshape(dims)
+
+
+def _find_idx(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _idx_pair(split: str, directory: Path) -> tuple[Path, Path] | None:
+    found = [_find_idx(directory, stem) for stem in _IDX_FILES[split]]
+    return (found[0], found[1]) if all(found) else None
+
+
+def _from_idx(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    images = _read_idx(images_path)
+    labels = _read_idx(labels_path)
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{images_path} has {images.shape[0]} images but {labels_path} "
+                         f"has {labels.shape[0]} labels")
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    return x.contiguous(), torch.from_numpy(labels.astype(np.int64))
+
+
+def _load_fashion_mnist(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    raw_dir = root / "FashionMNIST" / "raw"
+    searched = [raw_dir, DEBIAN_FASHION_DIR]
+    pair = _idx_pair(split, raw_dir)
+    if pair is None and _idx_pair(split, DEBIAN_FASHION_DIR) is not None:
+        # Unpack into torchvision's layout so torchvision's FashionMNIST(root) also works.
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        for stem in _IDX_FILES[split]:
+            src = _find_idx(DEBIAN_FASHION_DIR, stem)
+            assert src is not None
+            _gunzip_into(src, raw_dir / stem)
+        pair = _idx_pair(split, raw_dir)
+    if pair is None:
+        return _torchvision_load("fashion-mnist", split, root, searched)
+    return _from_idx(*pair)
+
+
+def _gunzip_into(src: Path, dst: Path) -> None:
+    from .cache import atomic_write
+
+    def write(tmp: Path) -> None:
+        opener = gzip.open if src.suffix == ".gz" else open
+        with opener(src, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+
+    atomic_write(dst, write)
+
+
+def _load_mnist(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    return _torchvision_load("mnist", split, root, [root / "MNIST" / "raw"])
+
+
+def _load_cifar10(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    return _torchvision_load("cifar10", split, root, [root / "cifar-10-batches-py"])
+
+
+def _torchvision_load(name: str, split: str, root: Path,
+                      searched: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision import datasets
+
+    cls = {"fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST,
+           "cifar10": datasets.CIFAR10}[name]
+    train = split == "train"
+    try:
+        ds = cls(str(root), train=train, download=False)
+    except RuntimeError:
+        try:
+            ds = cls(str(root), train=train, download=True)
+        except Exception as exc:  # network errors come in many types
+            raise DatasetNotFoundError(_not_found_message(name, searched, exc)) from exc
+    data = ds.data
+    if isinstance(data, np.ndarray):  # CIFAR-10: N x H x W x C uint8
+        x = torch.from_numpy(data).permute(0, 3, 1, 2).float().div_(255.0)
+    else:  # MNIST family: N x H x W uint8
+        x = data.float().div_(255.0).unsqueeze(1)
+    y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+    return x.contiguous(), y
+
+
+def _not_found_message(name: str, searched: list[Path], exc: BaseException) -> str:
+    places = "\n".join(f"  - {p}" for p in searched)
+    lines = [
+        f"Dataset {name!r} was not found and could not be downloaded ({type(exc).__name__}: "
+        f"{exc}).",
+        f"Places searched:\n{places}",
+        "What to do:",
+    ]
+    if name == "fashion-mnist":
+        lines += [
+            "  - offline: install the Debian package (apt-get install -y "
+            "dataset-fashion-mnist), which puts the idx files in "
+            f"{DEBIAN_FASHION_DIR};",
+            "  - or drop the four idx files (train-images-idx3-ubyte[.gz], ...) into "
+            f"{searched[0]};",
+            "  - or run again with internet access so torchvision can download them.",
+        ]
+    else:
+        lines += [
+            "  - run once with internet access so torchvision can download it into "
+            f"{searched[0].parent};",
+            "  - or copy torchvision's files for it into that directory;",
+            "  - offline alternatives: dataset='fashion-mnist' (Debian package "
+            "dataset-fashion-mnist) or dataset='digits' (ships with scikit-learn).",
+        ]
+    return "\n".join(lines)
+
+
+def add_label_noise(labels: torch.Tensor, rate: float, kind: str = "symmetric",
+                    num_classes: int | None = None,
+                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt a fraction ``rate`` of the labels.
+
+    Exactly ``round(rate * N)`` samples, chosen at random, get a wrong label, so the
+    realised noise rate equals ``rate`` (up to rounding).
+
+    - ``symmetric``: the new label is uniform over the K-1 other classes.
+    - ``pair``: pair-flip, class ``c`` becomes ``(c + 1) mod K`` (Han et al., 2018).
+
+    Args:
+        labels: int64 tensor of clean labels.
+        rate: fraction in [0, 1).
+        kind: ``"symmetric"`` or ``"pair"``.
+        num_classes: K; defaults to ``labels.max() + 1``.
+        seed: seed of a private generator (the global RNG is untouched).
+
+    Returns:
+        ``(noisy_labels, flipped)``: the new labels and a boolean mask of the samples
+        whose label was changed.
+    """
+    check_choice("kind", kind, NOISE_KINDS)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate={rate!r}: the noise rate must be in [0, 1)")
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    k = int(num_classes if num_classes is not None else int(labels.max()) + 1)
+    if k < 2:
+        raise ValueError(f"num_classes={k!r}: label noise needs at least 2 classes")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must lie in [0, {k - 1}] for num_classes={k}")
+    g = torch.Generator().manual_seed(seed)
+    n = labels.shape[0]
+    n_flip = int(round(rate * n))
+    idx = torch.randperm(n, generator=g)[:n_flip]
+    noisy = labels.clone()
+    if kind == "symmetric":
+        offset = torch.randint(1, k, (n_flip,), generator=g)
+        noisy[idx] = (labels[idx] + offset) % k
+    else:
+        noisy[idx] = (labels[idx] + 1) % k
+    flipped = noisy != labels
+    return noisy, flipped

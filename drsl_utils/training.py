@@ -1,0 +1,356 @@
+"""The training engine: in-memory batching, deterministic seeds, and a content-addressed
+model cache.
+
+``train(config)`` trains one model, or loads it when a model with the identical
+configuration (and package version) was trained before. ``train_many(configs)`` runs a
+grid; each finished run is cached on its own, so a killed job loses at most the run in
+progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .cache import atomic_write, default_cache_dir, stable_hash
+from .data import NOISE_KINDS, add_label_noise, dataset_info, load_dataset
+from .losses import get_loss
+from .models import MODELS, Classifier, build_model, predict_logits
+from .runtime import check_choice, resolve_device, seeded
+
+__all__ = [
+    "TrainConfig",
+    "TrainedModel",
+    "TrainingDivergedError",
+    "train",
+    "train_many",
+    "training_data",
+    "accuracy",
+]
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("none", "cosine")
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model; its hash is the cache key.
+
+    Attributes:
+        dataset: a name from ``data.DATASETS``.
+        model: ``"mlp"``, ``"cnn"`` or ``"resnet18"``.
+        model_params: size options passed to ``models.build_model``.
+        loss: a name from ``losses.LOSSES``.
+        loss_params: keyword parameters of the loss (e.g. ``{"tau": 0.1}``).
+        noise: ``None``, ``"symmetric"`` or ``"pair"`` label noise on the training set.
+        noise_rate: fraction of training labels flipped (with the run's seed).
+        train_size: train on a fixed random subset of this many samples (None: all).
+        optimizer: ``"adam"`` or ``"sgd"`` (momentum 0.9, Nesterov).
+        lr, weight_decay, batch_size, epochs: the usual.
+        schedule: ``"none"`` or ``"cosine"`` (per step, to zero).
+        seed: seeds weight initialisation, shuffling, noise and training attacks.
+        adversarial: ``None``, or a name from ``adversarial.ADVERSARIAL`` (``"pgd"``
+            for PGD-AT with the configured loss, ``"trades"``).
+        adversarial_params: keyword parameters of the adversarial training method.
+    """
+
+    dataset: str = "fashion-mnist"
+    model: str = "mlp"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    loss: str = "ce"
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    noise: str | None = None
+    noise_rate: float = 0.0
+    train_size: int | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 5
+    schedule: str = "none"
+    seed: int = 0
+    adversarial: str | None = None
+    adversarial_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        dataset_info(self.dataset)  # validates the name
+        check_choice("model", self.model, MODELS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        if self.noise is not None:
+            check_choice("noise", self.noise, NOISE_KINDS)
+        if not 0.0 <= self.noise_rate < 1.0:
+            raise ValueError(f"noise_rate={self.noise_rate!r}: must be in [0, 1)")
+        if self.noise_rate > 0 and self.noise is None:
+            raise ValueError("noise_rate > 0 needs noise='symmetric' or noise='pair'")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+        if self.train_size is not None and self.train_size < 1:
+            raise ValueError(f"train_size={self.train_size!r}: must be >= 1 or None")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r}: must be > 0")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r}: must be >= 0")
+        get_loss(self.loss, **self.loss_params)  # validates name and parameters early
+
+    @property
+    def key(self) -> str:
+        """Hash of the whole configuration and the package version."""
+        return stable_hash("train", self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def label(self) -> str:
+        """A short human-readable name, e.g. ``"drsl(tau=0.1)"`` or ``"ce+pgd-at"``."""
+        params = ",".join(f"{k}={v}" for k, v in sorted(self.loss_params.items()))
+        text = f"{self.loss}({params})" if params else self.loss
+        if self.adversarial:
+            text += f"+{self.adversarial}-at" if self.adversarial != "trades" else "+trades"
+        return text
+
+
+@dataclass
+class TrainedModel:
+    """A trained classifier with its provenance.
+
+    Attributes:
+        config: the configuration it was trained with.
+        model: the classifier, in eval mode, on the device it was trained on.
+        key: the cache key (``config.key``).
+        history: per-epoch ``loss`` and ``train_accuracy`` (on the labels trained on).
+        test_accuracy: clean accuracy on the full test split.
+        train_seconds: wall time the training took when it ran (also when loaded).
+        from_cache: whether this call loaded it instead of training.
+        path: the cache file.
+    """
+
+    config: TrainConfig
+    model: Classifier
+    key: str
+    history: dict[str, list[float]]
+    test_accuracy: float
+    train_seconds: float
+    from_cache: bool
+    path: Path | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def training_data(config: TrainConfig,
+                  data_root: str | Path = "data") -> tuple[torch.Tensor, torch.Tensor,
+                                                           torch.Tensor, torch.Tensor]:
+    """The exact training tensors a configuration sees.
+
+    Returns:
+        ``(images, labels, clean_labels, flipped)``: ``labels`` carry the configured
+        noise, ``clean_labels`` do not, and ``flipped`` marks the corrupted ones.
+    """
+    ds = load_dataset(config.dataset, "train", root=data_root).subset(config.train_size, seed=0)
+    clean = ds.labels
+    if config.noise is not None and config.noise_rate > 0:
+        noisy, flipped = add_label_noise(clean, config.noise_rate, config.noise,
+                                         ds.num_classes, seed=config.seed)
+    else:
+        noisy, flipped = clean, torch.zeros_like(clean, dtype=torch.bool)
+    return ds.images, noisy, clean, flipped
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             batch_size: int = 4096) -> float:
+    """Fraction of ``images`` whose argmax logit equals ``labels``."""
+    logits = predict_logits(model, images, batch_size=batch_size)
+    return float((logits.argmax(1) == labels.cpu()).float().mean())
+
+
+def _cache_path(config: TrainConfig, cache_dir: Path) -> Path:
+    return cache_dir / "models" / f"{config.dataset}_{config.model}_{config.loss}_{config.key}.pt"
+
+
+def _make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True,
+                           weight_decay=config.weight_decay)
+
+
+def _new_model(config: TrainConfig) -> Classifier:
+    with seeded(config.seed):
+        return build_model(config.model, config.dataset, **config.model_params)
+
+
+def train(config: TrainConfig, *, device: str | torch.device = "auto",
+          data_root: str | Path = "data", cache_dir: str | Path | None = None,
+          progress: bool = True, force: bool = False, amp: bool | None = None,
+          channels_last: bool | None = None, compile: bool = False) -> TrainedModel:
+    """Train a classifier under ``config``, or load it from the cache.
+
+    Args:
+        config: what to train (its hash is the cache key).
+        device: ``"auto"`` (GPU if present), ``"cpu"`` or ``"cuda"``.
+        data_root: where datasets are looked for (see ``data.load_dataset``).
+        cache_dir: cache root (default ``data/cache``, or ``$DRSL_CACHE_DIR``).
+        progress: show a tqdm progress bar.
+        force: retrain even if a cached model exists (and overwrite it).
+        amp: bf16 autocast; ``None`` turns it on for CUDA devices only.
+        channels_last: channels-last memory format for conv nets; ``None``: on for CUDA.
+        compile: wrap the model in ``torch.compile`` for training.
+
+    Returns:
+        A :class:`TrainedModel` with the model in eval mode.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN or infinite; the message names the
+            epoch, the step and the loss value.
+    """
+    dev = resolve_device(device)
+    cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = _cache_path(config, cache_root)
+    test = load_dataset(config.dataset, "test", root=data_root)
+
+    if path.exists() and not force:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        model = _new_model(config)
+        model.load_state_dict(blob["state_dict"])
+        model.to(dev).eval()
+        return TrainedModel(config, model, config.key, blob["history"],
+                            float(blob["test_accuracy"]), float(blob["train_seconds"]),
+                            from_cache=True, path=path)
+
+    start = time.perf_counter()
+    model, history = _fit(config, dev, data_root, progress, amp, channels_last, compile)
+    seconds = time.perf_counter() - start
+    model.eval()
+    test_acc = accuracy(model, test.images, test.labels)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    blob = {"state_dict": state, "history": history, "test_accuracy": test_acc,
+            "train_seconds": seconds, "config": json.dumps(dataclasses.asdict(config),
+                                                           sort_keys=True)}
+    atomic_write(path, lambda tmp: torch.save(blob, tmp))
+    return TrainedModel(config, model, config.key, history, test_acc, seconds,
+                        from_cache=False, path=path)
+
+
+def _fit(config: TrainConfig, dev: torch.device, data_root: str | Path, progress: bool,
+         amp: bool | None, channels_last: bool | None,
+         compile: bool) -> tuple[Classifier, dict[str, list[float]]]:
+    from tqdm.auto import tqdm
+
+    images, labels, _, _ = training_data(config, data_root)
+    x = images.to(dev)
+    y = labels.to(dev)
+    n = x.shape[0]
+    use_amp = (dev.type == "cuda") if amp is None else amp
+    use_cl = (dev.type == "cuda" and config.model != "mlp") if channels_last is None else channels_last
+    if use_cl:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    model = _new_model(config).to(dev)
+    if use_cl:
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    step_model = torch.compile(model) if compile else model
+    loss_fn = get_loss(config.loss, **config.loss_params).to(dev)
+    adv = None
+    if config.adversarial:
+        from .adversarial import get_adversarial
+
+        adv = get_adversarial(config.adversarial, **config.adversarial_params)
+
+    optimizer = _make_optimizer(config, model.parameters())
+    steps = math.ceil(n / config.batch_size)
+    scheduler = None
+    if config.schedule == "cosine":
+        total = steps * config.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, total) / total)))
+
+    shuffle = torch.Generator().manual_seed(config.seed)
+    attack_gen = torch.Generator(device=dev).manual_seed(config.seed + 7919)
+    autocast = torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp)
+    history: dict[str, list[float]] = {"loss": [], "train_accuracy": []}
+    check_every = 50
+    bar = tqdm(total=steps * config.epochs, desc=f"{config.label} s{config.seed}",
+               disable=not progress, leave=False, mininterval=0.5)
+    try:
+        for epoch in range(config.epochs):
+            perm = torch.randperm(n, generator=shuffle).to(dev)
+            step_losses = torch.zeros(steps, device=dev)
+            correct = torch.zeros((), device=dev, dtype=torch.long)
+            for i in range(steps):
+                idx = perm[i * config.batch_size:(i + 1) * config.batch_size]
+                xb, yb = x[idx], y[idx]
+                with autocast:
+                    if adv is None:
+                        logits = step_model(xb)
+                        loss = loss_fn.per_sample(logits.float(), yb).mean()
+                    else:
+                        loss, logits = adv.loss(step_model, loss_fn, xb, yb,
+                                                generator=attack_gen)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                step_losses[i] = loss.detach()
+                correct += (logits.detach().argmax(1) == yb).sum()
+                if (i + 1) % check_every == 0 or i + 1 == steps:
+                    _check_finite(step_losses, i - i % check_every, i + 1, epoch, config)
+                    bar.update((i % check_every) + 1)
+            history["loss"].append(float(step_losses.mean()))
+            history["train_accuracy"].append(float(correct) / n)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{history['loss'][-1]:.4f}")
+    finally:
+        bar.close()
+    if use_cl:
+        model = model.to(memory_format=torch.contiguous_format)
+    return model, history
+
+
+def _check_finite(step_losses: torch.Tensor, lo: int, hi: int, epoch: int,
+                  config: TrainConfig) -> None:
+    window = step_losses[lo:hi]
+    finite = torch.isfinite(window)
+    if bool(finite.all()):
+        return
+    bad = int((~finite).nonzero()[0])
+    value = float(window[bad])
+    raise TrainingDivergedError(
+        f"training {config.label} (seed {config.seed}) diverged: loss = {value} at "
+        f"epoch {epoch + 1}, step {lo + bad + 1}; try a smaller lr (now {config.lr}) "
+        f"or a smaller loss weight")
+
+
+def train_many(configs: Sequence[TrainConfig], *, progress: bool = True,
+               **kwargs: Any) -> list[TrainedModel]:
+    """Train (or load) each configuration in turn; see :func:`train` for ``kwargs``.
+
+    Every finished run is cached as soon as it ends, so re-running a killed job only
+    redoes the run that was in progress.
+    """
+    from tqdm.auto import tqdm
+
+    results = []
+    for config in tqdm(configs, desc="models", disable=not progress or len(configs) < 2,
+                       leave=False):
+        results.append(train(config, progress=progress, **kwargs))
+    return results
