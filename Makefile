@@ -1,0 +1,54 @@
+# Two commands do everything on a fresh machine with python3 and pip:
+#   make figures   regenerate figures/ (the main job; PROFILE=quick by default)
+#   make test      run the test suite (executes every notebook in the smoke profile)
+# Each bootstraps the environment (.venv, from uv.lock) and the offline data on first use.
+
+PYTHON ?= python3
+PROFILE ?= quick
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.drsl-installed
+
+.PHONY: figures test lab bench data env lint clean-cache help
+
+help:
+	@echo "make figures  - regenerate figures/ from real Fashion-MNIST (PROFILE=$(PROFILE))"
+	@echo "make test     - run the tests (smoke-profile notebooks included)"
+	@echo "make lab      - JupyterLab on 127.0.0.1 with a token"
+	@echo "make bench    - the benchmark suite"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(STAMP): $(UV) uv.lock pyproject.toml
+	UV_PYTHON=$(PYTHON) $(UV) sync --locked --all-extras
+	@touch $@
+
+env: $(STAMP)
+
+data:
+	@bash scripts/fetch_data.sh
+
+figures: $(STAMP) data
+	$(PY) -m drsl_utils.suite --profile $(PROFILE)
+
+test: $(STAMP) data
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
+	exit $$rc
+
+lab: $(STAMP) data
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
+
+bench: $(STAMP) data
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check drsl_utils tests benchmarks notebooks
+
+clean-cache:
+	rm -rf data/cache build
