@@ -1,0 +1,169 @@
+"""Experiment profiles and the model zoo that every notebook shares.
+
+A *profile* fixes the sizes of an experiment: which dataset and model, how many epochs
+and seeds, how many test samples are attacked, and the eps grid.
+
+- ``smoke``: seconds, on ``digits``; what the tests execute.
+- ``quick``: the default of the main job on CPU: Fashion-MNIST, the MLP, 3 seeds.
+- ``paper``: the full-size profile for a GPU: the CNN, 5 seeds, the whole test set.
+
+The *zoo* maps display names (``"CE"``, ``"DRSL"``, ...) to a loss and its parameters,
+so a name means the same model in every notebook and figure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .runtime import check_choice
+from .training import TrainConfig, TrainedModel, train_many
+
+__all__ = [
+    "PROFILES",
+    "Profile",
+    "get_profile",
+    "ZOO",
+    "MAIN_LOSSES",
+    "model_config",
+    "train_zoo",
+    "repo_root",
+    "figures_dir",
+]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes of an experiment. Every field can be overridden in ``get_profile``.
+
+    Attributes:
+        name: ``smoke``, ``quick`` or ``paper``.
+        dataset: dataset name (``data.DATASETS``).
+        model: architecture (``models.MODELS``).
+        epochs: training epochs of standard models.
+        seeds: the seeds every configuration is trained with.
+        batch_size, lr: optimiser settings (Adam).
+        train_size: train on a fixed subset of this size (None: the whole train split).
+        eval_size: number of test samples that are attacked (a fixed subset).
+        eps_grid: L-inf radii of the eps sweep, in [0, 1] pixel units.
+        pgd_steps: PGD iterations for sweeps.
+        at_epochs: epochs of adversarial training (it costs steps+1 passes per batch).
+        at_steps: PGD steps inside adversarial training.
+        at_eps: eps of adversarial training.
+        embed_size: clean points per UMAP panel.
+    """
+
+    name: str
+    dataset: str
+    model: str
+    epochs: int
+    seeds: tuple[int, ...]
+    batch_size: int = 128
+    lr: float = 1e-3
+    train_size: int | None = None
+    eval_size: int = 1000
+    eps_grid: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
+    pgd_steps: int = 10
+    at_epochs: int = 5
+    at_steps: int = 5
+    at_eps: float = 0.1
+    embed_size: int = 2000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", "digits", "mlp", epochs=6, seeds=(0, 1), batch_size=64,
+                     lr=2e-3, eval_size=150, eps_grid=(0.05, 0.1, 0.2), pgd_steps=5,
+                     at_epochs=4, at_steps=3, at_eps=0.1, embed_size=300),
+    "quick": Profile("quick", "fashion-mnist", "mlp", epochs=8, seeds=(0, 1, 2),
+                     eval_size=1000, eps_grid=(0.01, 0.02, 0.05, 0.1), pgd_steps=10,
+                     at_epochs=5, at_steps=5, at_eps=0.1, embed_size=2000),
+    "paper": Profile("paper", "fashion-mnist", "cnn", epochs=30, seeds=(0, 1, 2, 3, 4),
+                     eval_size=10000, eps_grid=(0.01, 0.02, 0.03, 0.05, 0.1, 0.15),
+                     pgd_steps=20, at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000),
+}
+
+
+def get_profile(name: str = "quick", **overrides: Any) -> Profile:
+    """The profile ``name``, with any field overridden; ``None`` values are ignored,
+    so a notebook's ``dataset=None`` keeps the profile's dataset."""
+    check_choice("profile", name, tuple(PROFILES))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if "seeds" in changes:
+        changes["seeds"] = tuple(changes["seeds"])
+    return dataclasses.replace(PROFILES[name], **changes)
+
+
+# The DRSL authors add the penalty summed over the batch with weight b = 0.001 next to a
+# batch-mean CE; with a batch-mean penalty that is tau = b * batch_size (0.128 at 128).
+DRSL_B = 0.001
+
+ZOO: dict[str, tuple[str, dict[str, Any]]] = {
+    "CE": ("ce", {}),
+    "GCE": ("gce", {"q": 0.7}),
+    "MAE": ("mae", {}),
+    "DRSL": ("drsl", {"space": "logit"}),
+    "DRSL-prob": ("drsl", {"space": "prob", "tau": 1.0}),
+    "I-SCE": ("isce", {"m": 1.0, "s": 1.0}),
+    "OVR": ("ovr", {}),
+    "SOVR": ("sovr", {"M": 0.4}),
+}
+MAIN_LOSSES = ("CE", "GCE", "DRSL")
+
+
+def model_config(profile: Profile, name: str, seed: int = 0, **changes: Any) -> TrainConfig:
+    """The training configuration of zoo model ``name`` under ``profile``.
+
+    ``changes`` override TrainConfig fields (e.g. ``noise="pair", noise_rate=0.2``,
+    or ``loss_params={"tau": 1.0}`` merged into the zoo's parameters).
+    """
+    check_choice("name", name, tuple(ZOO))
+    loss, params = ZOO[name]
+    params = dict(params)
+    if loss == "drsl" and params.get("space", "logit") == "logit" and "tau" not in params:
+        params["tau"] = DRSL_B * profile.batch_size
+    params.update(changes.pop("loss_params", {}))
+    base = TrainConfig(dataset=profile.dataset, model=profile.model, loss=loss,
+                       loss_params=params, epochs=profile.epochs, seed=seed,
+                       batch_size=profile.batch_size, lr=profile.lr,
+                       train_size=profile.train_size)
+    return base.replace(**changes) if changes else base
+
+
+def train_zoo(profile: Profile, names: Iterable[str], *, seeds: Sequence[int] | None = None,
+              device: str = "auto", progress: bool = True,
+              **changes: Any) -> dict[str, list[TrainedModel]]:
+    """Train (or load from the cache) every zoo model in ``names`` for every seed.
+
+    Returns ``{name: [one TrainedModel per seed]}``.
+    """
+    names = list(names)
+    seeds = tuple(profile.seeds if seeds is None else seeds)
+    pairs = [(n, s) for n in names for s in seeds]
+    configs = [model_config(profile, n, s, **dict(changes)) for n, s in pairs]
+    trained = train_many(configs, device=device, progress=progress)
+    out: dict[str, list[TrainedModel]] = {n: [] for n in names}
+    for (name, _), tm in zip(pairs, trained):
+        out[name].append(tm)
+    return out
+
+
+def repo_root() -> Path:
+    """The repository root (the parent of the package directory)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def figures_dir(profile: str | Profile) -> Path:
+    """Where a profile's figures go: ``figures/`` for ``quick`` (committed), else
+    ``build/figures/<profile>`` (ignored by git)."""
+    name = profile.name if isinstance(profile, Profile) else profile
+    if name == "quick":
+        return repo_root() / "figures"
+    return repo_root() / "build" / "figures" / name
