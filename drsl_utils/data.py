@@ -33,6 +33,7 @@ __all__ = [
     "DatasetNotFoundError",
     "dataset_info",
     "load_dataset",
+    "default_data_root",
     "add_label_noise",
     "NOISE_KINDS",
 ]
@@ -135,13 +136,24 @@ def dataset_info(name: str) -> DatasetInfo:
 _MEMO: dict[tuple[str, str, str], DatasetSplit] = {}
 
 
-def load_dataset(name: str, split: str = "train", root: str | Path = "data") -> DatasetSplit:
+def default_data_root() -> Path:
+    """``$DRSL_DATA_DIR`` if set, else ``data/`` at the repository root (whatever the
+    working directory, so notebooks and scripts share one copy)."""
+    import os
+
+    env = os.environ.get("DRSL_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+
+
+def load_dataset(name: str, split: str = "train",
+                 root: str | Path | None = None) -> DatasetSplit:
     """Load a dataset split as in-memory tensors in [0, 1].
 
     Args:
         name: one of ``DATASETS`` (``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``).
         split: ``"train"`` or ``"test"``.
-        root: directory searched first and where downloads or unpacked files go.
+        root: directory searched first and where downloads or unpacked files go
+            (default :func:`default_data_root`).
 
     Returns:
         A :class:`DatasetSplit` with ``images`` (float32, N x C x H x W), ``labels``
@@ -155,7 +167,7 @@ def load_dataset(name: str, split: str = "train", root: str | Path = "data") -> 
     """
     check_choice("name", name, DATASETS)
     check_choice("split", split, SPLITS)
-    root = Path(root).expanduser()
+    root = Path(root).expanduser() if root is not None else default_data_root()
     memo_key = (name, split, str(root.resolve()))
     if memo_key not in _MEMO:
         loader = {"digits": _load_digits, "fashion-mnist": _load_fashion_mnist,

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .data import DatasetSplit, load_dataset
+from .report import Report
 from .runtime import check_choice
 from .training import TrainConfig, TrainedModel, train_many
 
@@ -32,6 +34,11 @@ __all__ = [
     "train_zoo",
     "repo_root",
     "figures_dir",
+    "setup",
+    "eval_subset",
+    "attack_zoo",
+    "clean_stats",
+    "flatten_zoo",
 ]
 
 
@@ -167,3 +174,64 @@ def figures_dir(profile: str | Profile) -> Path:
     if name == "quick":
         return repo_root() / "figures"
     return repo_root() / "build" / "figures" / name
+
+
+def setup(notebook: str, profile: str = "quick", *, dataset: str | None = None,
+          seeds: Sequence[int] | None = None, figures_dir_: str | Path | None = None,
+          **overrides: Any) -> tuple[Profile, Report]:
+    """The first call of every notebook: the profile (with the notebook's parameters
+    applied) and the :class:`report.Report` its figures and findings go to."""
+    from .runtime import set_threads
+
+    set_threads()
+    prof = get_profile(profile, dataset=dataset, seeds=seeds, **overrides)
+    out = Path(figures_dir_) if figures_dir_ else figures_dir(prof)
+    print(f"profile={prof.name}: {prof.dataset}, {prof.model}, {prof.epochs} epochs, "
+          f"seeds={list(prof.seeds)}, {prof.eval_size} attacked test samples; "
+          f"figures -> {out}")
+    return prof, Report(notebook, prof.name, out)
+
+
+def eval_subset(profile: Profile) -> DatasetSplit:
+    """The fixed test subset every model of this profile is attacked on."""
+    return load_dataset(profile.dataset, "test").subset(profile.eval_size, seed=0)
+
+
+def flatten_zoo(zoo: dict[str, list[TrainedModel]]) -> tuple[list[TrainedModel], list[str]]:
+    """``{name: [models]}`` as parallel lists of models and names."""
+    names = [name for name, tms in zoo.items() for _ in tms]
+    models = [tm for tms in zoo.values() for tm in tms]
+    return models, names
+
+
+def attack_zoo(profile: Profile, zoo: dict[str, list[TrainedModel]], attacks: Sequence[Any],
+               *, eps_grid: Sequence[float] | None = None, device: str = "auto",
+               progress: bool = True) -> Any:
+    """Attack every model of ``zoo`` on the profile's fixed test subset (cached).
+
+    Returns an ``attacks.AttackResult`` whose ``model`` column holds the zoo names.
+    """
+    from .attacks import evaluate
+
+    sub = eval_subset(profile)
+    models, names = flatten_zoo(zoo)
+    return evaluate(models, attacks, sub.images, sub.labels,
+                    eps_grid=profile.eps_grid if eps_grid is None else eps_grid,
+                    names=names, device=device, progress=progress)
+
+
+def clean_stats(profile: Profile, zoo: dict[str, list[TrainedModel]],
+                split: str = "test") -> Any:
+    """Per-sample softmax/logit statistics of every model on a whole clean split, as one
+    tidy frame (``stats.stack_stats``) with ``model`` = zoo name and ``seed``."""
+    from .models import predict_logits
+    from .stats import stack_stats
+
+    ds = load_dataset(profile.dataset, split)
+    runs = []
+    for name, tms in zoo.items():
+        for tm in tms:
+            runs.append({"model": name, "seed": tm.config.seed,
+                         "logits": predict_logits(tm.model, ds.images).numpy(),
+                         "labels": ds.labels.numpy()})
+    return stack_stats(runs)

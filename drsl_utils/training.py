@@ -65,6 +65,12 @@ class TrainConfig:
         adversarial: ``None``, or a name from ``adversarial.ADVERSARIAL`` (``"pgd"``
             for PGD-AT with the configured loss, ``"trades"``).
         adversarial_params: keyword parameters of the adversarial training method.
+        teacher: distil this (trained, cached) teacher into the model instead of
+            training on labels alone; see ``distill.py``. The student sees clean images
+            only.
+        distill_variant: the teacher-logit manipulation (``distill.DISTILL_VARIANTS``).
+        distill_temperature: the softmax temperature T of distillation.
+        distill_alpha: weight of the distillation term (1 - alpha goes to CE on labels).
     """
 
     dataset: str = "fashion-mnist"
@@ -84,6 +90,10 @@ class TrainConfig:
     seed: int = 0
     adversarial: str | None = None
     adversarial_params: dict[str, Any] = field(default_factory=dict)
+    teacher: TrainConfig | None = None
+    distill_variant: str = "full"
+    distill_temperature: float = 4.0
+    distill_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         dataset_info(self.dataset)  # validates the name
@@ -107,6 +117,18 @@ class TrainConfig:
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay={self.weight_decay!r}: must be >= 0")
         get_loss(self.loss, **self.loss_params)  # validates name and parameters early
+        if self.teacher is not None:
+            from .distill import DISTILL_VARIANTS
+
+            check_choice("distill_variant", self.distill_variant, DISTILL_VARIANTS)
+            if not self.distill_temperature > 0:
+                raise ValueError(f"distill_temperature={self.distill_temperature!r}: "
+                                 "must be > 0")
+            if not 0.0 <= self.distill_alpha <= 1.0:
+                raise ValueError(f"distill_alpha={self.distill_alpha!r}: must be in [0, 1]")
+            if self.teacher.dataset != self.dataset:
+                raise ValueError(f"teacher.dataset={self.teacher.dataset!r} differs from "
+                                 f"dataset={self.dataset!r}")
 
     @property
     def key(self) -> str:
@@ -124,6 +146,8 @@ class TrainConfig:
         text = f"{self.loss}({params})" if params else self.loss
         if self.adversarial:
             text += f"+{self.adversarial}-at" if self.adversarial != "trades" else "+trades"
+        if self.teacher is not None:
+            text = f"distill[{self.distill_variant}]<-{self.teacher.label}"
         return text
 
 
@@ -157,7 +181,7 @@ class TrainedModel:
 
 
 def training_data(config: TrainConfig,
-                  data_root: str | Path = "data") -> tuple[torch.Tensor, torch.Tensor,
+                  data_root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor,
                                                            torch.Tensor, torch.Tensor]:
     """The exact training tensors a configuration sees.
 
@@ -199,7 +223,7 @@ def _new_model(config: TrainConfig) -> Classifier:
 
 
 def train(config: TrainConfig, *, device: str | torch.device = "auto",
-          data_root: str | Path = "data", cache_dir: str | Path | None = None,
+          data_root: str | Path | None = None, cache_dir: str | Path | None = None,
           progress: bool = True, force: bool = False, amp: bool | None = None,
           channels_last: bool | None = None, compile: bool = False) -> TrainedModel:
     """Train a classifier under ``config``, or load it from the cache.
@@ -236,8 +260,14 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
                             float(blob["test_accuracy"]), float(blob["train_seconds"]),
                             from_cache=True, path=path)
 
+    teacher_probs = None
+    if config.teacher is not None:
+        teacher = train(config.teacher, device=dev, data_root=data_root, cache_dir=cache_root,
+                        progress=progress, amp=amp, channels_last=channels_last)
+        teacher_probs = _teacher_probs(config, teacher, data_root)
     start = time.perf_counter()
-    model, history = _fit(config, dev, data_root, progress, amp, channels_last, compile)
+    model, history = _fit(config, dev, data_root, progress, amp, channels_last, compile,
+                          teacher_probs)
     seconds = time.perf_counter() - start
     model.eval()
     test_acc = accuracy(model, test.images, test.labels)
@@ -250,12 +280,26 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
                         from_cache=False, path=path)
 
 
-def _fit(config: TrainConfig, dev: torch.device, data_root: str | Path, progress: bool,
-         amp: bool | None, channels_last: bool | None,
-         compile: bool) -> tuple[Classifier, dict[str, list[float]]]:
+def _teacher_probs(config: TrainConfig, teacher: TrainedModel,
+                   data_root: str | Path | None) -> torch.Tensor:
+    from .distill import transform_teacher_logits
+
+    images = training_data(config, data_root)[0]
+    logits = predict_logits(teacher.model, images)
+    logits = transform_teacher_logits(logits, config.distill_variant, seed=config.seed)
+    return torch.softmax(logits / config.distill_temperature, dim=1)
+
+
+def _fit(config: TrainConfig, dev: torch.device, data_root: str | Path | None, progress: bool,
+         amp: bool | None, channels_last: bool | None, compile: bool,
+         teacher_probs: torch.Tensor | None = None) -> tuple[Classifier, dict[str, list[float]]]:
     from tqdm.auto import tqdm
 
     images, labels, _, _ = training_data(config, data_root)
+    if teacher_probs is not None:
+        from .distill import distillation_loss
+
+        teacher_probs = teacher_probs.to(dev)
     x = images.to(dev)
     y = labels.to(dev)
     n = x.shape[0]
@@ -300,7 +344,12 @@ def _fit(config: TrainConfig, dev: torch.device, data_root: str | Path, progress
                 idx = perm[i * config.batch_size:(i + 1) * config.batch_size]
                 xb, yb = x[idx], y[idx]
                 with autocast:
-                    if adv is None:
+                    if teacher_probs is not None:
+                        logits = step_model(xb)
+                        loss = distillation_loss(logits.float(), teacher_probs[idx], yb,
+                                                 config.distill_temperature,
+                                                 config.distill_alpha)
+                    elif adv is None:
                         logits = step_model(xb)
                         loss = loss_fn.per_sample(logits.float(), yb).mean()
                     else:

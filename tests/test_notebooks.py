@@ -1,0 +1,67 @@
+"""Every notebook runs top to bottom in the smoke profile, and each is committed without
+outputs, in sync with its jupytext text form."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from drsl_utils.suite import notebooks, run_notebook
+
+NOTEBOOKS = notebooks()
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 6
+
+
+@pytest.fixture(scope="module")
+def smoke_env(tmp_path_factory):
+    """One cache for the whole module, so notebooks share models as in the main job."""
+    cache = tmp_path_factory.mktemp("nb-cache")
+    old = os.environ.get("DRSL_CACHE_DIR")
+    os.environ["DRSL_CACHE_DIR"] = str(cache)
+    yield tmp_path_factory.mktemp("nb-figures"), tmp_path_factory.mktemp("nb-out")
+    if old is None:
+        os.environ.pop("DRSL_CACHE_DIR", None)
+    else:
+        os.environ["DRSL_CACHE_DIR"] = old
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_smoke_profile(path, smoke_env):
+    fig_dir, out_dir = smoke_env
+    run_notebook(path, "smoke", out_dir, fig_dir)
+    meta = json.loads((fig_dir / "meta" / f"{path.stem}.json").read_text())
+    assert meta["figures"], f"{path.stem} saved no figure"
+    for fig in meta["figures"]:
+        assert (fig_dir / f"{fig['name']}.png").stat().st_size > 5000
+        assert (fig_dir / f"{fig['name']}.pdf").exists()
+    if path.stem != "00_tour":
+        assert meta["claims"], f"{path.stem} recorded no finding"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_without_outputs_and_paired(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code)
+    text_form = path.with_suffix(".py")
+    assert text_form.exists(), f"{path.name} has no paired {text_form.name}"
+    import jupytext
+
+    paired = jupytext.read(text_form)
+    src = lambda cells: [c["source"].strip() for c in cells if c["cell_type"] == "code"]  # noqa: E731
+    assert src(paired.cells) == src(nb["cells"]), f"{path.name} and {text_form.name} differ"
+    # Notebooks only import from drsl_utils (and the standard library / display tools).
+    for c in code:
+        for line in c["source"].splitlines() if isinstance(c["source"], str) else c["source"]:
+            line = line.strip()
+            if line.startswith(("import ", "from ")):
+                mod = line.split()[1].split(".")[0]
+                assert mod in {"drsl_utils", "IPython", "matplotlib", "pathlib", "time",
+                               "__future__"}, f"{path.name} imports {mod}"
