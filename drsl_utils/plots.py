@@ -1,0 +1,795 @@
+"""Figures for the softmax/logit and robustness analyses, in one consistent style.
+
+- :func:`use_style` is the one style (fonts, sizes, Okabe-Ito colour cycle,
+  deterministic output settings); every plot function applies it.
+- :data:`LOSS_COLORS` and :func:`color_for` give each loss one colour in every figure;
+  :func:`model_styles` adds line styles and markers where several models share a
+  colour (DRSL at two values of tau, say).
+- :func:`save_figure` writes PNG and PDF without timestamps and leaves an unchanged
+  file untouched, so a rerun does not churn the figures directory.
+
+Each ``plot_*`` function takes a DataFrame produced by :mod:`drsl_utils.stats` (or the
+attack records) and returns a :class:`matplotlib.figure.Figure`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib import colors as mcolors
+from matplotlib.figure import Figure
+from scipy.stats import gaussian_kde
+
+from .cache import atomic_write
+from .runtime import check_choice
+from .stats import parse_model_name
+
+__all__ = [
+    "OKABE_ITO",
+    "LOSS_COLORS",
+    "LOSS_ORDER",
+    "STYLE",
+    "use_style",
+    "color_for",
+    "model_styles",
+    "save_figure",
+    "plot_second_softmax_hist",
+    "plot_second_softmax_before_after",
+    "plot_logit_distributions",
+    "plot_margin_hist",
+    "plot_success_vs_p2",
+    "plot_robust_accuracy",
+    "plot_second_class_bars",
+    "plot_table",
+]
+
+#: Okabe & Ito (2008), "Color universal design": distinguishable under the common
+#: colour-vision deficiencies.
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+
+#: One colour per loss family, the same in every figure. Related losses share a hue
+#: (CE/GCE blues, DRSL logit/prob vermillion/orange, OvR/SOVR greens); adversarially
+#: trained models are dark.
+LOSS_COLORS: dict[str, str] = {
+    "ce": OKABE_ITO["blue"],
+    "gce": OKABE_ITO["sky_blue"],
+    "mae": "#882255",  # Tol's wine: the one non-Okabe-Ito hue, still CVD-safe
+    "drsl": OKABE_ITO["vermillion"],
+    "drsl-prob": OKABE_ITO["orange"],
+    "isce": OKABE_ITO["reddish_purple"],
+    "ovr": "#B5A300",  # Okabe-Ito yellow darkened: plain yellow vanishes on white
+    "sovr": OKABE_ITO["bluish_green"],
+    "pgd-at": OKABE_ITO["black"],
+    "trades": "#6E6E6E",
+    "sovr-at": "#00543D",
+}
+
+#: Canonical legend order (unknown names follow, alphabetically).
+LOSS_ORDER: tuple[str, ...] = ("ce", "gce", "mae", "drsl", "drsl-prob", "isce", "ovr",
+                               "sovr", "pgd-at", "trades", "sovr-at")
+
+# Paul Tol's "muted" scheme for names outside LOSS_COLORS (picked by a hash of the
+# loss family, so the same unknown loss keeps its colour across figures and runs).
+_FALLBACK_COLORS = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77",
+                    "#CC6677", "#AA4499")
+_CLASS_COLORS = tuple(plt.get_cmap("tab10").colors)
+
+_LINESTYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+#: The rcParams of :func:`use_style`.
+STYLE: dict[str, Any] = {
+    # Fonts shipped with matplotlib, so every machine renders the same glyphs.
+    "font.family": "DejaVu Sans",
+    "mathtext.fontset": "dejavusans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+    "legend.frameon": False,
+    "figure.titlesize": 11,
+    "figure.dpi": 100,
+    "figure.constrained_layout.use": True,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": matplotlib.cycler(color=[OKABE_ITO[c] for c in (
+        "blue", "vermillion", "bluish_green", "orange", "reddish_purple", "sky_blue",
+        "black")]),
+    "lines.linewidth": 1.5,
+    "savefig.dpi": 200,
+    "savefig.bbox": "standard",
+    # Deterministic output: embedded TrueType (not Type 3) fonts, fixed SVG ids.
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "svg.fonttype": "none",
+    "svg.hashsalt": "drsl-utils",
+    "path.simplify": True,
+}
+
+
+@contextlib.contextmanager
+def use_style(**overrides: Any) -> Iterator[None]:
+    """Apply the project style (plus any rcParams ``overrides``) inside a ``with`` block."""
+    with plt.rc_context({**STYLE, **overrides}):
+        yield
+
+
+# ---------------------------------------------------------------------- colours
+
+
+def _darken(color: str, factor: float = 0.55) -> str:
+    rgb = np.asarray(mcolors.to_rgb(color)) * factor
+    return mcolors.to_hex(rgb)
+
+
+def _family_key(name: str) -> str | None:
+    """The LOSS_COLORS key for a model label, or None."""
+    text = str(name).strip().lower()
+    if text in LOSS_COLORS:
+        return text
+    parsed = parse_model_name(text)
+    if parsed.adversarial:
+        if parsed.adversarial == "trades":
+            return "trades" if parsed.variant == "ce" else None
+        if parsed.adversarial.endswith("at") and parsed.variant in ("ce", "sovr"):
+            return "pgd-at" if parsed.variant == "ce" else "sovr-at"
+        return None
+    if parsed.variant in LOSS_COLORS:
+        return parsed.variant
+    return parsed.loss if parsed.loss in LOSS_COLORS else None
+
+
+def color_for(name: str) -> str:
+    """The colour (hex) of a loss or model label, stable across figures and runs.
+
+    ``"drsl(tau=0.1)"`` and ``"drsl(tau=1.0)"`` share DRSL's colour;
+    ``"drsl(space=prob,tau=0.1)"`` gets DRSL-prob's; ``"ce+pgd-at"`` is PGD-AT's,
+    ``"ce+trades"`` TRADES', ``"sovr+pgd-at"`` SOVR-AT's, and any other adversarially
+    trained loss a darkened version of its loss colour. Unknown losses get a colour
+    from Tol's muted scheme chosen by a hash of the loss family.
+    """
+    key = _family_key(name)
+    if key is not None:
+        return LOSS_COLORS[key]
+    parsed = parse_model_name(str(name).lower())
+    if parsed.adversarial:
+        return _darken(color_for(parsed.variant))
+    digest = hashlib.sha256(parsed.variant.encode()).digest()
+    return _FALLBACK_COLORS[digest[0] % len(_FALLBACK_COLORS)]
+
+
+def _sort_key(name: str) -> tuple[int, int, str]:
+    parsed = parse_model_name(str(name).lower())
+    key = _family_key(name) or parsed.variant
+    rank = LOSS_ORDER.index(key) if key in LOSS_ORDER else len(LOSS_ORDER)
+    return (1 if parsed.adversarial else 0, rank, str(name))
+
+
+def _ordered(names: Sequence[Any]) -> list[Any]:
+    return sorted(dict.fromkeys(names), key=_sort_key)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one model is drawn: ``color``, ``linestyle`` and ``marker``."""
+
+    color: str
+    linestyle: str
+    marker: str
+
+
+def model_styles(names: Sequence[str]) -> dict[str, Style]:
+    """Colour, line style and marker for each name, in legend order.
+
+    Colours come from :func:`color_for`. Models that share a colour are told apart by
+    line style and marker, assigned in sorted order; adversarially trained models
+    start from a dashed line.
+    """
+    styles: dict[str, Style] = {}
+    seen: dict[str, int] = {}
+    for name in _ordered(list(names)):
+        color = color_for(name)
+        i = seen.get(color, 0)
+        seen[color] = i + 1
+        offset = 1 if parse_model_name(str(name).lower()).adversarial else 0
+        styles[name] = Style(color, _LINESTYLES[(i + offset) % len(_LINESTYLES)],
+                             _MARKERS[i % len(_MARKERS)])
+    return styles
+
+
+# ---------------------------------------------------------------------- saving
+
+
+def save_figure(fig: Figure, name: str, directory: str | Path = "figures", *,
+                formats: Sequence[str] = ("png", "pdf"), dpi: int = 200,
+                close: bool = False) -> list[Path]:
+    """Save ``fig`` as ``directory/name.<fmt>`` for each format, reproducibly.
+
+    No timestamps or version strings that change between runs go into the files
+    (PNG ``Software``, PDF ``CreationDate``/``ModDate``/``Producer`` are dropped),
+    fonts and the SVG hash salt are fixed by :func:`use_style`, and a file whose bytes
+    would not change is left alone, so reruns do not touch unchanged figures. Writes
+    are atomic. A figure with a layout engine has its layout computed once and then
+    frozen, so all formats and later saves share one geometry (add nothing to a
+    figure after saving it).
+
+    Args:
+        fig: the figure.
+        name: file stem, without directory or extension.
+        directory: created if missing.
+        formats: any of ``"png"``, ``"pdf"``, ``"svg"``.
+        dpi: raster resolution (at least 200 for PNG).
+        close: close the figure afterwards.
+
+    Returns:
+        The paths, in the order of ``formats``.
+    """
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise ValueError(f"name={name!r}: give a plain file stem without directories")
+    if dpi < 200:
+        raise ValueError(f"dpi={dpi!r}: must be >= 200")
+    for fmt in formats:
+        check_choice("formats", fmt, ("png", "pdf", "svg"))
+    metadata = {
+        "png": {"Software": None},
+        "pdf": {"CreationDate": None, "ModDate": None, "Producer": None},
+        "svg": {"Date": None},
+    }
+    paths = []
+    # Constrained layout re-runs at every draw and starts from the last positions, so
+    # a second save can shift an axis by a pixel. Run it once, then freeze it: every
+    # format and every later save then share one geometry.
+    if fig.get_layout_engine() is not None:
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+    with use_style(**{"figure.constrained_layout.use": False}):
+        for fmt in formats:
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata[fmt])
+            data = buf.getvalue()
+            path = Path(directory) / f"{name}.{fmt}"
+            if not (path.exists() and path.read_bytes() == data):
+                atomic_write(path, lambda p, data=data: p.write_bytes(data))
+            paths.append(path)
+    if close:
+        plt.close(fig)
+    return paths
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _check_df(df: Any, name: str, needed: Sequence[str]) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} lacks the column(s) {missing}; it has {list(df.columns)}")
+    if df.empty:
+        raise ValueError(f"{name} is empty")
+    return df
+
+
+def _grid(n: int, ncols: int, panel: tuple[float, float], *, sharex: bool | str = False,
+          sharey: bool | str = False, nrows: int | None = None
+          ) -> tuple[Figure, np.ndarray]:
+    ncols = max(1, min(ncols, n))
+    nrows = nrows or int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows),
+                             sharex=sharex, sharey=sharey, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _legend(fig: Figure, handles: list, labels: list[str], title: str | None = None,
+            ncols: int = 1) -> None:
+    if handles:
+        fig.legend(handles, labels, loc="outside center right", title=title, ncols=ncols)
+
+
+def _regime(df: pd.DataFrame, hue: str) -> pd.Series:
+    if "training" in df.columns:
+        return df["training"].astype(str)
+    return df[hue].map(lambda m: parse_model_name(str(m).lower()).training)
+
+
+def _log10(x: np.ndarray, floor: float) -> tuple[np.ndarray, int]:
+    x = np.asarray(x, dtype=np.float64)
+    below = int(np.sum(x < floor))
+    return np.log10(np.maximum(x, floor)), below
+
+
+def _edges(values: np.ndarray, bins: int) -> np.ndarray:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return np.linspace(0, 1, bins + 1)
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, bins + 1)
+
+
+def _draw_dist(ax: plt.Axes, values: np.ndarray, edges: np.ndarray, style: Style,
+               label: str, kind: str, fill: bool = False) -> Any:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    if kind == "kde" and values.size > 1 and np.ptp(values) > 0:
+        grid = np.linspace(edges[0], edges[-1], 400)
+        dens = gaussian_kde(values)(grid)
+        (line,) = ax.plot(grid, dens, color=style.color, ls=style.linestyle, label=label)
+        if fill:
+            ax.fill_between(grid, dens, color=style.color, alpha=0.25, lw=0)
+        return line
+    dens, _ = np.histogram(values, bins=edges, density=True)
+    if fill:
+        ax.stairs(dens, edges, fill=True, color=style.color, alpha=0.3, lw=0)
+    return ax.stairs(dens, edges, color=style.color, ls=style.linestyle, lw=1.5, label=label)
+
+
+def _hist_facets(df: pd.DataFrame, quantities: Sequence[str], *, hue: str, col: str | None,
+                 bins: int, kind: str, xlabels: Mapping[str, str], title: str,
+                 vline: float | None = None, panel: tuple[float, float] = (3.6, 2.6)
+                 ) -> Figure:
+    """Rows = quantities, columns = values of ``col``; one curve per ``hue`` value."""
+    check_choice("kind", kind, ("hist", "kde"))
+    cols = [None] if col is None else list(dict.fromkeys(
+        sorted(df[col].astype(str), key=lambda v: (v != "standard", v))))
+    styles = model_styles(list(df[hue].unique()))
+    with use_style():
+        fig, axes = _grid(len(quantities) * len(cols), len(cols), panel,
+                          nrows=len(quantities), sharex="row")
+        handles: dict[str, Any] = {}
+        for r, q in enumerate(quantities):
+            values = df[q].to_numpy(dtype=np.float64)
+            edges = _edges(values, bins)
+            for c, cval in enumerate(cols):
+                ax = axes[r, c]
+                sub = df if cval is None else df[df[col].astype(str) == cval]
+                for name, style in styles.items():
+                    v = sub.loc[sub[hue] == name, q].to_numpy(dtype=np.float64)
+                    artist = _draw_dist(ax, v, edges, style, str(name), kind)
+                    if artist is not None:
+                        handles.setdefault(str(name), artist)
+                if vline is not None:
+                    ax.axvline(vline, color="0.3", lw=0.8, ls="--")
+                ax.set_xlabel(xlabels.get(q, q))
+                ax.set_ylabel("density")
+                if cval is not None:
+                    ax.set_title(f"{cval} training" if cval in ("standard", "adversarial")
+                                 else f"{col} = {cval}")
+        fig.suptitle(title)
+        _legend(fig, list(handles.values()), list(handles), title=hue)
+    return fig
+
+
+def _pick_col(df: pd.DataFrame, hue: str, col: str | None) -> tuple[pd.DataFrame, str | None]:
+    """``col="training"`` splits standard from adversarial training when both occur."""
+    if col == "training":
+        df = df.assign(training=_regime(df, hue))
+        return df, ("training" if df["training"].nunique() > 1 else None)
+    if col is not None and col not in df.columns:
+        raise ValueError(f"col={col!r} is not a column; columns are {list(df.columns)}")
+    return df, col
+
+
+# ---------------------------------------------------------------------- figures
+
+
+_P2_LABEL = r"$\log_{10}\,p_2$"
+
+
+def plot_second_softmax_hist(stats_df: pd.DataFrame, *, column: str = "p_top2",
+                             hue: str = "model", col: str | None = "training",
+                             log: bool = True, floor: float = 1e-12, bins: int = 40,
+                             kind: str = "hist", correct_only: bool = False) -> Figure:
+    """Distribution of the clean second-largest softmax probability, one curve per model.
+
+    Args:
+        stats_df: per-sample statistics (:func:`stats.stack_stats`), or any frame
+            with ``column`` and ``hue``.
+        column: the probability column (``p_top2``; ``clean_p_second`` in records).
+        hue: the column naming the model.
+        col: facet column; ``"training"`` (default) splits standard from adversarial
+            training when both are present; None for one panel.
+        log: plot ``log10 p2`` (p2 spans many decades); values below ``floor`` are
+            drawn at ``log10(floor)`` and counted in the title.
+        bins: histogram bins (shared by all models).
+        kind: ``"hist"`` (step histograms of the density) or ``"kde"``.
+        correct_only: keep only correctly classified samples (needs ``correct``).
+    """
+    df = _check_df(stats_df, "stats_df", [column, hue])
+    if correct_only:
+        df = df[_check_df(df, "stats_df", ["correct"])["correct"].astype(bool)]
+    df, col = _pick_col(df, hue, col)
+    title = "Second-largest softmax probability $p_2$ on clean inputs"
+    if log:
+        values, below = _log10(df[column].to_numpy(), floor)
+        df = df.assign(**{column: values})
+        if below:
+            title += f"\n({below} values < {floor:g} drawn at {np.log10(floor):g})"
+    xlabel = _P2_LABEL if log else "$p_2$"
+    return _hist_facets(df, [column], hue=hue, col=col, bins=bins, kind=kind,
+                        xlabels={column: xlabel}, title=title)
+
+
+def _select_eps(records: pd.DataFrame, attack: str, eps: float) -> pd.DataFrame:
+    attacks = sorted(records["attack"].astype(str).unique())
+    check_choice("attack", attack, attacks)
+    sub = records[records["attack"] == attack]
+    all_eps = np.sort(sub["eps"].unique())
+    match = np.isclose(sub["eps"].to_numpy(dtype=float), eps, rtol=1e-6, atol=1e-12)
+    if not match.any():
+        raise ValueError(f"eps={eps!r} was not run with attack {attack!r}; eps values "
+                         f"present: {', '.join(f'{e:g}' for e in all_eps)}")
+    return sub[match]
+
+
+def plot_second_softmax_before_after(records: pd.DataFrame, attack: str, eps: float, *,
+                                     hue: str = "model", log: bool = True,
+                                     floor: float = 1e-12, bins: int = 40,
+                                     correct_only: bool = True, ncols: int = 4) -> Figure:
+    """The second-largest softmax before and after one attack, one panel per model.
+
+    Filled: clean ``clean_p_second``; black outline: ``adv_p_second`` on the
+    adversarial input. Panel titles give the attack success rate. By default only
+    samples classified correctly when clean are shown, as for every success
+    statistic.
+
+    Args:
+        records: attack records.
+        attack, eps: the setting shown (eps matched up to float rounding).
+        hue: the column naming the model (one panel each).
+        log, floor, bins: as in :func:`plot_second_softmax_hist`.
+        correct_only: keep only clean-correct samples.
+        ncols: panels per row.
+    """
+    needed = [hue, "attack", "eps", "clean_p_second", "adv_p_second", "success",
+              "clean_correct"]
+    df = _select_eps(_check_df(records, "records", needed), attack, eps)
+    if correct_only:
+        df = df[df["clean_correct"].astype(bool)]
+    if df.empty:
+        raise ValueError("no clean-correct samples for this attack and eps")
+    names = _ordered(list(df[hue].unique()))
+    styles = model_styles(names)
+    tf = (lambda x: _log10(x, floor)[0]) if log else (lambda x: np.asarray(x, float))
+    clean_all, adv_all = tf(df["clean_p_second"]), tf(df["adv_p_second"])
+    edges = _edges(np.concatenate([clean_all, adv_all]), bins)
+    with use_style():
+        fig, axes = _grid(len(names), ncols, (3.0, 2.4), sharex=True, sharey=False)
+        handles = []
+        for ax, name in zip(axes.flat, names):
+            sub = df[df[hue] == name]
+            style = styles[name]
+            ax.stairs(np.histogram(tf(sub["clean_p_second"]), edges, density=True)[0],
+                      edges, fill=True, color=style.color, alpha=0.45, lw=0)
+            ax.stairs(np.histogram(tf(sub["adv_p_second"]), edges, density=True)[0],
+                      edges, color="black", lw=1.2)
+            rate = sub["success"].astype(bool).mean()
+            ax.set_title(f"{name}\nsuccess {rate:.0%} of {len(sub)}", fontsize=9)
+            if not handles:
+                handles = [plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.45, lw=0),
+                           plt.Line2D([], [], color="black", lw=1.2)]
+        for ax in axes[-1]:
+            ax.set_xlabel(r"$\log_{10}\,p_2$" if log else "$p_2$")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("density")
+        fig.suptitle(f"Second-largest softmax before and after {attack}, ε = {eps:g}"
+                     + (" (clean-correct samples)" if correct_only else ""))
+        _legend(fig, handles, ["clean input", "adversarial input"])
+    return fig
+
+
+_LOGIT_LABELS = {
+    "max_logit": "max logit",
+    "logit_gap": "logit gap (max − second max)",
+    "logit_margin": r"logit margin $z_y - \max_{k\neq y} z_k$",
+    "p_top1": "top-1 softmax probability",
+    "p_true": "true-class softmax probability",
+    "nontrue_entropy": "entropy of the non-true softmax (nats)",
+    "nontrue_var": "variance of the non-true softmax",
+    "nontrue_logit_var": "variance of the non-true logits",
+    "nontrue_max_over_mean": "max / mean of the non-true softmax",
+}
+
+
+def plot_logit_distributions(stats_df: pd.DataFrame,
+                             quantities: Sequence[str] = ("max_logit", "logit_gap"), *,
+                             hue: str = "model", col: str | None = "training",
+                             bins: int = 50, kind: str = "hist") -> Figure:
+    """Distributions of logit statistics per model (Seguin et al.: AT lowers both).
+
+    Rows are ``quantities``; with ``col="training"`` standard and adversarially
+    trained models get separate columns (shared x axis per row, so the shift is
+    visible), otherwise one column.
+
+    Args:
+        stats_df: per-sample statistics (:func:`stats.stack_stats`).
+        quantities: columns to plot.
+        hue: the column naming the model.
+        col: facet column (``"training"``: standard vs adversarial; None: one column).
+        bins, kind: as in :func:`plot_second_softmax_hist`.
+    """
+    if isinstance(quantities, str):
+        quantities = (quantities,)
+    if not quantities:
+        raise ValueError("quantities is empty: name at least one column")
+    df = _check_df(stats_df, "stats_df", [hue, *quantities])
+    df, col = _pick_col(df, hue, col)
+    return _hist_facets(df, list(quantities), hue=hue, col=col, bins=bins, kind=kind,
+                        xlabels=_LOGIT_LABELS, title="Logit distributions on clean inputs")
+
+
+def plot_margin_hist(stats_df: pd.DataFrame, *, hue: str = "model",
+                     col: str | None = "training", bins: int = 60, kind: str = "hist"
+                     ) -> Figure:
+    """Histograms of the logit margin ``z_y - max_{k != y} z_k`` per model.
+
+    Kanai et al. observe two peaks under adversarial training (hard samples near 0,
+    easy ones far out); the dashed line at 0 is the decision boundary.
+    """
+    df = _check_df(stats_df, "stats_df", [hue, "logit_margin"])
+    df, col = _pick_col(df, hue, col)
+    return _hist_facets(df, ["logit_margin"], hue=hue, col=col, bins=bins, kind=kind,
+                        xlabels=_LOGIT_LABELS, title="Logit margins on clean inputs", vline=0.0)
+
+
+def _panels(df: pd.DataFrame, keys: Sequence[str]) -> list[tuple]:
+    present = [k for k in keys if k in df.columns]
+    if not present:
+        return [()]
+    return [tuple(t) for t in df[present].drop_duplicates().sort_values(present)
+            .itertuples(index=False)]
+
+
+def _panel_title(keys: Sequence[str], values: tuple) -> str:
+    parts = []
+    for k, v in zip(keys, values):
+        parts.append(f"ε = {v:g}" if k == "eps" else str(v))
+    return ", ".join(parts)
+
+
+def plot_success_vs_p2(binned_df: pd.DataFrame, *, hue: str = "model",
+                       panel_by: Sequence[str] = ("attack", "eps"), min_n: int = 5,
+                       ncols: int = 3) -> Figure:
+    """Attack success rate against the clean second-largest softmax, with CI bands.
+
+    Args:
+        binned_df: output of :func:`stats.success_vs_p2` (x is each bin's median p2).
+        hue: the column naming the model.
+        panel_by: one panel per combination of these columns.
+        min_n: bins with fewer samples are not drawn (their CIs span everything).
+        ncols: panels per row.
+    """
+    df = _check_df(binned_df, "binned_df", [hue, "stat_median", "success_rate", "ci_low",
+                                            "ci_high", "n"])
+    keys = [k for k in panel_by if k in df.columns]
+    panels = _panels(df, keys)
+    styles = model_styles(list(df[hue].unique()))
+    with use_style():
+        fig, axes = _grid(len(panels), ncols, (3.4, 2.7), sharex=True, sharey=True)
+        handles: dict[str, Any] = {}
+        for ax, pv in zip(axes.flat, panels):
+            sub = df
+            for k, v in zip(keys, pv):
+                sub = sub[sub[k] == v]
+            for name, style in styles.items():
+                s = sub[(sub[hue] == name) & (sub["n"] >= min_n)].sort_values("stat_median")
+                s = s[s["stat_median"] > 0]
+                if s.empty:
+                    continue
+                x = s["stat_median"].to_numpy(float)
+                ax.fill_between(x, s["ci_low"], s["ci_high"], color=style.color, alpha=0.2,
+                                lw=0)
+                (line,) = ax.plot(x, s["success_rate"], color=style.color,
+                                  ls=style.linestyle, marker=style.marker, ms=3.5)
+                handles.setdefault(str(name), line)
+            ax.set_xscale("log")
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(_panel_title(keys, pv))
+        for ax in axes[-1]:
+            ax.set_xlabel("clean second-largest softmax $p_2$")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("attack success rate")
+        fig.suptitle("Attack success vs clean $p_2$ (clean-correct samples; 95% CI)")
+        _legend(fig, list(handles.values()), list(handles), title=hue)
+    return fig
+
+
+def plot_robust_accuracy(robust_df: pd.DataFrame, *, hue: str = "model",
+                         value: str = "robust_accuracy", band: str = "minmax",
+                         add_clean: bool = True, ncols: int = 3) -> Figure:
+    """Robust accuracy against eps, one panel per attack: mean over seeds and a band.
+
+    Args:
+        robust_df: per-seed rows, e.g. :func:`stats.robust_accuracy` (columns
+            ``hue``, ``attack``, ``eps``, ``value``, and ``seed``).
+        hue: the column naming the model.
+        value: the column plotted.
+        band: ``"minmax"`` (range over seeds) or ``"std"`` (mean ± std).
+        add_clean: when there is no eps = 0 row, draw the clean accuracy there
+            (needs ``clean_accuracy``).
+        ncols: panels per row.
+    """
+    check_choice("band", band, ("minmax", "std"))
+    df = _check_df(robust_df, "robust_df", [hue, "attack", "eps", value])
+    if "seed" not in df.columns:
+        df = df.assign(seed=0)
+    if add_clean and "clean_accuracy" in df.columns and value == "robust_accuracy":
+        extra = []
+        for attack, sub in df.groupby("attack", sort=False):
+            if not np.isclose(sub["eps"].to_numpy(float), 0).any():
+                clean = sub.groupby([hue, "seed"], as_index=False)["clean_accuracy"].mean()
+                extra.append(clean.assign(attack=attack, eps=0.0)
+                             .rename(columns={"clean_accuracy": value}))
+        if extra:
+            df = pd.concat([df[[hue, "seed", "attack", "eps", value]], *extra],
+                           ignore_index=True)
+    attacks = sorted(df["attack"].astype(str).unique())
+    styles = model_styles(list(df[hue].unique()))
+    per_seed = df.groupby([hue, "attack", "eps", "seed"], as_index=False)[value].mean()
+    agg = per_seed.groupby([hue, "attack", "eps"])[value].agg(
+        ["mean", "std", "min", "max", "count"]).reset_index()
+    with use_style():
+        fig, axes = _grid(len(attacks), ncols, (3.4, 2.7), sharey=True)
+        handles: dict[str, Any] = {}
+        for ax, attack in zip(axes.flat, attacks):
+            sub = agg[agg["attack"] == attack]
+            for name, style in styles.items():
+                s = sub[sub[hue] == name].sort_values("eps")
+                if s.empty:
+                    continue
+                x = s["eps"].to_numpy(float)
+                if band == "minmax":
+                    lo, hi = s["min"], s["max"]
+                else:
+                    sd = s["std"].fillna(0.0)
+                    lo, hi = s["mean"] - sd, s["mean"] + sd
+                ax.fill_between(x, lo, hi, color=style.color, alpha=0.2, lw=0)
+                (line,) = ax.plot(x, s["mean"], color=style.color, ls=style.linestyle,
+                                  marker=style.marker, ms=3.5)
+                n = int(s["count"].max())
+                handles.setdefault(f"{name} (n={n})", line)
+            ax.set_title(attack)
+            ax.set_xlabel("ε")
+            ax.set_ylim(-0.02, 1.02)
+        for ax in axes[:, 0]:
+            ax.set_ylabel(value.replace("_", " "))
+        what = "min–max over seeds" if band == "minmax" else "± 1 std over seeds"
+        fig.suptitle(f"{value.replace('_', ' ').capitalize()} vs ε (mean; band: {what})")
+        _legend(fig, list(handles.values()), list(handles), title=f"{hue} (seeds)")
+    return fig
+
+
+def plot_second_class_bars(frac_df: pd.DataFrame, *, hue: str = "model",
+                           panel_by: str = "attack", x: str = "eps", ncols: int = 3
+                           ) -> Figure:
+    """Bars: fraction of successful attacks whose label is the clean second class.
+
+    Args:
+        frac_df: output of :func:`stats.second_class_fraction_ci` (``fraction``,
+            ``ci_low``, ``ci_high``, ``chance``, ``n_success``).
+        hue: one bar per value (colour).
+        panel_by: one panel per value of this column.
+        x: bar groups along the x axis.
+        ncols: panels per row.
+
+    Groups without successful attacks (``n_success = 0``) are marked "n=0". The dashed
+    line is chance, 1/(K-1).
+    """
+    df = _check_df(frac_df, "frac_df", [hue, x, "fraction", "ci_low", "ci_high", "chance"])
+    panels = sorted(df[panel_by].astype(str).unique()) if panel_by in df.columns else [None]
+    names = _ordered(list(df[hue].unique()))
+    styles = model_styles(names)
+    xs = sorted(df[x].unique())
+    width = 0.8 / len(names)
+    with use_style():
+        fig, axes = _grid(len(panels), ncols, (max(3.2, 0.35 * len(xs) * len(names) + 1.2),
+                                               2.8), sharey=True)
+        handles: dict[str, Any] = {}
+        for ax, pv in zip(axes.flat, panels):
+            sub = df if pv is None else df[df[panel_by].astype(str) == pv]
+            for j, name in enumerate(names):
+                s = sub[sub[hue] == name].set_index(x).reindex(xs)
+                pos = np.arange(len(xs)) + (j - (len(names) - 1) / 2) * width
+                frac = s["fraction"].to_numpy(float)
+                err = np.vstack([frac - s["ci_low"].to_numpy(float),
+                                 s["ci_high"].to_numpy(float) - frac])
+                bars = ax.bar(pos, np.nan_to_num(frac), width * 0.92, color=styles[name].color,
+                              yerr=np.nan_to_num(err), capsize=2,
+                              error_kw={"elinewidth": 0.8, "ecolor": "0.2"})
+                handles.setdefault(str(name), bars)
+                if "n_success" in s.columns:
+                    for p, n in zip(pos, s["n_success"].to_numpy()):
+                        if n == 0:
+                            ax.text(p, 0.01, "n=0", rotation=90, ha="center", va="bottom",
+                                    fontsize=6)
+            chance = sub["chance"].dropna().unique()
+            for c in chance:
+                line = ax.axhline(c, color="0.2", ls="--", lw=1)
+            if len(chance):
+                handles.setdefault("chance 1/(K−1)", line)
+            ax.set_xticks(np.arange(len(xs)),
+                          [f"{v:g}" if isinstance(v, float | np.floating) else str(v)
+                           for v in xs])
+            ax.set_xlabel("ε" if x == "eps" else x)
+            ax.set_ylim(0, 1.02)
+            if pv is not None:
+                ax.set_title(pv)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("adv. label = clean 2nd class")
+        fig.suptitle("Successful attacks that land on the clean second class (95% CI)")
+        _legend(fig, list(handles.values()), list(handles), title=hue)
+    return fig
+
+
+def plot_table(df: pd.DataFrame, *, title: str | None = None, index: bool = True,
+               fontsize: float = 9) -> Figure:
+    """Render a (formatted) table, e.g. :func:`stats.format_seed_table`, as a figure.
+
+    Column widths follow the longest entry; the header is shaded and bold, body rows
+    alternate in light grey.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    if df.empty:
+        raise ValueError("df is empty")
+    frame = df.reset_index() if index else df
+    header = [str(c) for c in frame.columns]
+    body = [[str(v) for v in row] for row in frame.itertuples(index=False)]
+    lengths = np.array([[len(h) for h in header]] + [[len(c) for c in r] for r in body])
+    widths = lengths.max(axis=0) + 2
+    char_w = fontsize / 72 * 0.62  # inches per character for DejaVu Sans
+    fig_w = float(widths.sum() * char_w + 0.3)
+    row_h = fontsize / 72 * 2.1
+    fig_h = float((len(body) + 1) * row_h + (0.45 if title else 0.15))
+    with use_style(**{"figure.constrained_layout.use": False}):
+        fig = plt.figure(figsize=(fig_w, fig_h), layout="none")
+        ax = fig.add_axes((0.02, 0.02, 0.96, (len(body) + 1) * row_h / fig_h))
+        ax.axis("off")
+        table = ax.table(cellText=body, colLabels=header, loc="upper center",
+                         cellLoc="center", colWidths=list(widths / widths.sum()),
+                         bbox=(0, 0, 1, 1))
+        table.auto_set_font_size(False)
+        table.set_fontsize(fontsize)
+        for (r, c), cell in table.get_celld().items():
+            cell.set_edgecolor("0.75")
+            cell.set_linewidth(0.5)
+            if r == 0:
+                cell.set_facecolor("#E6E6E6")
+                cell.set_text_props(weight="bold")
+            elif r % 2 == 0:
+                cell.set_facecolor("#F5F5F5")
+            if c == 0 and index and r > 0:
+                cell.set_text_props(ha="left")
+                cell.PAD = 0.05
+        if title:
+            fig.suptitle(title, y=1 - 0.12 / fig_h, va="top")
+    return fig

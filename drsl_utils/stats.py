@@ -1,0 +1,814 @@
+"""Softmax and logit statistics, attack-outcome statistics, and seed tables.
+
+Three layers, all pure functions on arrays and DataFrames:
+
+- **Per sample**: :func:`softmax_stats` turns logits ``[n, K]`` and labels ``[n]`` into
+  one row per sample (top-1/top-2/true-class probabilities, max logit, logit gap and
+  margin, and the spread of the non-true softmax entries that DRSL restrains).
+  :func:`stack_stats` stacks several models into one tidy frame.
+- **Per model** (reading the attack ``records``, one row per (model, attack, eps,
+  sample)): :func:`second_class_fraction_ci` (is the adversarial label the clean
+  second class?), :func:`success_vs_p2` (attack success binned by the clean
+  second-largest softmax), :func:`success_association` (AUC / point-biserial r between
+  success and a statistic) and :func:`robust_accuracy`.
+- **Across seeds**: :func:`seed_table` (mean, std and seed count), rendered by
+  :func:`format_seed_table`, :func:`to_markdown` and :func:`to_latex` in the paper's
+  ``0.953 ± 0.0013`` format.
+
+Confidence intervals come from :func:`wilson_ci` and :func:`bootstrap_ci`. A group
+without the samples a statistic needs (no successful attacks, say) gives NaN and a
+count of 0, never an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats as sps
+
+from .runtime import check_choice
+
+__all__ = [
+    "ModelName",
+    "parse_model_name",
+    "softmax_stats",
+    "stack_stats",
+    "wilson_ci",
+    "bootstrap_ci",
+    "second_class_fraction_ci",
+    "success_vs_p2",
+    "success_association",
+    "robust_accuracy",
+    "seed_table",
+    "format_mean_std",
+    "format_seed_table",
+    "to_markdown",
+    "to_latex",
+    "DEFAULT_P2_BINS",
+    "ATTACK_GROUP",
+]
+
+#: Default bin edges for the clean second-largest softmax probability. For a correctly
+#: classified sample p2 <= 0.5, and trained networks put it anywhere from 1e-8 up.
+DEFAULT_P2_BINS: tuple[float, ...] = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5)
+
+#: The columns that identify one attack setting in the records.
+ATTACK_GROUP: tuple[str, ...] = ("model", "attack", "eps")
+
+# Names of adversarially trained models written without a base loss.
+_BARE_ADVERSARIAL = {"pgd-at": ("ce", "pgd-at"), "trades": ("ce", "trades"),
+                     "sovr-at": ("sovr", "pgd-at"), "mart": ("ce", "mart")}
+
+
+# --------------------------------------------------------------------------- names
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """A model label such as ``"drsl(space=prob,tau=0.1)+pgd-at"`` taken apart.
+
+    Attributes:
+        loss: the loss name (``"drsl"``).
+        params: the loss parameters as written (``{"space": "prob", "tau": "0.1"}``).
+        variant: the loss family used for colours and grouping: the loss, with a
+            ``-prob`` suffix for DRSL on probabilities (``"drsl-prob"``).
+        adversarial: the adversarial-training suffix (``"pgd-at"``, ``"trades"``) or
+            ``None`` for standard training.
+    """
+
+    loss: str
+    params: Mapping[str, str]
+    variant: str
+    adversarial: str | None
+
+    @property
+    def training(self) -> str:
+        """``"adversarial"`` or ``"standard"``."""
+        return "adversarial" if self.adversarial else "standard"
+
+
+_NAME_RE = re.compile(r"^\s*(?P<loss>[^()+]+?)\s*(?:\((?P<params>[^()]*)\))?\s*(?:\+(?P<adv>.+))?$")
+
+
+def parse_model_name(name: str) -> ModelName:
+    """Take a model label (``TrainConfig.label`` style) apart.
+
+    Understands ``"ce"``, ``"drsl(tau=0.1)"``, ``"drsl(space=prob,tau=0.1)"``,
+    ``"ce+pgd-at"``, ``"ce+trades"`` and bare adversarial names (``"pgd-at"``,
+    ``"trades"``, ``"sovr-at"``). Anything else comes back with the whole name as the
+    loss, so callers always get an answer.
+    """
+    text = str(name).strip()
+    lowered = text.lower()
+    if lowered in _BARE_ADVERSARIAL:
+        loss, adv = _BARE_ADVERSARIAL[lowered]
+        return ModelName(loss=loss, params={}, variant=loss, adversarial=adv)
+    match = _NAME_RE.match(text)
+    if match is None:
+        return ModelName(loss=lowered, params={}, variant=lowered, adversarial=None)
+    loss = match.group("loss").strip().lower()
+    params: dict[str, str] = {}
+    for part in (match.group("params") or "").split(","):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            params[key.strip()] = value.strip()
+    variant = loss
+    if loss == "drsl" and params.get("space", "logit") in ("prob", "probability", "probs"):
+        variant = "drsl-prob"
+    adv = match.group("adv")
+    return ModelName(loss=loss, params=params, variant=variant,
+                     adversarial=adv.strip().lower() if adv else None)
+
+
+# ---------------------------------------------------------------------- per sample
+
+
+def _as_numpy(x: Any, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name} must be an array or tensor, got {type(x).__name__}") from exc
+
+
+def _check_logits_labels(logits: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    z = _as_numpy(logits, "logits")
+    y = _as_numpy(labels, "labels")
+    if z.ndim != 2:
+        raise ValueError(f"logits must be 2-D (samples x classes), got shape {z.shape}")
+    n, k = z.shape
+    if k < 2:
+        raise ValueError(f"logits must have at least 2 classes, got {k}")
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels must be 1-D with {n} entries, got shape {y.shape}")
+    if n and not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y, 1), 0)):
+            raise ValueError("labels must be integer class indices")
+    y = y.astype(np.int64)
+    if n and (y.min() < 0 or y.max() >= k):
+        raise ValueError(f"labels out of range: every label must lie in [0, {k - 1}]")
+    z = z.astype(np.float64)
+    if not np.all(np.isfinite(z)):
+        raise ValueError("logits contain NaN or infinite values")
+    return z, y
+
+
+def softmax_stats(logits: Any, labels: Any) -> pd.DataFrame:
+    """Per-sample softmax and logit statistics.
+
+    Args:
+        logits: ``[n, K]`` numpy array or torch tensor (any float dtype; computed in
+            float64).
+        labels: ``[n]`` integer true labels.
+
+    Returns:
+        One row per sample with columns
+
+        - ``sample`` (row index), ``label``, ``pred`` (argmax), ``second`` (class of the
+          second-largest logit), ``correct``;
+        - ``p_true``, ``p_top1``, ``p_top2``: softmax of the true, top and second class;
+        - ``max_logit``; ``logit_gap`` = max - second max (Seguin et al.);
+          ``logit_margin`` = ``z_y - max_{k != y} z_k`` (Kanai et al.; > 0 iff correct);
+        - ``nontrue_var``: variance (ddof 0) of the K-1 non-true softmax entries;
+          ``nontrue_logit_var``: the same on logits (the DRSL penalty divided by K-1);
+        - ``nontrue_entropy``: entropy (nats) of the non-true softmax entries
+          renormalised to sum 1, in ``[0, log(K-1)]``; high = spread evenly;
+        - ``nontrue_max_over_mean``: largest non-true probability over their mean, in
+          ``[1, K-1]``; 1 = flat, K-1 = one class takes all the non-true mass.
+
+        The renormalised quantities are computed from logits (``log q_k = z_k -
+        logsumexp_{j != y} z_j``), so they stay exact when ``1 - p_y`` underflows.
+        Ties between logits resolve to the lower class index.
+    """
+    z, y = _check_logits_labels(logits, labels)
+    n, k = z.shape
+    rows = np.arange(n)
+    m = z.max(axis=1, keepdims=True)
+    logp = z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    p = np.exp(logp)
+
+    pred = z.argmax(axis=1)
+    masked = z.copy()
+    masked[rows, pred] = -np.inf
+    second = masked.argmax(axis=1)
+
+    true_mask = np.zeros_like(z, dtype=bool)
+    true_mask[rows, y] = True
+    z_other = np.where(true_mask, -np.inf, z)
+    best_other = z_other.max(axis=1)
+
+    # Renormalised non-true distribution q, in log space.
+    mo = best_other[:, None]
+    log_norm = mo + np.log(np.exp(z_other - mo).sum(axis=1, keepdims=True))
+    logq = z_other - log_norm
+    q = np.where(true_mask, 0.0, np.exp(logq))
+    entropy = -(q * np.where(true_mask, 0.0, logq)).sum(axis=1)
+
+    p_other = np.where(true_mask, np.nan, p)
+    z_nan = np.where(true_mask, np.nan, z)
+    nontrue_var = np.nanvar(p_other, axis=1) if k > 2 else np.zeros(n)
+    nontrue_logit_var = np.nanvar(z_nan, axis=1) if k > 2 else np.zeros(n)
+
+    return pd.DataFrame({
+        "sample": rows,
+        "label": y,
+        "pred": pred,
+        "second": second,
+        "correct": pred == y,
+        "p_true": p[rows, y],
+        "p_top1": p[rows, pred],
+        "p_top2": p[rows, second],
+        "max_logit": z[rows, pred],
+        "logit_gap": z[rows, pred] - z[rows, second],
+        "logit_margin": z[rows, y] - best_other,
+        "nontrue_var": nontrue_var,
+        "nontrue_logit_var": nontrue_logit_var,
+        "nontrue_entropy": np.maximum(entropy, 0.0),
+        "nontrue_max_over_mean": (k - 1) * q.max(axis=1),
+    })
+
+
+def stack_stats(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Stack :func:`softmax_stats` of several models into one tidy frame.
+
+    Args:
+        runs: one mapping per (model, seed) with ``"logits"`` and ``"labels"`` and a
+            ``"model"`` name; ``"seed"`` (default 0) and ``"loss"`` (default: parsed
+            from the model name) are optional, and every other key (``"dataset"``,
+            ``"split"``, ...) becomes a constant column.
+
+    Returns:
+        The per-sample statistics with leading columns ``model``, ``loss``,
+        ``variant``, ``training`` (``"standard"``/``"adversarial"``, parsed from the
+        model name unless given) and ``seed``, then any extra keys, then the
+        statistics.
+    """
+    frames = []
+    for i, run in enumerate(runs):
+        if "logits" not in run or "labels" not in run or "model" not in run:
+            raise ValueError(f"runs[{i}] must have 'model', 'logits' and 'labels' keys, "
+                             f"got {sorted(run)}")
+        name = parse_model_name(run["model"])
+        meta: dict[str, Any] = {
+            "model": str(run["model"]),
+            "loss": run.get("loss", name.loss),
+            "variant": run.get("variant", name.variant),
+            "training": run.get("training", name.training),
+            "seed": int(run.get("seed", 0)),
+        }
+        meta.update({k: v for k, v in run.items() if k not in meta and k not in
+                     ("logits", "labels")})
+        df = softmax_stats(run["logits"], run["labels"])
+        frames.append(pd.concat([pd.DataFrame(meta, index=df.index), df], axis=1))
+    if not frames:
+        raise ValueError("runs is empty: pass at least one run")
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------- intervals
+
+
+def _z(level: float) -> float:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level={level!r}: must lie strictly between 0 and 1")
+    return float(sps.norm.ppf(0.5 + level / 2))
+
+
+def wilson_ci(k: Any, n: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion ``k / n`` (vectorised).
+
+    Returns ``(low, high)`` arrays (0-d for scalar input); NaN where ``n == 0``.
+    """
+    z = _z(level)
+    k = np.asarray(k, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    if np.any(n < 0) or np.any(k < 0) or np.any(k > n):
+        raise ValueError("k and n must satisfy 0 <= k <= n")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phat = k / n
+        denom = 1 + z**2 / n
+        centre = (phat + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(phat * (1 - phat) / n + z**2 / (4 * n**2)) / denom
+    low = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
+    high = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
+    return low, high
+
+
+def _percentile_ci(samples: np.ndarray, level: float, axis: int = -1
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    alpha = (1 - level) / 2
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.nanquantile(samples, [alpha, 1 - alpha], axis=axis)
+    return lo, hi
+
+
+def bootstrap_ci(values: Any, stat_fn: Callable[..., Any] = np.mean, n_boot: int = 1000,
+                 seed: int = 0, level: float = 0.95, vectorized: bool = True
+                 ) -> tuple[float, float, float]:
+    """Percentile bootstrap confidence interval of ``stat_fn(values)``.
+
+    Args:
+        values: the sample (resampled along its first axis, so rows of a 2-D array
+            stay together, e.g. paired ``(x, y)`` columns).
+        stat_fn: the statistic. With ``vectorized=True`` it is called once as
+            ``stat_fn(resamples, axis=1)`` on an ``[n_boot, n, ...]`` array (numpy
+            reductions such as ``np.mean``/``np.median`` work); otherwise once per
+            replicate on an ``[n, ...]`` array.
+        n_boot: number of bootstrap replicates (>= 1).
+        seed: seed of the resampling generator.
+        level: coverage of the interval.
+
+    Returns:
+        ``(estimate, low, high)``; all NaN for an empty sample.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot={n_boot!r}: must be >= 1")
+    _z(level)
+    x = _as_numpy(values, "values")
+    if x.ndim == 0:
+        raise ValueError("values must be at least 1-D")
+    n = x.shape[0]
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    estimate = float(stat_fn(x))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    if vectorized:
+        reps = np.asarray(stat_fn(x[idx], axis=1), dtype=np.float64)
+    else:
+        reps = np.array([stat_fn(x[i]) for i in idx], dtype=np.float64)
+    lo, hi = _percentile_ci(reps, level)
+    return estimate, float(lo), float(hi)
+
+
+def _group_rng(seed: int, key: Any) -> np.random.Generator:
+    """A generator for one group, independent of which other groups exist."""
+    digest = hashlib.sha256(repr(key).encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+def _binomial_bootstrap(k: np.ndarray, n: np.ndarray, n_boot: int, seed: int, level: float,
+                        keys: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap CI of a proportion: resampling n 0/1 values with k ones is exactly
+    drawing Binomial(n, k/n), so no per-sample resampling is needed."""
+    lows = np.full(len(k), np.nan)
+    highs = np.full(len(k), np.nan)
+    for i, (ki, ni, key) in enumerate(zip(k, n, keys)):
+        if ni > 0:
+            draws = _group_rng(seed, key).binomial(int(ni), ki / ni, size=n_boot) / ni
+            lows[i], highs[i] = _percentile_ci(draws, level)
+    return lows, highs
+
+
+# ---------------------------------------------------------------- record statistics
+
+def _check_records(records: pd.DataFrame, needed: Iterable[str]) -> None:
+    if not isinstance(records, pd.DataFrame):
+        raise ValueError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+    missing = [c for c in needed if c not in records.columns]
+    if missing:
+        raise ValueError(f"records lack the column(s) {missing}; they have "
+                         f"{list(records.columns)}")
+
+
+def _group_cols(records: pd.DataFrame, by: Sequence[str], pool_seeds: bool) -> list[str]:
+    cols = list(by)
+    if not pool_seeds and "seed" in records.columns and "seed" not in cols:
+        cols.insert(1 if cols and cols[0] == "model" else 0, "seed")
+    _check_records(records, cols)
+    return cols
+
+
+def _with_loss(out: pd.DataFrame, records: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    """Add a ``loss`` column after ``model`` (from the records or the model name)."""
+    if "model" not in out.columns or "loss" in cols:
+        return out
+    if "loss" in records.columns:
+        lookup = records.groupby("model", sort=False)["loss"].first()
+        loss = out["model"].map(lookup)
+    else:
+        loss = out["model"].map(lambda m: parse_model_name(m).loss)
+    out.insert(list(out.columns).index("model") + 1, "loss", loss.to_numpy())
+    return out
+
+
+def _infer_num_classes(records: pd.DataFrame) -> int:
+    cols = [c for c in ("label", "clean_pred", "adv_pred", "clean_second") if c in
+            records.columns]
+    if not cols or records.empty:
+        raise ValueError("cannot infer num_classes from empty records; pass num_classes")
+    return int(records[cols].to_numpy().max()) + 1
+
+
+def second_class_fraction_ci(records: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
+                             level: float = 0.95, *, num_classes: int | None = None,
+                             by: Sequence[str] = ATTACK_GROUP, pool_seeds: bool = True
+                             ) -> pd.DataFrame:
+    """How often a successful attack lands on the clean second class (DRSL finding 1).
+
+    Among successful attacks (``success``: clean-correct and flipped), the fraction
+    whose adversarial label is the class with the second-largest clean logit.
+
+    Args:
+        records: attack records (needs ``success``, ``adv_is_clean_second`` and the
+            ``by`` columns).
+        n_boot, seed, level: the bootstrap. Resampling successes with replacement is
+            done exactly, as a binomial draw; each group's generator depends only on
+            ``seed`` and the group's key.
+        num_classes: K; inferred from the largest class index in the records if None.
+        by: grouping columns (default model, attack, eps).
+        pool_seeds: pool all seeds of a model (default); if False, one row per seed.
+
+    Returns:
+        One row per group: the ``by`` columns, ``loss``, ``n_seeds``, ``n_success``,
+        ``n_second``, ``fraction``, ``ci_low``, ``ci_high``, ``chance`` (= 1/(K-1):
+        the adversarial label is one of the K-1 other classes) and ``p_value``
+        (one-sided binomial test of ``fraction > chance``). A group without
+        successes has ``n_success = 0`` and NaN fraction, interval and p-value.
+    """
+    cols = _group_cols(records, by, pool_seeds)
+    _check_records(records, ("success", "adv_is_clean_second"))
+    k_classes = num_classes if num_classes is not None else _infer_num_classes(records)
+    if k_classes < 2:
+        raise ValueError(f"num_classes={k_classes!r}: must be >= 2")
+    df = records.assign(_succ=records["success"].astype(bool),
+                        _second=records["success"].astype(bool)
+                        & records["adv_is_clean_second"].astype(bool))
+    g = df.groupby(cols, sort=True, dropna=False)
+    out = g.agg(n_success=("_succ", "sum"), n_second=("_second", "sum")).reset_index()
+    out.insert(len(cols), "n_seeds", g["seed"].nunique().to_numpy() if "seed" in df else 1)
+    k = out["n_second"].to_numpy(dtype=np.float64)
+    n = out["n_success"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["fraction"] = np.where(n > 0, k / n, np.nan)
+    keys = [tuple(r) for r in out[cols].itertuples(index=False)]
+    out["ci_low"], out["ci_high"] = _binomial_bootstrap(k, n, n_boot, seed, level, keys)
+    chance = 1.0 / (k_classes - 1)
+    out["chance"] = chance
+    out["p_value"] = [sps.binomtest(int(ki), int(ni), chance, alternative="greater").pvalue
+                      if ni > 0 else np.nan for ki, ni in zip(k, n)]
+    out["n_success"] = out["n_success"].astype(int)
+    out["n_second"] = out["n_second"].astype(int)
+    return _with_loss(out, records, cols)
+
+
+def success_vs_p2(records: pd.DataFrame, bins: Sequence[float] | int = DEFAULT_P2_BINS, *,
+                  stat: str = "clean_p_second", ci: str = "wilson", level: float = 0.95,
+                  n_boot: int = 1000, seed: int = 0, by: Sequence[str] = ATTACK_GROUP,
+                  pool_seeds: bool = True) -> pd.DataFrame:
+    """Attack success rate among clean-correct samples, binned by the clean p2.
+
+    DRSL finding 2: the smaller the second-largest clean softmax, the harder the attack.
+
+    Args:
+        records: attack records (needs ``clean_correct``, ``success``, ``stat`` and the
+            ``by`` columns).
+        bins: increasing bin edges (right-closed, the first bin includes its left
+            edge), or an int for that many equal-count (quantile) bins per group.
+        stat: the column to bin (default ``clean_p_second``).
+        ci: ``"wilson"`` or ``"bootstrap"`` (exact binomial resampling).
+        level, n_boot, seed: interval settings.
+        by, pool_seeds: grouping, as in :func:`second_class_fraction_ci`.
+
+    Returns:
+        One row per (group, bin), empty bins included (``n = 0``, NaN rate): the
+        ``by`` columns, ``loss``, ``bin`` (0-based), ``bin_low``, ``bin_high``,
+        ``stat_median`` (median of ``stat`` in the bin, for plotting), ``n``,
+        ``n_success``, ``success_rate``, ``ci_low``, ``ci_high``.
+    """
+    check_choice("ci", ci, ("wilson", "bootstrap"))
+    cols = _group_cols(records, by, pool_seeds)
+    _check_records(records, ("clean_correct", "success", stat))
+    df = records.loc[records["clean_correct"].astype(bool), cols + [stat, "success"]].copy()
+    df["success"] = df["success"].astype(bool)
+    x = df[stat].to_numpy(dtype=np.float64)
+
+    if isinstance(bins, int | np.integer):
+        if bins < 1:
+            raise ValueError(f"bins={bins!r}: must be >= 1 or a sequence of edges")
+        # Equal-count bins within each group: rank / size gives the quantile bin.
+        pct = df.groupby(cols, sort=False)[stat].rank(method="first", pct=True).to_numpy()
+        df["bin"] = np.clip(np.ceil(pct * bins).astype(int) - 1, 0, bins - 1)
+        n_bins = int(bins)
+        edges = None
+    else:
+        edges = np.asarray(bins, dtype=np.float64)
+        if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+            raise ValueError(f"bins={list(bins)!r}: need at least two strictly increasing "
+                             "edges")
+        n_bins = len(edges) - 1
+        idx = np.searchsorted(edges, x, side="left") - 1
+        idx[x == edges[0]] = 0
+        df["bin"] = np.where((x >= edges[0]) & (x <= edges[-1]), idx, -1)
+        df = df[df["bin"] >= 0]
+
+    g = df.groupby(cols + ["bin"], sort=True)
+    agg = g.agg(n=("success", "size"), n_success=("success", "sum"),
+                stat_median=(stat, "median"), stat_min=(stat, "min"), stat_max=(stat, "max"))
+    groups = records[cols].drop_duplicates().sort_values(cols)
+    full = pd.MultiIndex.from_frame(groups.merge(pd.DataFrame({"bin": range(n_bins)}),
+                                                 how="cross"))
+    out = agg.reindex(full).reset_index()
+    out["n"] = out["n"].fillna(0).astype(int)
+    out["n_success"] = out["n_success"].fillna(0).astype(int)
+    if edges is not None:
+        out["bin_low"] = edges[out["bin"].to_numpy()]
+        out["bin_high"] = edges[out["bin"].to_numpy() + 1]
+    else:
+        out["bin_low"], out["bin_high"] = out["stat_min"], out["stat_max"]
+    out = out.drop(columns=["stat_min", "stat_max"])
+    k = out["n_success"].to_numpy(dtype=np.float64)
+    n = out["n"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["success_rate"] = np.where(n > 0, k / n, np.nan)
+    if ci == "wilson":
+        out["ci_low"], out["ci_high"] = wilson_ci(k, n, level)
+    else:
+        keys = [tuple(r) for r in out[cols + ["bin"]].itertuples(index=False)]
+        out["ci_low"], out["ci_high"] = _binomial_bootstrap(k, n, n_boot, seed, level, keys)
+    order = cols + ["bin", "bin_low", "bin_high", "stat_median", "n", "n_success",
+                    "success_rate", "ci_low", "ci_high"]
+    return _with_loss(out[order], records, cols)
+
+
+def _auc_and_r(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUC of ``x`` for separating ``y`` (1) from 0, and Pearson r, along the last axis.
+
+    ``x``: [..., n] scores, ``y``: [..., n] 0/1 (both classes present in each row).
+    """
+    ranks = sps.rankdata(x, axis=-1)  # average ranks handle ties (counts them 1/2)
+    n1 = y.sum(axis=-1)
+    n0 = y.shape[-1] - n1
+    auc = ((ranks * y).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(axis=-1) / np.sqrt((xc**2).sum(axis=-1) * (yc**2).sum(axis=-1))
+    return auc, r
+
+
+def success_association(records: pd.DataFrame, stat: str = "clean_p_second", *,
+                        n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                        log_stat: bool = False, by: Sequence[str] = ATTACK_GROUP,
+                        pool_seeds: bool = True, max_batch: int = 2_000_000
+                        ) -> pd.DataFrame:
+    """How well a clean statistic predicts attack success, among clean-correct samples.
+
+    Args:
+        records: attack records (needs ``clean_correct``, ``success``, ``stat``).
+        stat: the column (default ``clean_p_second``).
+        n_boot, seed, level: a stratified bootstrap (successes and failures resampled
+            separately, so every replicate has both).
+        log_stat: use ``log10(stat)`` (floored at 1e-300) for the point-biserial r; the
+            AUC is unchanged by any increasing transform.
+        by, pool_seeds: grouping, as in :func:`second_class_fraction_ci`.
+        max_batch: bootstrap replicates are ranked in chunks of about this many values
+            to bound memory.
+
+    Returns:
+        One row per group: ``loss``, ``n``, ``n_success``, ``auc`` (probability that a
+        successfully attacked sample has a larger ``stat`` than a surviving one; 0.5 =
+        no association, ties count 1/2) with ``auc_low``/``auc_high``, and the
+        point-biserial ``r`` with ``r_low``/``r_high``. NaN where a group lacks
+        successes or failures.
+    """
+    cols = _group_cols(records, by, pool_seeds)
+    _check_records(records, ("clean_correct", "success", stat))
+    if n_boot < 1:
+        raise ValueError(f"n_boot={n_boot!r}: must be >= 1")
+    _z(level)
+    df = records.loc[records["clean_correct"].astype(bool), cols + [stat, "success"]]
+    rows = []
+    groups = records[cols].drop_duplicates().sort_values(cols)
+    grouped = {k if isinstance(k, tuple) else (k,): v
+               for k, v in df.groupby(cols, sort=True)}
+    for key in groups.itertuples(index=False):
+        key = tuple(key)
+        sub = grouped.get(key)
+        row: dict[str, Any] = dict(zip(cols, key))
+        x = np.asarray(sub[stat], dtype=np.float64) if sub is not None else np.empty(0)
+        y = np.asarray(sub["success"], dtype=np.float64) if sub is not None else np.empty(0)
+        if log_stat:
+            x = np.log10(np.maximum(x, 1e-300))
+        n1 = int(y.sum())
+        n0 = len(y) - n1
+        row.update(n=len(y), n_success=n1)
+        if n1 == 0 or n0 == 0:
+            row.update(auc=np.nan, auc_low=np.nan, auc_high=np.nan, r=np.nan, r_low=np.nan,
+                       r_high=np.nan)
+            rows.append(row)
+            continue
+        auc, r = _auc_and_r(x, y)
+        rng = _group_rng(seed, key)
+        pos, neg = x[y == 1], x[y == 0]
+        yb = np.concatenate([np.ones(n1), np.zeros(n0)])
+        chunk = max(1, max_batch // len(y))
+        aucs, rs = [], []
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            xb = np.concatenate([pos[rng.integers(0, n1, (b, n1))],
+                                 neg[rng.integers(0, n0, (b, n0))]], axis=1)
+            a_b, r_b = _auc_and_r(xb, np.broadcast_to(yb, xb.shape))
+            aucs.append(a_b)
+            rs.append(r_b)
+        alo, ahi = _percentile_ci(np.concatenate(aucs), level)
+        rlo, rhi = _percentile_ci(np.concatenate(rs), level)
+        row.update(auc=float(auc), auc_low=float(alo), auc_high=float(ahi), r=float(r),
+                   r_low=float(rlo), r_high=float(rhi))
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=cols + ["n", "n_success", "auc", "auc_low", "auc_high",
+                                             "r", "r_low", "r_high"])
+    return _with_loss(out, records, cols)
+
+
+def robust_accuracy(records: pd.DataFrame, *, by: Sequence[str] = ATTACK_GROUP
+                    ) -> pd.DataFrame:
+    """Clean and robust accuracy and attack success rate per (model, seed, attack, eps).
+
+    A sample counts as robust when it is classified correctly both clean and under
+    attack (``clean_correct and not success``). The success rate is over clean-correct
+    samples only.
+
+    Returns:
+        One row per group and seed: the ``by`` columns, ``loss``, ``seed``, ``n``,
+        ``clean_accuracy``, ``robust_accuracy``, ``success_rate`` (NaN if no sample
+        was clean-correct). Feed it to :func:`seed_table` for mean ± std.
+    """
+    cols = _group_cols(records, by, pool_seeds=False)
+    _check_records(records, ("clean_correct", "success"))
+    cc = records["clean_correct"].astype(bool)
+    df = records.assign(_cc=cc, _rob=cc & ~records["success"].astype(bool),
+                        _succ=records["success"].astype(bool) & cc)
+    g = df.groupby(cols, sort=True)
+    out = g.agg(n=("_cc", "size"), clean_accuracy=("_cc", "mean"),
+                robust_accuracy=("_rob", "mean"), _n_cc=("_cc", "sum"),
+                _n_succ=("_succ", "sum")).reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["success_rate"] = np.where(out["_n_cc"] > 0, out["_n_succ"] / out["_n_cc"], np.nan)
+    out = out.drop(columns=["_n_cc", "_n_succ"])
+    if "seed" not in out.columns:
+        out.insert(1, "seed", 0)
+    return _with_loss(out, records, cols)
+
+
+# --------------------------------------------------------------------- seed tables
+
+
+def seed_table(df: pd.DataFrame, group_cols: Sequence[str], value_cols: Sequence[str], *,
+               seed_col: str = "seed", sort: bool = False) -> pd.DataFrame:
+    """Mean ± std over seeds, tidy.
+
+    Rows are first averaged within each (group, seed), so per-sample records work as
+    well as one row per run; then the per-seed values are summarised.
+
+    Args:
+        df: the data.
+        group_cols: columns that define one table cell row (e.g. ``["model"]``).
+        value_cols: numeric (or boolean) columns to summarise.
+        seed_col: the column holding the seed (absent: every row is seed 0).
+        sort: sort the groups; by default they keep their order of first appearance
+            (the experiment's model order, say).
+
+    Returns:
+        One row per (group, quantity), quantities in the order of ``value_cols``:
+        ``group_cols``, ``quantity``, ``mean``, ``std`` (sample std, ddof 1: NaN for a
+        single seed) and ``n_seeds``.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    group_cols, value_cols = list(group_cols), list(value_cols)
+    if not value_cols:
+        raise ValueError("value_cols is empty: name at least one column")
+    missing = [c for c in group_cols + value_cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"df lacks the column(s) {missing}; it has {list(df.columns)}")
+    data = df if seed_col in df.columns else df.assign(**{seed_col: 0})
+    data = data[group_cols + [seed_col] + value_cols].copy()
+    data[value_cols] = data[value_cols].astype(np.float64)
+    per_seed = data.groupby(group_cols + [seed_col], sort=sort)[value_cols].mean()
+    long = per_seed.reset_index().melt(id_vars=group_cols + [seed_col], var_name="quantity",
+                                       value_name="value").dropna(subset=["value"])
+    out = long.groupby(group_cols + ["quantity"], sort=False)["value"].agg(
+        mean="mean", std=lambda v: v.std(ddof=1) if len(v) > 1 else np.nan,
+        n_seeds="count").reset_index()
+    # Group order as first seen (or sorted), quantities in the order given.
+    group_rank = out.groupby(group_cols, sort=False).ngroup()
+    q_rank = out["quantity"].map({q: i for i, q in enumerate(value_cols)})
+    out = out.assign(_g=group_rank, _q=q_rank).sort_values(["_g", "_q"], kind="stable")
+    out = out.drop(columns=["_g", "_q"])
+    out["n_seeds"] = out["n_seeds"].astype(int)
+    return out.reset_index(drop=True)
+
+
+def format_mean_std(mean: float, std: float, *, digits: int = 3, std_sig: int = 2,
+                    pm: str = " ± ") -> str:
+    """Format one cell in the paper's style: ``0.953 ± 0.0013``.
+
+    The mean gets ``digits`` decimals; the std gets ``std_sig`` significant digits
+    (at least ``digits`` decimals). A NaN std (one seed) prints the mean alone; a NaN
+    mean prints ``"–"``.
+    """
+    if mean is None or not np.isfinite(mean):
+        return "–"
+    text = f"{mean:.{digits}f}"
+    if std is None or not np.isfinite(std):
+        return text
+    if std == 0:
+        return f"{text}{pm}{0:.{digits}f}"
+    decimals = max(digits, std_sig - 1 - int(math.floor(math.log10(abs(std)))))
+    return f"{text}{pm}{std:.{decimals}f}"
+
+
+def format_seed_table(table: pd.DataFrame, *, index: Sequence[str] | str | None = None,
+                      digits: int = 3, std_sig: int = 2, pm: str = " ± ",
+                      seeds_column: bool = True) -> pd.DataFrame:
+    """Pivot :func:`seed_table` output to a wide table of ``mean ± std`` strings.
+
+    Args:
+        table: output of :func:`seed_table`.
+        index: the columns forming the row index (default: all group columns).
+        digits, std_sig, pm: see :func:`format_mean_std`.
+        seeds_column: add a ``seeds`` column with the seed count (``"2–3"`` if the
+            quantities of a row differ).
+
+    Returns:
+        Rows = groups, columns = quantities (in their original order), string cells.
+    """
+    needed = ("quantity", "mean", "std", "n_seeds")
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks {missing}: pass the output of seed_table")
+    group_cols = [c for c in table.columns if c not in needed]
+    if index is None:
+        index = group_cols
+    index = [index] if isinstance(index, str) else list(index)
+    cells = table.assign(cell=[format_mean_std(m, s, digits=digits, std_sig=std_sig, pm=pm)
+                               for m, s in zip(table["mean"], table["std"])])
+    quantities = list(dict.fromkeys(table["quantity"]))
+    wide = cells.pivot_table(index=index, columns="quantity", values="cell", aggfunc="first",
+                             sort=False)
+    wide = wide.reindex(columns=quantities).fillna("–")
+    wide.columns.name = None
+    if seeds_column:
+        counts = cells.groupby(index, sort=False)["n_seeds"].agg(["min", "max"])
+        wide["seeds"] = [str(lo) if lo == hi else f"{lo}–{hi}" for lo, hi in
+                         counts.reindex(wide.index).itertuples(index=False)]
+    return wide
+
+
+def to_markdown(df: pd.DataFrame, *, index: bool = True) -> str:
+    """Render a (formatted) table as GitHub Markdown (via ``tabulate``)."""
+    return df.to_markdown(index=index, stralign="right")
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+
+
+def _latex_cell(value: Any) -> str:
+    text = str(value)
+    if " ± " in text:
+        mean, std = text.split(" ± ", 1)
+        return f"${mean} \\pm {std}$"
+    text = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    return text.replace("–", "--")
+
+
+def to_latex(df: pd.DataFrame, *, index: bool = True, caption: str | None = None,
+             label: str | None = None) -> str:
+    """Render a (formatted) table as a LaTeX ``booktabs`` tabular.
+
+    Cells written ``a ± b`` become ``$a \\pm b$``; other text is escaped. Wrapped in a
+    ``table`` environment when a ``caption`` or ``label`` is given.
+    """
+    frame = df.reset_index() if index and (df.index.name or any(df.index.names)) else df
+    header = [_latex_cell(c) for c in frame.columns]
+    # Text columns flush left, numbers and mean ± std cells flush right.
+    spec = "".join("r" if pd.api.types.is_numeric_dtype(frame[c])
+                   or frame[c].astype(str).str.contains("±").any() else "l"
+                   for c in frame.columns)
+    lines = [f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header) + r" \\",
+             r"\midrule"]
+    for row in frame.itertuples(index=False):
+        lines.append(" & ".join(_latex_cell(v) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    body = "\n".join(lines)
+    if caption is None and label is None:
+        return body + "\n"
+    parts = [r"\begin{table}[t]", r"\centering"]
+    if caption is not None:
+        parts.append(f"\\caption{{{_latex_cell(caption)}}}")
+    if label is not None:
+        parts.append(f"\\label{{{label}}}")
+    parts += [body, r"\end{table}"]
+    return "\n".join(parts) + "\n"

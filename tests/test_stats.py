@@ -1,0 +1,336 @@
+"""Tests for drsl_utils.stats: per-sample statistics, attack-record statistics, tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from drsl_utils.stats import (
+    bootstrap_ci,
+    format_mean_std,
+    format_seed_table,
+    parse_model_name,
+    robust_accuracy,
+    second_class_fraction_ci,
+    seed_table,
+    softmax_stats,
+    stack_stats,
+    success_association,
+    success_vs_p2,
+    to_latex,
+    to_markdown,
+    wilson_ci,
+)
+
+
+def make_records(models=("ce", "gce(q=0.7)", "drsl(tau=0.1)"), seeds=(0, 1, 2),
+                 attacks=("pgd", "fgsm"), eps=(0.05, 0.1, 0.2), n=300, k=10, seed=0):
+    """Synthetic attack records with the attack engine's schema.
+
+    Success gets likelier with the clean p2 and with eps; a successful attack lands on
+    the clean second class with a model-dependent probability.
+    """
+    rng = np.random.default_rng(seed)
+    frames = []
+    for mi, model in enumerate(models):
+        for s in seeds:
+            z = rng.normal(size=(n, k)) * (1.0 + 0.5 * mi)
+            labels = rng.integers(0, k, n)
+            z[np.arange(n), labels] += rng.uniform(2, 9, n)
+            st = softmax_stats(z, labels)
+            for attack in attacks:
+                for e in eps:
+                    logit_p2 = np.log10(st["p_top2"].to_numpy()) + 2 + 8 * e
+                    p_succ = 1 / (1 + np.exp(-2 * logit_p2))
+                    success = st["correct"].to_numpy() & (rng.random(n) < p_succ)
+                    to_second = rng.random(n) < 0.5 + 0.15 * mi
+                    other = (labels + rng.integers(1, k, n)) % k
+                    adv_pred = np.where(success, np.where(to_second, st["second"], other),
+                                        st["pred"])
+                    adv_pred = np.where(success & (adv_pred == labels), (labels + 1) % k,
+                                        adv_pred)
+                    frames.append(pd.DataFrame({
+                        "model": model, "model_key": f"{model}-{s}",
+                        "loss": parse_model_name(model).loss, "seed": s, "attack": attack,
+                        "eps": e, "sample": np.arange(n), "label": labels,
+                        "clean_pred": st["pred"], "adv_pred": adv_pred,
+                        "clean_second": st["second"], "clean_p_true": st["p_true"],
+                        "clean_p_top": st["p_top1"], "clean_p_second": st["p_top2"],
+                        "adv_p_true": np.where(success, st["p_true"] * 0.3, st["p_true"]),
+                        "adv_p_top": np.where(success, 0.6, st["p_top1"]),
+                        "adv_p_second": np.where(success, np.maximum(st["p_true"] * 0.3,
+                                                                     st["p_top2"]),
+                                                 np.minimum(st["p_top2"] * (1 + 50 * e), 0.5)),
+                        "clean_gap": st["logit_gap"], "adv_gap": st["logit_gap"] * 0.5,
+                        "linf": e, "l2": e * 5, "clean_correct": st["correct"],
+                        "success": success,
+                        "adv_is_clean_second": adv_pred == st["second"].to_numpy(),
+                    }))
+    return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------ softmax_stats
+
+
+def test_softmax_stats_hand_example():
+    z = np.array([[3.0, 1.0, 0.0], [0.0, 2.0, 2.0]])
+    df = softmax_stats(z, np.array([0, 0]))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    assert df["pred"].tolist() == [0, 1]
+    assert df["second"].tolist() == [1, 2]  # ties resolve to the lower index
+    assert np.allclose(df["p_top1"], [p[0, 0], p[1, 1]])
+    assert np.allclose(df["p_top2"], [p[0, 1], p[1, 2]])
+    assert np.allclose(df["p_true"], p[:, 0])
+    assert np.allclose(df["logit_gap"], [2.0, 0.0])
+    assert np.allclose(df["logit_margin"], [2.0, -2.0])
+    assert np.allclose(df["max_logit"], [3.0, 2.0])
+    assert df["correct"].tolist() == [True, False]
+    q0 = p[0, 1:] / p[0, 1:].sum()
+    assert np.isclose(df["nontrue_entropy"][0], -(q0 * np.log(q0)).sum())
+    assert np.isclose(df["nontrue_entropy"][1], math.log(2))  # equal non-true logits
+    assert np.isclose(df["nontrue_max_over_mean"][1], 1.0)
+    assert np.isclose(df["nontrue_var"][0], np.var(p[0, 1:]))
+    assert np.isclose(df["nontrue_logit_var"][0], np.var([1.0, 0.0]))
+
+
+def test_softmax_stats_torch_matches_numpy_and_is_shift_invariant():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(64, 10, generator=g) * 4
+    y = torch.randint(0, 10, (64,), generator=g)
+    a = softmax_stats(z, y)
+    b = softmax_stats(z.double().numpy() + 123.0, y.numpy())  # softmax is shift invariant per row
+    cols = ["p_top1", "p_top2", "p_true", "logit_gap", "logit_margin", "nontrue_var",
+            "nontrue_logit_var", "nontrue_entropy", "nontrue_max_over_mean"]
+    pd.testing.assert_frame_equal(a[cols], b[cols], atol=1e-6, rtol=1e-6)
+    assert (a["logit_margin"] > 0).eq(a["correct"]).all()
+    assert (a["nontrue_entropy"] <= math.log(9) + 1e-12).all()
+    assert ((a["nontrue_max_over_mean"] >= 1 - 1e-12) & (a["nontrue_max_over_mean"] <= 9)).all()
+
+
+def test_softmax_stats_extreme_logits_stay_finite():
+    z = np.array([[1000.0, 0.0, -5.0, -5.0], [0.0, 800.0, 1.0, 1.0]])
+    df = softmax_stats(z, np.array([0, 1]))
+    assert np.isfinite(df.drop(columns=["correct"]).to_numpy(dtype=float)).all()
+    assert np.isclose(df["nontrue_max_over_mean"][1], 3 * np.exp(1) / (1 + 2 * np.exp(1)))
+    assert df["p_top2"][0] == pytest.approx(np.exp(-1000.0), abs=1e-300)
+
+
+@pytest.mark.parametrize("logits,labels,match", [
+    (np.zeros(3), np.zeros(3, int), "logits must be 2-D"),
+    (np.zeros((3, 1)), np.zeros(3, int), "at least 2 classes"),
+    (np.zeros((3, 4)), np.zeros(2, int), "labels must be 1-D"),
+    (np.zeros((3, 4)), np.array([0, 1, 4]), "out of range"),
+    (np.full((1, 4), np.nan), np.array([0]), "NaN"),
+])
+def test_softmax_stats_rejects_bad_inputs(logits, labels, match):
+    with pytest.raises(ValueError, match=match):
+        softmax_stats(logits, labels)
+
+
+def test_stack_stats_adds_metadata():
+    rng = np.random.default_rng(0)
+    runs = [{"model": m, "seed": s, "logits": rng.normal(size=(5, 3)),
+             "labels": rng.integers(0, 3, 5), "dataset": "digits"}
+            for m in ("ce", "drsl(space=prob,tau=0.1)+pgd-at") for s in (0, 1)]
+    df = stack_stats(runs)
+    assert len(df) == 20
+    assert list(df.columns[:6]) == ["model", "loss", "variant", "training", "seed", "dataset"]
+    last = df.iloc[-1]
+    assert (last["loss"], last["variant"], last["training"]) == ("drsl", "drsl-prob",
+                                                                 "adversarial")
+    with pytest.raises(ValueError, match="runs"):
+        stack_stats([])
+
+
+@pytest.mark.parametrize("name,loss,variant,adv", [
+    ("ce", "ce", "ce", None),
+    ("drsl(tau=0.1)", "drsl", "drsl", None),
+    ("drsl(space=prob,tau=0.1)", "drsl", "drsl-prob", None),
+    ("ce+pgd-at", "ce", "ce", "pgd-at"),
+    ("sovr(M=0.4)+pgd-at", "sovr", "sovr", "pgd-at"),
+    ("ce+trades", "ce", "ce", "trades"),
+    ("sovr-at", "sovr", "sovr", "pgd-at"),
+])
+def test_parse_model_name(name, loss, variant, adv):
+    parsed = parse_model_name(name)
+    assert (parsed.loss, parsed.variant, parsed.adversarial) == (loss, variant, adv)
+
+
+# ------------------------------------------------------------------ intervals
+
+
+def test_wilson_ci_known_values_and_empty():
+    lo, hi = wilson_ci(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    lo, hi = wilson_ci(np.array([0, 3]), np.array([0, 3]))
+    assert np.isnan(lo[0]) and np.isnan(hi[0]) and hi[1] == 1.0 and lo[1] < 1.0
+    with pytest.raises(ValueError, match="level"):
+        wilson_ci(1, 2, level=1.5)
+
+
+def test_bootstrap_ci_covers_mean_and_is_reproducible():
+    x = np.random.default_rng(1).normal(loc=2.0, size=400)
+    est, lo, hi = bootstrap_ci(x, np.mean, n_boot=500, seed=3)
+    assert lo < est < hi and lo < 2.0 < hi
+    assert (est, lo, hi) == bootstrap_ci(x, np.mean, n_boot=500, seed=3)
+    _, lo2, hi2 = bootstrap_ci(x, lambda v: float(np.median(v)), n_boot=200, seed=0,
+                               vectorized=False)
+    assert lo2 < hi2
+    assert all(math.isnan(v) for v in bootstrap_ci([], np.mean))
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ci(x, n_boot=0)
+
+
+# ------------------------------------------------------------------ record statistics
+
+
+@pytest.fixture(scope="module")
+def records():
+    return make_records()
+
+
+def test_second_class_fraction_matches_direct_count(records):
+    out = second_class_fraction_ci(records, n_boot=200)
+    assert len(out) == 3 * 2 * 3 and (out["n_seeds"] == 3).all()
+    row = out[(out.model == "ce") & (out.attack == "pgd") & (out.eps == 0.1)].iloc[0]
+    sub = records[(records.model == "ce") & (records.attack == "pgd") & (records.eps == 0.1)
+                  & records.success]
+    assert row["n_success"] == len(sub)
+    assert row["fraction"] == pytest.approx(sub["adv_is_clean_second"].mean())
+    assert row["ci_low"] <= row["fraction"] <= row["ci_high"]
+    assert row["chance"] == pytest.approx(1 / 9) and row["loss"] == "ce"
+    # Finding 1 holds in the synthetic data (>= 50 % vs chance 11 %).
+    assert (out["p_value"] < 1e-3).all()
+    per_seed = second_class_fraction_ci(records, n_boot=50, pool_seeds=False)
+    assert len(per_seed) == 3 * len(out) and (per_seed["n_seeds"] == 1).all()
+
+
+def test_second_class_fraction_no_successes_gives_nan(records):
+    quiet = records.assign(success=False)
+    out = second_class_fraction_ci(quiet, n_boot=50, num_classes=10)
+    assert (out["n_success"] == 0).all()
+    assert out[["fraction", "ci_low", "ci_high", "p_value"]].isna().all().all()
+
+
+def test_second_class_fraction_ci_independent_of_other_groups(records):
+    full = second_class_fraction_ci(records, n_boot=100, seed=5)
+    only = second_class_fraction_ci(records[records.model == "ce"], n_boot=100, seed=5)
+    pd.testing.assert_frame_equal(full[full.model == "ce"].reset_index(drop=True), only)
+
+
+def test_success_vs_p2_counts_and_monotone_trend(records):
+    out = success_vs_p2(records)
+    assert len(out) == 3 * 2 * 3 * 7  # groups x bins, empty bins kept
+    cc = records[records.clean_correct]
+    sub = out[(out.model == "ce") & (out.attack == "pgd") & (out.eps == 0.1)]
+    assert sub["n"].sum() == len(cc[(cc.model == "ce") & (cc.attack == "pgd")
+                                   & (cc.eps == 0.1)])
+    valid = sub[sub.n >= 30]
+    assert valid["success_rate"].is_monotonic_increasing
+    empty = out[out.n == 0]
+    assert empty["success_rate"].isna().all()
+    boot = success_vs_p2(records, bins=4, ci="bootstrap", n_boot=100)
+    assert len(boot) == 3 * 2 * 3 * 4
+    counts = boot.groupby(["model", "attack", "eps"])["n"].agg(["min", "max"])
+    assert (counts["max"] - counts["min"] <= 1).all()  # equal-count bins
+    with pytest.raises(ValueError, match="ci"):
+        success_vs_p2(records, ci="exact")
+    with pytest.raises(ValueError, match="bins"):
+        success_vs_p2(records, bins=[0.1, 0.0])
+
+
+def test_success_association_detects_p2_effect(records):
+    out = success_association(records, n_boot=100)
+    assert len(out) == 18
+    assert (out["auc"] > 0.6).all() and (out["auc_low"] < out["auc"]).all()
+    assert (out["auc"] < out["auc_high"]).all()
+    # AUC depends only on ranks: a monotone transform leaves it unchanged.
+    logged = success_association(records.assign(clean_p_second=np.log(records.clean_p_second)),
+                                 n_boot=10)
+    assert np.allclose(logged["auc"], out["auc"])
+    none = success_association(records.assign(success=False), n_boot=10)
+    assert none["auc"].isna().all() and (none["n_success"] == 0).all()
+
+
+def test_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, 60).astype(float)  # many ties
+    y = rng.random(60) < 0.4
+    recs = pd.DataFrame({"model": "m", "attack": "a", "eps": 0.1, "clean_correct": True,
+                         "success": y, "clean_p_second": x})
+    auc = success_association(recs, n_boot=10)["auc"].iloc[0]
+    diff = x[y][:, None] - x[~y][None, :]
+    assert auc == pytest.approx(((diff > 0) + 0.5 * (diff == 0)).mean())
+
+
+def test_robust_accuracy(records):
+    out = robust_accuracy(records)
+    assert len(out) == 3 * 3 * 2 * 3
+    sub = records[(records.model == "ce") & (records.seed == 1) & (records.attack == "fgsm")
+                  & (records.eps == 0.2)]
+    row = out[(out.model == "ce") & (out.seed == 1) & (out.attack == "fgsm")
+              & (out.eps == 0.2)].iloc[0]
+    assert row["robust_accuracy"] == pytest.approx((sub.clean_correct & ~sub.success).mean())
+    assert row["clean_accuracy"] == pytest.approx(sub.clean_correct.mean())
+
+
+def test_missing_columns_named(records):
+    with pytest.raises(ValueError, match="success"):
+        second_class_fraction_ci(records.drop(columns=["success"]))
+
+
+# ------------------------------------------------------------------ seed tables
+
+
+def test_seed_table_mean_std_and_format():
+    df = pd.DataFrame({"model": ["ce"] * 3 + ["gce"] * 3 + ["drsl"],
+                       "seed": [0, 1, 2, 0, 1, 2, 0],
+                       "acc": [0.952, 0.953, 0.954, 0.95, 0.96, 0.97, 0.9]})
+    t = seed_table(df, ["model"], ["acc"])
+    ce = t[t.model == "ce"].iloc[0]
+    assert ce["mean"] == pytest.approx(0.953) and ce["std"] == pytest.approx(0.001)
+    assert ce["n_seeds"] == 3
+    assert np.isnan(t[t.model == "drsl"]["std"].iloc[0])
+    wide = format_seed_table(t, index="model")
+    assert wide.loc["ce", "acc"] == "0.953 ± 0.0010"
+    assert wide.loc["gce", "acc"] == "0.960 ± 0.010"
+    assert wide.loc["drsl", "acc"] == "0.900" and wide.loc["drsl", "seeds"] == "1"
+    md = to_markdown(wide)
+    assert "0.953 ± 0.0010" in md and md.count("\n") == 4
+    tex = to_latex(wide, caption="Clean accuracy", label="tab:acc")
+    assert r"$0.953 \pm 0.0010$" in tex and r"\toprule" in tex and r"\label{tab:acc}" in tex
+
+
+def test_seed_table_averages_within_seed_first(records):
+    t = seed_table(records, ["model", "attack", "eps"], ["success", "clean_correct"])
+    assert set(t["quantity"]) == {"success", "clean_correct"}
+    assert (t["n_seeds"] == 3).all()
+    per_seed = records.groupby(["model", "attack", "eps", "seed"])["success"].mean()
+    expected = per_seed.groupby(["model", "attack", "eps"]).std()
+    got = t[t.quantity == "success"].set_index(["model", "attack", "eps"])["std"]
+    assert np.allclose(got.sort_index(), expected.sort_index())
+    with pytest.raises(ValueError, match="value_cols"):
+        seed_table(records, ["model"], [])
+    with pytest.raises(ValueError, match="nope"):
+        seed_table(records, ["model"], ["nope"])
+
+
+@pytest.mark.parametrize("mean,std,text", [
+    (0.953, 0.0013, "0.953 ± 0.0013"),
+    (0.894, 0.02, "0.894 ± 0.020"),
+    (0.5, 0.0, "0.500 ± 0.000"),
+    (0.5, float("nan"), "0.500"),
+    (float("nan"), 0.1, "–"),
+])
+def test_format_mean_std(mean, std, text):
+    assert format_mean_std(mean, std) == text
+
+
+def test_latex_escapes_text():
+    df = pd.DataFrame({"model": ["drsl_prob&x"], "acc": ["0.9 ± 0.01"]}).set_index("model")
+    tex = to_latex(df)
+    assert r"drsl\_prob\&x" in tex and r"$0.9 \pm 0.01$" in tex
