@@ -561,7 +561,7 @@ def cluster_metrics_table(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
 
 
 def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel], *,
-                          class_names: Sequence[str] | None = None, ncols: int = 3,
+                          class_names: Sequence[str] | None = None, ncols: int | None = None,
                           max_adv: int = 300, seed: int = 0, title: str | None = None
                           ) -> Figure:
     """Small multiples of UMAP layouts, one panel per model.
@@ -573,7 +573,7 @@ def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
     Args:
         panels: :class:`UmapPanel` objects (or a mapping of them).
         class_names: legend labels for the classes (default ``"0"``, ``"1"``, ...).
-        ncols: panels per row.
+        ncols: panels per row (default: a near-square grid).
         max_adv: draw at most this many adversarial points per panel (a fixed random
             subset chosen with ``seed``), so lines stay readable.
         title: figure title.
@@ -592,6 +592,8 @@ def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
     names = list(class_names) if class_names is not None else [str(i) for i in
                                                                range(n_classes)]
     palette = [CLASS_COLORS[i % len(CLASS_COLORS)] for i in range(n_classes)]
+    if ncols is None:
+        ncols = int(np.ceil(np.sqrt(len(items))))
     ncols = max(1, min(ncols, len(items)))
     nrows = int(np.ceil(len(items) / ncols))
     with use_style():
@@ -604,7 +606,9 @@ def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
             lab = np.asarray(p.clean_labels).astype(int)
             a2 = np.asarray(p.adv_2d).reshape(-1, 2)
             orig = np.asarray(p.adv_orig_index).astype(int)
-            ax.scatter(c2[:, 0], c2[:, 1], c=[palette[i] for i in lab], s=3, alpha=0.45,
+            # Dots shrink as points get many, so clusters stay visible either way.
+            ax.scatter(c2[:, 0], c2[:, 1], c=[palette[i] for i in lab],
+                       s=float(np.clip(3000 / max(len(c2), 1), 2, 10)), alpha=0.55,
                        linewidths=0, rasterized=True)
             sel = np.arange(len(a2))
             if len(sel) > max_adv:
@@ -624,6 +628,8 @@ def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
             ax.set_yticks([])
             ax.set_aspect("equal", adjustable="datalim")
             ax.grid(False)
+            for spine in ax.spines.values():  # UMAP axes carry no units
+                spine.set_visible(False)
         handles = [plt.Line2D([], [], ls="", marker="o", ms=5, color=palette[i])
                    for i in range(n_classes)]
         labels = list(names[:n_classes])

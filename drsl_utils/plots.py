@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,6 +314,13 @@ def _legend(fig: Figure, handles: list, labels: list[str], title: str | None = N
         fig.legend(handles, labels, loc="outside center right", title=title, ncols=ncols)
 
 
+def _suptitle(fig: Figure, text: str) -> None:
+    """A figure title wrapped to the figure's width, so it never runs off the page."""
+    chars = max(20, int(fig.get_figwidth() * 72 / (STYLE["figure.titlesize"] * 0.6)))
+    lines = [textwrap.fill(line, chars) for line in text.split("\n")]
+    fig.suptitle("\n".join(lines))
+
+
 def _regime(df: pd.DataFrame, hue: str) -> pd.Series:
     if "training" in df.columns:
         return df["training"].astype(str)
@@ -384,7 +392,7 @@ def _hist_facets(df: pd.DataFrame, quantities: Sequence[str], *, hue: str, col: 
                 if cval is not None:
                     ax.set_title(f"{cval} training" if cval in ("standard", "adversarial")
                                  else f"{col} = {cval}")
-        fig.suptitle(title)
+        _suptitle(fig, title)
         _legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
 
@@ -454,7 +462,8 @@ def _select_eps(records: pd.DataFrame, attack: str, eps: float) -> pd.DataFrame:
 def plot_second_softmax_before_after(records: pd.DataFrame, attack: str, eps: float, *,
                                      hue: str = "model", log: bool = True,
                                      floor: float = 1e-12, bins: int = 40,
-                                     correct_only: bool = True, ncols: int = 4) -> Figure:
+                                     correct_only: bool = True, ncols: int | None = None
+                                     ) -> Figure:
     """The second-largest softmax before and after one attack, one panel per model.
 
     Filled: clean ``clean_p_second``; black outline: ``adv_p_second`` on the
@@ -468,7 +477,7 @@ def plot_second_softmax_before_after(records: pd.DataFrame, attack: str, eps: fl
         hue: the column naming the model (one panel each).
         log, floor, bins: as in :func:`plot_second_softmax_hist`.
         correct_only: keep only clean-correct samples.
-        ncols: panels per row.
+        ncols: panels per row (default: a near-square grid, at most 4 wide).
     """
     needed = [hue, "attack", "eps", "clean_p_second", "adv_p_second", "success",
               "clean_correct"]
@@ -479,6 +488,8 @@ def plot_second_softmax_before_after(records: pd.DataFrame, attack: str, eps: fl
         raise ValueError("no clean-correct samples for this attack and eps")
     names = _ordered(list(df[hue].unique()))
     styles = model_styles(names)
+    if ncols is None:
+        ncols = min(4, int(np.ceil(np.sqrt(len(names)))))
     tf = (lambda x: _log10(x, floor)[0]) if log else (lambda x: np.asarray(x, float))
     clean_all, adv_all = tf(df["clean_p_second"]), tf(df["adv_p_second"])
     edges = _edges(np.concatenate([clean_all, adv_all]), bins)
@@ -501,8 +512,8 @@ def plot_second_softmax_before_after(records: pd.DataFrame, attack: str, eps: fl
             ax.set_xlabel(r"$\log_{10}\,p_2$" if log else "$p_2$")
         for ax in axes[:, 0]:
             ax.set_ylabel("density")
-        fig.suptitle(f"Second-largest softmax before and after {attack}, ε = {eps:g}"
-                     + (" (clean-correct samples)" if correct_only else ""))
+        _suptitle(fig, f"Second-largest softmax before and after {attack}, ε = {eps:g}"
+                  + ("\n(clean-correct samples)" if correct_only else ""))
         _legend(fig, handles, ["clean input", "adversarial input"])
     return fig
 
@@ -618,7 +629,7 @@ def plot_success_vs_p2(binned_df: pd.DataFrame, *, hue: str = "model",
             ax.set_xlabel("clean second-largest softmax $p_2$")
         for ax in axes[:, 0]:
             ax.set_ylabel("attack success rate")
-        fig.suptitle("Attack success vs clean $p_2$ (clean-correct samples; 95% CI)")
+        _suptitle(fig, "Attack success vs clean $p_2$ (clean-correct samples; 95% CI)")
         _legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
 
@@ -683,7 +694,7 @@ def plot_robust_accuracy(robust_df: pd.DataFrame, *, hue: str = "model",
         for ax in axes[:, 0]:
             ax.set_ylabel(value.replace("_", " "))
         what = "min–max over seeds" if band == "minmax" else "± 1 std over seeds"
-        fig.suptitle(f"{value.replace('_', ' ').capitalize()} vs ε (mean; band: {what})")
+        _suptitle(fig, f"{value.replace('_', ' ').capitalize()} vs ε (mean; band: {what})")
         _legend(fig, list(handles.values()), list(handles), title=f"{hue} (seeds)")
     return fig
 
@@ -745,7 +756,7 @@ def plot_second_class_bars(frac_df: pd.DataFrame, *, hue: str = "model",
                 ax.set_title(pv)
         for ax in axes[:, 0]:
             ax.set_ylabel("adv. label = clean 2nd class")
-        fig.suptitle("Successful attacks that land on the clean second class (95% CI)")
+        _suptitle(fig, "Successful attacks that land on the clean second class (95% CI)")
         _legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
 

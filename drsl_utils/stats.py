@@ -17,7 +17,8 @@ Three layers, all pure functions on arrays and DataFrames:
 
 Confidence intervals come from :func:`wilson_ci` and :func:`bootstrap_ci`. A group
 without the samples a statistic needs (no successful attacks, say) gives NaN and a
-count of 0, never an exception.
+count of 0, never an exception. Groups come out in the order they first appear in the
+records (the experiment's model order), not alphabetically.
 """
 
 from __future__ import annotations
@@ -63,9 +64,12 @@ DEFAULT_P2_BINS: tuple[float, ...] = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.
 #: The columns that identify one attack setting in the records.
 ATTACK_GROUP: tuple[str, ...] = ("model", "attack", "eps")
 
-# Names of adversarially trained models written without a base loss.
-_BARE_ADVERSARIAL = {"pgd-at": ("ce", "pgd-at"), "trades": ("ce", "trades"),
-                     "sovr-at": ("sovr", "pgd-at"), "mart": ("ce", "mart")}
+# Spellings of loss names in display labels (experiments.ZOO uses "I-SCE", "DRSL-prob").
+_LOSS_ALIASES = {"i-sce": "isce", "i_sce": "isce", "sce": "ce", "cross-entropy": "ce"}
+# Adversarial-training names written without a base loss: name -> (loss, method).
+_BARE_ADVERSARIAL = {"pgd-at": ("ce", "pgd-at"), "at": ("ce", "pgd-at"),
+                     "madry": ("ce", "pgd-at"), "trades": ("ce", "trades"),
+                     "mart": ("ce", "mart")}
 
 
 # --------------------------------------------------------------------------- names
@@ -99,33 +103,38 @@ _NAME_RE = re.compile(r"^\s*(?P<loss>[^()+]+?)\s*(?:\((?P<params>[^()]*)\))?\s*(
 
 
 def parse_model_name(name: str) -> ModelName:
-    """Take a model label (``TrainConfig.label`` style) apart.
+    """Take a model label apart (case-insensitive).
 
-    Understands ``"ce"``, ``"drsl(tau=0.1)"``, ``"drsl(space=prob,tau=0.1)"``,
-    ``"ce+pgd-at"``, ``"ce+trades"`` and bare adversarial names (``"pgd-at"``,
-    ``"trades"``, ``"sovr-at"``). Anything else comes back with the whole name as the
-    loss, so callers always get an answer.
+    Understands ``TrainConfig.label`` style (``"ce"``, ``"drsl(space=prob,tau=0.1)"``,
+    ``"ce+pgd-at"``, ``"ce+trades"``), zoo display names (``"CE"``, ``"DRSL-prob"``,
+    ``"I-SCE"``), and adversarial names (``"PGD-AT"``, ``"TRADES"``, ``"SOVR-AT"``:
+    a ``-at`` suffix means PGD adversarial training with that loss). Anything else
+    comes back with the whole lower-cased name as the loss, so callers always get an
+    answer.
     """
-    text = str(name).strip()
-    lowered = text.lower()
-    if lowered in _BARE_ADVERSARIAL:
-        loss, adv = _BARE_ADVERSARIAL[lowered]
-        return ModelName(loss=loss, params={}, variant=loss, adversarial=adv)
+    text = str(name).strip().lower()
     match = _NAME_RE.match(text)
     if match is None:
-        return ModelName(loss=lowered, params={}, variant=lowered, adversarial=None)
-    loss = match.group("loss").strip().lower()
+        return ModelName(loss=text, params={}, variant=text, adversarial=None)
+    loss = match.group("loss").strip()
     params: dict[str, str] = {}
     for part in (match.group("params") or "").split(","):
         if "=" in part:
             key, value = part.split("=", 1)
             params[key.strip()] = value.strip()
+    adv = match.group("adv").strip() if match.group("adv") else None
+    if adv is None and loss in _BARE_ADVERSARIAL:
+        loss, adv = _BARE_ADVERSARIAL[loss]
+    elif adv is None and loss.endswith("-at"):
+        loss, adv = loss[:-3], "pgd-at"
+    loss = _LOSS_ALIASES.get(loss, loss)
+    if loss.startswith("drsl-") and "space" not in params:
+        params["space"] = loss[len("drsl-"):]
+        loss = "drsl"
     variant = loss
     if loss == "drsl" and params.get("space", "logit") in ("prob", "probability", "probs"):
         variant = "drsl-prob"
-    adv = match.group("adv")
-    return ModelName(loss=loss, params=params, variant=variant,
-                     adversarial=adv.strip().lower() if adv else None)
+    return ModelName(loss=loss, params=params, variant=variant, adversarial=adv)
 
 
 # ---------------------------------------------------------------------- per sample
@@ -402,6 +411,8 @@ def _with_loss(out: pd.DataFrame, records: pd.DataFrame, cols: Sequence[str]) ->
 
 
 def _infer_num_classes(records: pd.DataFrame) -> int:
+    if records.attrs.get("num_classes"):  # set by attacks.evaluate
+        return int(records.attrs["num_classes"])
     cols = [c for c in ("label", "clean_pred", "adv_pred", "clean_second") if c in
             records.columns]
     if not cols or records.empty:
@@ -424,7 +435,8 @@ def second_class_fraction_ci(records: pd.DataFrame, n_boot: int = 1000, seed: in
         n_boot, seed, level: the bootstrap. Resampling successes with replacement is
             done exactly, as a binomial draw; each group's generator depends only on
             ``seed`` and the group's key.
-        num_classes: K; inferred from the largest class index in the records if None.
+        num_classes: K; if None, ``records.attrs["num_classes"]`` (set by
+            ``attacks.evaluate``), else one more than the largest class index seen.
         by: grouping columns (default model, attack, eps).
         pool_seeds: pool all seeds of a model (default); if False, one row per seed.
 
@@ -443,7 +455,7 @@ def second_class_fraction_ci(records: pd.DataFrame, n_boot: int = 1000, seed: in
     df = records.assign(_succ=records["success"].astype(bool),
                         _second=records["success"].astype(bool)
                         & records["adv_is_clean_second"].astype(bool))
-    g = df.groupby(cols, sort=True, dropna=False)
+    g = df.groupby(cols, sort=False, dropna=False)
     out = g.agg(n_success=("_succ", "sum"), n_second=("_second", "sum")).reset_index()
     out.insert(len(cols), "n_seeds", g["seed"].nunique().to_numpy() if "seed" in df else 1)
     k = out["n_second"].to_numpy(dtype=np.float64)
@@ -514,7 +526,7 @@ def success_vs_p2(records: pd.DataFrame, bins: Sequence[float] | int = DEFAULT_P
     g = df.groupby(cols + ["bin"], sort=True)
     agg = g.agg(n=("success", "size"), n_success=("success", "sum"),
                 stat_median=(stat, "median"), stat_min=(stat, "min"), stat_max=(stat, "max"))
-    groups = records[cols].drop_duplicates().sort_values(cols)
+    groups = records[cols].drop_duplicates()
     full = pd.MultiIndex.from_frame(groups.merge(pd.DataFrame({"bin": range(n_bins)}),
                                                  how="cross"))
     out = agg.reindex(full).reset_index()
@@ -588,7 +600,7 @@ def success_association(records: pd.DataFrame, stat: str = "clean_p_second", *,
     _z(level)
     df = records.loc[records["clean_correct"].astype(bool), cols + [stat, "success"]]
     rows = []
-    groups = records[cols].drop_duplicates().sort_values(cols)
+    groups = records[cols].drop_duplicates()
     grouped = {k if isinstance(k, tuple) else (k,): v
                for k, v in df.groupby(cols, sort=True)}
     for key in groups.itertuples(index=False):
@@ -648,7 +660,7 @@ def robust_accuracy(records: pd.DataFrame, *, by: Sequence[str] = ATTACK_GROUP
     cc = records["clean_correct"].astype(bool)
     df = records.assign(_cc=cc, _rob=cc & ~records["success"].astype(bool),
                         _succ=records["success"].astype(bool) & cc)
-    g = df.groupby(cols, sort=True)
+    g = df.groupby(cols, sort=False)
     out = g.agg(n=("_cc", "size"), clean_accuracy=("_cc", "mean"),
                 robust_accuracy=("_rob", "mean"), _n_cc=("_cc", "sum"),
                 _n_succ=("_succ", "sum")).reset_index()
@@ -765,9 +777,32 @@ def format_seed_table(table: pd.DataFrame, *, index: Sequence[str] | str | None 
     return wide
 
 
+def _flat(df: pd.DataFrame, index: bool) -> pd.DataFrame:
+    """The index as ordinary leading columns (one per level), or dropped."""
+    if not index:
+        return df.reset_index(drop=True)
+    if isinstance(df.index, pd.MultiIndex) or df.index.name is not None:
+        return df.reset_index()
+    return df
+
+
+def _alignment(frame: pd.DataFrame) -> list[str]:
+    """Text columns flush left; numbers, counts and ``mean ± std`` cells flush right."""
+    def numeric(col: pd.Series) -> bool:
+        if pd.api.types.is_numeric_dtype(col):
+            return True
+        text = col.astype(str)
+        return bool(text.str.contains("±").any() or text.str.fullmatch(r"[\d.–\- ]+").all())
+    return ["right" if numeric(frame[c]) else "left" for c in frame.columns]
+
+
 def to_markdown(df: pd.DataFrame, *, index: bool = True) -> str:
-    """Render a (formatted) table as GitHub Markdown (via ``tabulate``)."""
-    return df.to_markdown(index=index, stralign="right")
+    """Render a (formatted) table as GitHub Markdown (via ``tabulate``).
+
+    A named or multi-level index becomes leading columns, one per level.
+    """
+    frame = _flat(df, index)
+    return frame.to_markdown(index=False, colalign=_alignment(frame))
 
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -788,15 +823,13 @@ def to_latex(df: pd.DataFrame, *, index: bool = True, caption: str | None = None
              label: str | None = None) -> str:
     """Render a (formatted) table as a LaTeX ``booktabs`` tabular.
 
-    Cells written ``a ± b`` become ``$a \\pm b$``; other text is escaped. Wrapped in a
-    ``table`` environment when a ``caption`` or ``label`` is given.
+    Cells written ``a ± b`` become ``$a \\pm b$``; other text is escaped; a named or
+    multi-level index becomes leading columns. Wrapped in a ``table`` environment
+    when a ``caption`` or ``label`` is given.
     """
-    frame = df.reset_index() if index and (df.index.name or any(df.index.names)) else df
+    frame = _flat(df, index)
     header = [_latex_cell(c) for c in frame.columns]
-    # Text columns flush left, numbers and mean ± std cells flush right.
-    spec = "".join("r" if pd.api.types.is_numeric_dtype(frame[c])
-                   or frame[c].astype(str).str.contains("±").any() else "l"
-                   for c in frame.columns)
+    spec = "".join(a[0] for a in _alignment(frame))
     lines = [f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header) + r" \\",
              r"\midrule"]
     for row in frame.itertuples(index=False):

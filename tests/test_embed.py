@@ -160,6 +160,13 @@ def test_fit_embedding_cache_round_trip_and_transform(umap_cache):
         first.transform(adv[:, :5])
 
 
+def test_warm_up_announces_itself(capsys):
+    seconds = embed.warm_up(progress=True)
+    err = capsys.readouterr().err
+    assert "compiling UMAP kernels" in err and "UMAP ready" in err and seconds > 0
+    assert embed.enable_numba_cache() == 0  # already done once in this process
+
+
 def test_fit_is_deterministic_and_key_depends_on_params(umap_cache):
     x, _ = blobs()
     cached = embed.fit_embedding(x, n_epochs=50, cache_dir=umap_cache, progress=False)

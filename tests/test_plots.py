@@ -41,7 +41,11 @@ def stats_df():
 
 
 def test_color_for_is_stable_and_family_based():
-    assert plots.color_for("ce") == plots.LOSS_COLORS["ce"]
+    assert plots.color_for("ce") == plots.LOSS_COLORS["ce"] == plots.color_for("CE")
+    assert plots.color_for("I-SCE") == plots.LOSS_COLORS["isce"]
+    assert plots.color_for("DRSL-prob") == plots.LOSS_COLORS["drsl-prob"]
+    assert plots.color_for("SOVR-AT") == plots.LOSS_COLORS["sovr-at"]
+    assert plots.color_for("PGD-AT") == plots.LOSS_COLORS["pgd-at"]
     assert plots.color_for("drsl(tau=0.1)") == plots.color_for("drsl(tau=1.0)")
     assert plots.color_for("drsl(space=prob,tau=0.1)") == plots.LOSS_COLORS["drsl-prob"]
     assert plots.color_for("ce+pgd-at") == plots.LOSS_COLORS["pgd-at"]

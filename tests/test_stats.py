@@ -154,6 +154,13 @@ def test_stack_stats_adds_metadata():
     ("sovr(M=0.4)+pgd-at", "sovr", "sovr", "pgd-at"),
     ("ce+trades", "ce", "ce", "trades"),
     ("sovr-at", "sovr", "sovr", "pgd-at"),
+    ("SOVR-AT", "sovr", "sovr", "pgd-at"),
+    ("PGD-AT", "ce", "ce", "pgd-at"),
+    ("TRADES", "ce", "ce", "trades"),
+    ("CE", "ce", "ce", None),
+    ("DRSL-prob", "drsl", "drsl-prob", None),
+    ("I-SCE", "isce", "isce", None),
+    ("DRSL+PGD-AT", "drsl", "drsl", "pgd-at"),
 ])
 def test_parse_model_name(name, loss, variant, adv):
     parsed = parse_model_name(name)
@@ -214,6 +221,8 @@ def test_second_class_fraction_no_successes_gives_nan(records):
     out = second_class_fraction_ci(quiet, n_boot=50, num_classes=10)
     assert (out["n_success"] == 0).all()
     assert out[["fraction", "ci_low", "ci_high", "p_value"]].isna().all().all()
+    quiet.attrs["num_classes"] = 100  # attacks.evaluate records K here
+    assert (second_class_fraction_ci(quiet, n_boot=10)["chance"] == 1 / 99).all()
 
 
 def test_second_class_fraction_ci_independent_of_other_groups(records):
@@ -303,6 +312,21 @@ def test_seed_table_mean_std_and_format():
     assert "0.953 ± 0.0010" in md and md.count("\n") == 4
     tex = to_latex(wide, caption="Clean accuracy", label="tab:acc")
     assert r"$0.953 \pm 0.0010$" in tex and r"\toprule" in tex and r"\label{tab:acc}" in tex
+
+
+def test_seed_table_keeps_group_order_and_renders_multiindex():
+    df = pd.DataFrame({"model": ["GCE", "GCE", "CE", "CE"], "attack": "pgd",
+                       "seed": [0, 1, 0, 1], "acc": [0.5, 0.6, 0.7, 0.8],
+                       "rob": [0.1, 0.2, 0.3, 0.4]})
+    t = seed_table(df, ["model", "attack"], ["rob", "acc"])
+    assert t["model"].tolist() == ["GCE", "GCE", "CE", "CE"]
+    assert t["quantity"].tolist() == ["rob", "acc", "rob", "acc"]
+    assert seed_table(df, ["model"], ["acc"], sort=True)["model"].tolist() == ["CE", "GCE"]
+    wide = format_seed_table(t)
+    assert list(wide.columns) == ["rob", "acc", "seeds"]
+    md = to_markdown(wide).splitlines()
+    assert md[0].split("|")[1].strip() == "model" and "('GCE'" not in md[2]
+    assert md[1].startswith("|:")  # text columns flush left
 
 
 def test_seed_table_averages_within_seed_first(records):
