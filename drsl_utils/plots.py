@@ -42,6 +42,7 @@ __all__ = [
     "STYLE",
     "use_style",
     "color_for",
+    "Style",
     "model_styles",
     "save_figure",
     "plot_second_softmax_hist",
