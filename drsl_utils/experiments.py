@@ -235,3 +235,98 @@ def clean_stats(profile: Profile, zoo: dict[str, list[TrainedModel]],
                          "logits": predict_logits(tm.model, ds.images).numpy(),
                          "labels": ds.labels.numpy()})
     return stack_stats(runs)
+
+
+# The clean-accuracy table on the DRSL slides (mean ± std over runs; datasets unnamed).
+# Rows 3-4 (about 0.89) fit Fashion-MNIST with a small network.
+PAPER_CLEAN_ACCURACY = [
+    {"row": 1, "CE": "0.953 ± 0.0013", "GCE": "0.953 ± 0.0024", "DRSL": "0.952 ± 0.0016"},
+    {"row": 2, "CE": "0.964 ± 0.0011", "GCE": "0.963 ± 0.0013", "DRSL": "0.962 ± 0.0012"},
+    {"row": 3, "CE": "0.894 ± 0.0012", "GCE": "0.896 ± 0.0017", "DRSL": "0.893 ± 0.0023"},
+    {"row": 4, "CE": "0.883 ± 0.0014", "GCE": "0.883 ± 0.0016", "DRSL": "0.881 ± 0.0017"},
+]
+
+
+def runs_table(zoo: dict[str, list[TrainedModel]]) -> Any:
+    """One row per trained model: ``model`` (zoo name), ``loss``, ``seed``,
+    ``test_accuracy``, ``train_seconds``, ``final_loss``, ``from_cache``, ``key``."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": name, "loss": tm.config.loss, "seed": tm.config.seed,
+                          "test_accuracy": tm.test_accuracy,
+                          "train_seconds": tm.train_seconds,
+                          "final_loss": tm.history["loss"][-1],
+                          "from_cache": tm.from_cache, "key": tm.key}
+                         for name, tms in zoo.items() for tm in tms])
+
+
+def per_seed_diff(df: Any, value: str, a: str, b: str, *, by: str = "model",
+                  seed_col: str = "seed") -> Any:
+    """Per-seed differences ``value[a] - value[b]`` between two models (paired by seed),
+    averaged within each seed first; a NumPy array with one entry per shared seed."""
+    wide = df.groupby([by, seed_col])[value].mean().unstack(by)
+    return (wide[a] - wide[b]).dropna().to_numpy()
+
+
+def attack_suite(profile: Profile) -> list[Any]:
+    """Every attack of the toolkit, with settings sized for the profile.
+
+    FGSM, PGD and PGD-L2 sweep the whole eps grid; the iterative minimum-norm,
+    score-based and ensemble attacks (CW, DeepFool, APGD, Square, FAB, AutoAttack) run
+    at the middle eps only, except in ``paper``. L2 attacks use 4x the L-inf radii
+    (for 28x28 inputs an L-inf ball of eps contains L2 perturbations up to 28*eps).
+    ``smoke`` cuts steps and queries to the bone; ``quick`` uses AutoAttack's reduced
+    version (the standard one runs in ``08_adversarial_training`` and in the
+    reliability benchmark); ``paper`` runs the standard AutoAttack.
+    """
+    from .attacks import AttackSpec
+
+    smoke, paper = profile.name == "smoke", profile.name == "paper"
+    grid = tuple(profile.eps_grid)
+    mid = grid if paper else (grid[len(grid) // 2],)
+    l2 = lambda eps: tuple(4 * e for e in eps)  # noqa: E731
+    n = (lambda small, big: small if smoke else big)  # noqa: E731
+    autoattack = ({"version": "standard"} if paper else
+                  {"version": "reduced", "steps": 5, "n_queries": 50, "n_target_classes": 1}
+                  if smoke else {"version": "reduced"})
+    return [
+        AttackSpec("fgsm", eps=grid),
+        AttackSpec("pgd", {"steps": profile.pgd_steps}, eps=grid),
+        AttackSpec("pgd-l2", {"steps": profile.pgd_steps}, eps=l2(grid)),
+        AttackSpec("cw", {"steps": n(10, 50)}, eps=l2(mid)),
+        AttackSpec("deepfool", {"steps": n(10, 50)}, eps=l2(mid)),
+        AttackSpec("apgd-ce", {"steps": n(5, 50)}, eps=mid),
+        AttackSpec("apgd-dlr", {"steps": n(5, 50)}, eps=mid),
+        AttackSpec("square", {"steps": n(50, 1000)}, eps=mid),
+        AttackSpec("fab", {"steps": n(5, 50)}, eps=mid),
+        AttackSpec("autoattack", autoattack, eps=mid),
+    ]
+
+
+def umap_panels(profile: Profile, result: Any, zoo: dict[str, list[TrainedModel]], *,
+                attack: str, eps: float, seed_index: int = 0, progress: bool = True) -> list[Any]:
+    """One ``embed.UmapPanel`` per zoo model (its ``seed_index``-th seed): UMAP fitted on
+    the clean penultimate features of the attacked subset, and the successful
+    adversarial examples of ``attack`` at ``eps`` placed with ``transform``. Cached."""
+    import numpy as np
+
+    from .embed import UmapPanel, embed_clean_and_adv
+
+    panels = []
+    labels = np.asarray(result.labels)
+    for name, tms in zoo.items():
+        key = tms[min(seed_index, len(tms) - 1)].key
+        rec = result.records
+        rec = rec[(rec["model_key"] == key) & (rec["attack"] == attack)
+                  & np.isclose(rec["eps"], eps)].sort_values("sample")
+        if rec.empty:
+            raise ValueError(f"no records for model {name!r}, attack={attack!r}, eps={eps!r}")
+        success = rec["success"].to_numpy(bool)
+        clean_x = result.clean_features(key)
+        adv_x = result.adv_features(key, attack, eps)[success]
+        clean_2d, adv = embed_clean_and_adv(clean_x, {"adv": adv_x}, seed=profile.seeds[0],
+                                            progress=progress)
+        panels.append(UmapPanel(name, clean_2d, labels, adv["adv"],
+                                rec["sample"].to_numpy()[success],
+                                rec["adv_pred"].to_numpy()[success]))
+    return panels

@@ -83,15 +83,15 @@ class Report:
         return paths
 
     def claim(self, id: str, source: str, claim: str, measured: str, verdict: str,
-              n_seeds: int) -> Claim:
-        """Record a verdict on a claim (replacing an earlier one with the same id)."""
+              n_seeds: int) -> None:
+        """Record a verdict on a claim (replacing an earlier one with the same id) and
+        print it."""
         check_choice("verdict", verdict, VERDICTS)
         item = Claim(id, source, claim, measured, verdict, int(n_seeds), self.notebook,
                      self.profile)
         self.claims = [c for c in self.claims if c.id != id] + [item]
         self._write()
         print(f"[{verdict.upper()}] {claim}\n    {measured} (n_seeds={n_seeds})")
-        return item
 
     def _write(self) -> None:
         payload = {"notebook": self.notebook, "profile": self.profile,
@@ -129,3 +129,36 @@ def verdict_from_interval(low: float, high: float, threshold: float = 0.0,
     if high < threshold:
         return "does not hold"
     return "inconclusive"
+
+
+def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean, sample std and a t-interval for the mean of a few per-seed values.
+
+    With 2-3 seeds the interval is wide on purpose: a verdict drawn from it is only
+    ``holds`` when the effect is large against the seed-to-seed noise.
+
+    Returns:
+        ``(mean, std, low, high)``; std and the interval are NaN for one value.
+    """
+    import numpy as np
+    from scipy import stats as sps
+
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return (math.nan,) * 4
+    m = float(x.mean())
+    if x.size == 1:
+        return m, math.nan, math.nan, math.nan
+    s = float(x.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + level / 2, x.size - 1)) * s / math.sqrt(x.size)
+    return m, s, m - half, m + half
+
+
+def describe_diff(values: Any, unit: str = "", scale: float = 1.0, digits: int = 3) -> str:
+    """``"+0.012 ± 0.004 (95% CI [+0.003, +0.021])"``: a per-seed difference as text."""
+    m, s, lo, hi = (v * scale for v in mean_ci(values))
+    if math.isnan(s):
+        return f"{m:+.{digits}f}{unit} (one seed)"
+    return (f"{m:+.{digits}f}{unit} ± {s:.{digits}f} (95% CI [{lo:+.{digits}f}, "
+            f"{hi:+.{digits}f}])")
