@@ -124,6 +124,13 @@ ZOO: dict[str, tuple[str, dict[str, Any]]] = {
 }
 MAIN_LOSSES = ("CE", "GCE", "DRSL")
 
+# Adversarially trained models: display name -> (zoo loss, adversarial method).
+AT_ZOO: dict[str, tuple[str, str]] = {
+    "PGD-AT": ("CE", "pgd"),
+    "TRADES": ("CE", "trades"),
+    "SOVR-AT": ("SOVR", "pgd"),
+}
+
 
 def model_config(profile: Profile, name: str, seed: int = 0, **changes: Any) -> TrainConfig:
     """The training configuration of zoo model ``name`` under ``profile``.
@@ -131,7 +138,12 @@ def model_config(profile: Profile, name: str, seed: int = 0, **changes: Any) -> 
     ``changes`` override TrainConfig fields (e.g. ``noise="pair", noise_rate=0.2``,
     or ``loss_params={"tau": 1.0}`` merged into the zoo's parameters).
     """
-    check_choice("name", name, tuple(ZOO))
+    check_choice("name", name, tuple(ZOO) + tuple(AT_ZOO))
+    if name in AT_ZOO:
+        base_name, method = AT_ZOO[name]
+        at = {"adversarial": method, "epochs": profile.at_epochs,
+              "adversarial_params": {"eps": profile.at_eps, "steps": profile.at_steps}}
+        return model_config(profile, base_name, seed, **(at | changes))
     loss, params = ZOO[name]
     params = dict(params)
     if loss == "drsl" and params.get("space", "logit") == "logit" and "tau" not in params:
@@ -330,3 +342,10 @@ def umap_panels(profile: Profile, result: Any, zoo: dict[str, list[TrainedModel]
                                 rec["sample"].to_numpy()[success],
                                 rec["adv_pred"].to_numpy()[success]))
     return panels
+
+
+def class_names(profile: Profile) -> tuple[str, ...]:
+    """The class names of the profile's dataset."""
+    from .data import dataset_info
+
+    return dataset_info(profile.dataset).classes

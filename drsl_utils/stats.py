@@ -845,3 +845,74 @@ def to_latex(df: pd.DataFrame, *, index: bool = True, caption: str | None = None
         parts.append(f"\\label{{{label}}}")
     parts += [body, r"\end{table}"]
     return "\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------ distribution shape
+
+
+def bimodality(stats_df: pd.DataFrame, column: str = "logit_margin", *,
+               by: Sequence[str] = ("model", "seed"), small: float = 1.0) -> pd.DataFrame:
+    """Shape of one statistic's distribution per group: Sarle's bimodality coefficient,
+    the median, and the fraction below ``small``.
+
+    ``b = (g^2 + 1) / (kappa + 3 (n-1)^2 / ((n-2)(n-3)))`` with sample skewness ``g``
+    and excess kurtosis ``kappa``. A uniform distribution gives 5/9; values above it
+    suggest two modes (Pfister et al. 2013). Used for the "two peaks" of logit margins
+    under adversarial training (Kanai et al.).
+
+    Returns:
+        One row per group: the ``by`` columns, ``n``, ``bimodality``, ``median`` and
+        ``frac_below_<small>`` (named ``frac_below_1`` for the default).
+    """
+    _check_records(stats_df, (column, *by))
+    name = f"frac_below_{small:g}"
+    rows = []
+    for key, sub in stats_df.groupby(list(by), sort=False):
+        x = sub[column].to_numpy(np.float64)
+        n = x.size
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        if n < 4:
+            row.update(n=n, bimodality=np.nan, median=np.nan, **{name: np.nan})
+        else:
+            g = sps.skew(x, bias=False)
+            kappa = sps.kurtosis(x, fisher=True, bias=False)
+            b = (g**2 + 1) / (kappa + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3)))
+            row.update(n=n, bimodality=float(b), median=float(np.median(x)),
+                       **{name: float((x < small).mean())})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rank_agreement(stats_df: pd.DataFrame, reference: str, others: Sequence[str], *,
+                   value: str = "p_top1") -> pd.DataFrame:
+    """Do two models agree on which samples are confident? (Seguin et al. 2021)
+
+    Spearman rank correlation of ``value`` over the same samples between ``reference``
+    and each model in ``others``, pairing equal seeds. For ``reference`` itself, seed
+    ``s`` is paired with the next seed, giving the agreement of two independently
+    trained copies as the baseline.
+
+    Returns:
+        One row per other model: ``other``, ``spearman_mean``, ``spearman_std``,
+        ``n_pairs``.
+    """
+    _check_records(stats_df, ("model", "seed", "sample", value))
+    wide = stats_df.pivot_table(index="sample", columns=["model", "seed"], values=value)
+    ref_seeds = sorted(wide[reference].columns)
+    rows = []
+    for other in others:
+        rhos = []
+        for i, s in enumerate(ref_seeds):
+            if other == reference:
+                if len(ref_seeds) < 2:
+                    break
+                t = ref_seeds[(i + 1) % len(ref_seeds)]
+            elif s in wide[other].columns:
+                t = s
+            else:
+                continue
+            rhos.append(sps.spearmanr(wide[(reference, s)], wide[(other, t)]).statistic)
+        rows.append({"other": other, "spearman_mean": float(np.mean(rhos)) if rhos else np.nan,
+                     "spearman_std": float(np.std(rhos, ddof=1)) if len(rhos) > 1 else np.nan,
+                     "n_pairs": len(rhos)})
+    return pd.DataFrame(rows)
