@@ -298,9 +298,7 @@ def attack_suite(profile: Profile) -> list[Any]:
     mid = grid if paper else (grid[len(grid) // 2],)
     l2 = lambda eps: tuple(4 * e for e in eps)  # noqa: E731
     n = (lambda small, big: small if smoke else big)  # noqa: E731
-    autoattack = ({"version": "standard"} if paper else
-                  {"version": "reduced", "steps": 5, "n_queries": 50, "n_target_classes": 1}
-                  if smoke else {"version": "reduced"})
+    autoattack = autoattack_spec(profile, mid)
     return [
         AttackSpec("fgsm", eps=grid),
         AttackSpec("pgd", {"steps": profile.pgd_steps}, eps=grid),
@@ -311,8 +309,20 @@ def attack_suite(profile: Profile) -> list[Any]:
         AttackSpec("apgd-dlr", {"steps": n(5, 50)}, eps=mid),
         AttackSpec("square", {"steps": n(50, 1000)}, eps=mid),
         AttackSpec("fab", {"steps": n(5, 50)}, eps=mid),
-        AttackSpec("autoattack", autoattack, eps=mid),
+        autoattack,
     ]
+
+
+def autoattack_spec(profile: Profile, eps: Sequence[float]) -> Any:
+    """AutoAttack sized for the profile: the standard version (Croce & Hein's settings)
+    in ``paper``; the reduced one in ``quick``; a token version in ``smoke``. The record
+    name says which (``autoattack-standard`` / ``autoattack-reduced``)."""
+    from .attacks import AttackSpec
+
+    params: dict[str, Any] = {"version": "standard" if profile.name == "paper" else "reduced"}
+    if profile.name == "smoke":
+        params |= {"steps": 5, "n_queries": 50, "n_target_classes": 1}
+    return AttackSpec("autoattack", params, eps=tuple(eps))
 
 
 def umap_panels(profile: Profile, result: Any, zoo: dict[str, list[TrainedModel]], *,
