@@ -237,9 +237,41 @@ def _resolve(name: str, *, steps: int | None = None, step_size: float | None = N
                          "has no restarts (allowed: 1)")
     if family.restarts:
         params["restarts"] = int(restarts)
-    if name == "square":
-        check_choice("loss", params["loss"], ("margin", "ce"))
+    _check_options(params)
     return params
+
+
+# Allowed values of the attacks' own options: (test, description of what is allowed).
+_OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "random_start": (lambda v: isinstance(v, bool), "True or False"),
+    "targeted": (lambda v: isinstance(v, bool), "True or False"),
+    "resc_schedule": (lambda v: isinstance(v, bool), "True or False"),
+    "c": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "kappa": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "overshoot": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "p_init": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "rho": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
+    "alpha_max": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "eta": (lambda v: _is_number(v) and v >= 1, "a number >= 1"),
+    "beta": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "eot_iter": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                 "an integer >= 1"),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, int | float | np.integer | np.floating)
+            and not isinstance(value, bool) and math.isfinite(float(value)))
+
+
+def _check_options(params: Mapping[str, Any]) -> None:
+    for key, (ok, allowed) in _OPTION_RULES.items():
+        if key in params and not ok(params[key]):
+            raise ValueError(f"{key}={params[key]!r} is not valid for attack "
+                             f"{params['name']!r}: must be {allowed}")
+    if params["name"] == "square":
+        check_choice("loss", params["loss"], ("margin", "ce"))
 
 
 def _resolve_autoattack(params: dict[str, Any], steps: int | None, step_size: float | None,

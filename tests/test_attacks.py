@@ -174,6 +174,9 @@ def test_number_of_classes_comes_from_the_model(digits_model):
     ({"name": "autoattack", "version": "fast"}, r"version='fast'.*'standard'.*'reduced'"),
     ({"name": "autoattack", "steps": 10}, r"steps=10.*version='standard'.*100"),
     ({"name": "square", "loss": "hinge"}, r"loss='hinge'.*'margin'"),
+    ({"name": "cw", "c": -1}, r"c=-1.*> 0"),
+    ({"name": "deepfool", "overshoot": -0.1}, r"overshoot=-0\.1.*>= 0"),
+    ({"random_start": "yes"}, r"random_start='yes'.*True or False"),
 ])
 def test_bad_parameters_raise_value_errors(digits_model, kwargs, match):
     args = {"name": "pgd", "eps": 0.1, **kwargs}
