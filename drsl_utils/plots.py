@@ -51,6 +51,7 @@ __all__ = [
     "plot_margin_hist",
     "plot_success_vs_p2",
     "plot_robust_accuracy",
+    "plot_seed_curves",
     "plot_second_class_bars",
     "plot_table",
 ]
@@ -664,38 +665,70 @@ def plot_robust_accuracy(robust_df: pd.DataFrame, *, hue: str = "model",
         if extra:
             df = pd.concat([df[[hue, "seed", "attack", "eps", value]], *extra],
                            ignore_index=True)
-    attacks = sorted(df["attack"].astype(str).unique())
+    what = "min–max over seeds" if band == "minmax" else "± 1 std over seeds"
+    return plot_seed_curves(df, x="eps", y=value, hue=hue, panel_by="attack", band=band,
+                            xlabel="ε", ylabel=value.replace("_", " "), ylim=(-0.02, 1.02),
+                            ncols=ncols, title=f"{value.replace('_', ' ').capitalize()} vs ε "
+                                               f"(mean; band: {what})")
+
+
+def plot_seed_curves(df: pd.DataFrame, *, x: str, y: str, hue: str = "model",
+                     panel_by: str | None = None, band: str = "minmax",
+                     xlabel: str | None = None, ylabel: str | None = None,
+                     title: str | None = None, ylim: tuple[float, float] | None = None,
+                     xscale: str = "linear", ncols: int = 3) -> Figure:
+    """Mean over seeds of ``y`` against ``x``, one line per ``hue`` with a seed band,
+    one panel per value of ``panel_by`` (e.g. robust accuracy vs eps per attack,
+    accuracy vs noise rate per noise kind, accuracy vs tau per reading).
+
+    Args:
+        df: per-seed rows with ``x``, ``y``, ``hue`` and ``seed`` columns (rows of one
+            seed are averaged first).
+        band: ``"minmax"`` (range over seeds) or ``"std"`` (mean ± std).
+        xscale: ``"linear"`` or ``"log"``.
+    """
+    check_choice("band", band, ("minmax", "std"))
+    df = _check_df(df, "df", [x, y, hue] + ([panel_by] if panel_by else []))
+    if "seed" not in df.columns:
+        df = df.assign(seed=0)
+    df = df.assign(_panel=df[panel_by].astype(str) if panel_by else "")
+    panels = list(dict.fromkeys(df["_panel"])) if panel_by else [""]
+    if panel_by:
+        panels = sorted(panels)
     styles = model_styles(list(df[hue].unique()))
-    per_seed = df.groupby([hue, "attack", "eps", "seed"], as_index=False)[value].mean()
-    agg = per_seed.groupby([hue, "attack", "eps"])[value].agg(
+    per_seed = df.groupby([hue, "_panel", x, "seed"], as_index=False)[y].mean()
+    agg = per_seed.groupby([hue, "_panel", x])[y].agg(
         ["mean", "std", "min", "max", "count"]).reset_index()
     with use_style():
-        fig, axes = _grid(len(attacks), ncols, (3.4, 2.7), sharey=True)
+        fig, axes = _grid(len(panels), ncols, (3.4, 2.7), sharey=True)
         handles: dict[str, Any] = {}
-        for ax, attack in zip(axes.flat, attacks):
-            sub = agg[agg["attack"] == attack]
+        for ax, panel in zip(axes.flat, panels):
+            sub = agg[agg["_panel"] == panel]
             for name, style in styles.items():
-                s = sub[sub[hue] == name].sort_values("eps")
+                s = sub[sub[hue] == name].sort_values(x)
                 if s.empty:
                     continue
-                x = s["eps"].to_numpy(float)
+                xs = s[x].to_numpy(float)
                 if band == "minmax":
                     lo, hi = s["min"], s["max"]
                 else:
                     sd = s["std"].fillna(0.0)
                     lo, hi = s["mean"] - sd, s["mean"] + sd
-                ax.fill_between(x, lo, hi, color=style.color, alpha=0.2, lw=0)
-                (line,) = ax.plot(x, s["mean"], color=style.color, ls=style.linestyle,
+                ax.fill_between(xs, lo, hi, color=style.color, alpha=0.2, lw=0)
+                (line,) = ax.plot(xs, s["mean"], color=style.color, ls=style.linestyle,
                                   marker=style.marker, ms=3.5)
                 n = int(s["count"].max())
                 handles.setdefault(f"{name} (n={n})", line)
-            ax.set_title(attack)
-            ax.set_xlabel("ε")
-            ax.set_ylim(-0.02, 1.02)
+            if panel_by:
+                ax.set_title(panel)
+            ax.set_xscale(xscale)
+            ax.set_xlabel(xlabel or x)
+            if ylim is not None:
+                ax.set_ylim(*ylim)
         for ax in axes[:, 0]:
-            ax.set_ylabel(value.replace("_", " "))
-        what = "min–max over seeds" if band == "minmax" else "± 1 std over seeds"
-        _suptitle(fig, f"{value.replace('_', ' ').capitalize()} vs ε (mean; band: {what})")
+            ax.set_ylabel(ylabel or y.replace("_", " "))
+        if title:
+            _suptitle(fig, title)
         _legend(fig, list(handles.values()), list(handles), title=f"{hue} (seeds)")
     return fig
 
