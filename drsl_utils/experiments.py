@@ -61,6 +61,10 @@ class Profile:
         at_steps: PGD steps inside adversarial training.
         at_eps: eps of adversarial training.
         embed_size: clean points per UMAP panel.
+        sweep_seeds: how many of ``seeds`` the large grids (label noise, tau sweep,
+            distillation, more models) use.
+        sweep_train_size: training-set size of those grids (None: all).
+        sweep_epochs: epochs of those grids (None: ``epochs``).
     """
 
     name: str
@@ -78,23 +82,35 @@ class Profile:
     at_steps: int = 5
     at_eps: float = 0.1
     embed_size: int = 2000
+    sweep_seeds: int = 2
+    sweep_train_size: int | None = None
+    sweep_epochs: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_seeds(self) -> int:
         return len(self.seeds)
 
+    def sweep(self) -> Profile:
+        """This profile as the large grids use it: fewer seeds, maybe fewer images."""
+        return dataclasses.replace(self, seeds=self.seeds[:self.sweep_seeds],
+                                   train_size=self.sweep_train_size or self.train_size,
+                                   epochs=self.sweep_epochs or self.epochs)
+
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "digits", "mlp", epochs=6, seeds=(0, 1), batch_size=64,
                      lr=2e-3, eval_size=150, eps_grid=(0.05, 0.1, 0.2), pgd_steps=5,
-                     at_epochs=4, at_steps=3, at_eps=0.1, embed_size=300),
+                     at_epochs=4, at_steps=3, at_eps=0.1, embed_size=300,
+                     sweep_seeds=1, sweep_epochs=3),
     "quick": Profile("quick", "fashion-mnist", "mlp", epochs=8, seeds=(0, 1, 2),
                      eval_size=1000, eps_grid=(0.01, 0.02, 0.05, 0.1), pgd_steps=10,
-                     at_epochs=5, at_steps=5, at_eps=0.1, embed_size=2000),
+                     at_epochs=5, at_steps=5, at_eps=0.1, embed_size=2000,
+                     sweep_seeds=2, sweep_train_size=20000),
     "paper": Profile("paper", "fashion-mnist", "cnn", epochs=30, seeds=(0, 1, 2, 3, 4),
                      eval_size=10000, eps_grid=(0.01, 0.02, 0.03, 0.05, 0.1, 0.15),
-                     pgd_steps=20, at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000),
+                     pgd_steps=20, at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000,
+                     sweep_seeds=5),
 }
 
 
@@ -359,3 +375,25 @@ def class_names(profile: Profile) -> tuple[str, ...]:
     from .data import dataset_info
 
     return dataset_info(profile.dataset).classes
+
+
+def memorisation(tm: TrainedModel) -> dict[str, float]:
+    """How much label noise a model memorised, on its own (noisy) training set.
+
+    Returns ``memorised``: the fraction of flipped training samples on which the model
+    predicts the noisy label; ``recovered``: the fraction on which it predicts the
+    clean label; and ``train_clean_accuracy`` on the unflipped samples.
+    """
+    from .models import predict_logits
+    from .training import training_data
+
+    images, noisy, clean, flipped = training_data(tm.config)
+    pred = predict_logits(tm.model, images).argmax(1)
+    nan = float("nan")
+    return {
+        "memorised": float((pred[flipped] == noisy[flipped]).float().mean()) if flipped.any()
+        else nan,
+        "recovered": float((pred[flipped] == clean[flipped]).float().mean()) if flipped.any()
+        else nan,
+        "train_clean_accuracy": float((pred[~flipped] == clean[~flipped]).float().mean()),
+    }
