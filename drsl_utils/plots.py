@@ -52,6 +52,7 @@ __all__ = [
     "plot_success_vs_p2",
     "plot_robust_accuracy",
     "plot_seed_curves",
+    "plot_frontier",
     "plot_second_class_bars",
     "plot_table",
 ]
@@ -837,4 +838,65 @@ def plot_table(df: pd.DataFrame, *, title: str | None = None, index: bool = True
                 cell.PAD = 0.05
         if title:
             fig.suptitle(title, y=1 - 0.12 / fig_h, va="top")
+    return fig
+
+
+def plot_frontier(df: pd.DataFrame, *, x: str = "clean_accuracy",
+                  y: str = "robust_accuracy", hue: str = "model", order: str | None = None,
+                  panel_by: str | None = None, annotate: str | None = None,
+                  title: str | None = None, ncols: int = 2) -> Figure:
+    """Clean against robust accuracy: one point per configuration (mean over seeds, with
+    ± std error bars in both directions); configurations of the same ``hue`` are joined
+    in the order of ``order`` (e.g. tau), so a sweep traces its trade-off curve and
+    single reference models appear as lone markers.
+
+    Args:
+        df: per-seed rows with ``x``, ``y``, ``hue`` (and ``order``, ``panel_by``,
+            ``annotate``, ``seed`` where used).
+        order: the column that orders the points of one ``hue`` (None: one point per hue).
+        panel_by: one panel per value (e.g. the eps of the attack).
+        annotate: a column whose value labels each point (e.g. ``"tau"``).
+    """
+    needed = [x, y, hue] + [c for c in (order, panel_by, annotate) if c]
+    df = _check_df(df, "df", needed)
+    if "seed" not in df.columns:
+        df = df.assign(seed=0)
+    keys = [hue] + ([order] if order else []) + ([panel_by] if panel_by else [])
+    # dropna=False: reference models have no tau (NaN in ``order``) and must stay.
+    agg = (df.groupby(keys + ["seed"], sort=False, dropna=False)[[x, y]].mean()
+           .groupby(keys, sort=False, dropna=False).agg(["mean", "std"]).reset_index())
+    agg.columns = ["_".join(c).rstrip("_") if isinstance(c, tuple) else c for c in agg.columns]
+    panels = sorted(agg[panel_by].unique()) if panel_by else [None]
+    styles = model_styles(list(df[hue].unique()))
+    with use_style():
+        fig, axes = _grid(len(panels), ncols, (3.8, 3.2), sharey=False)
+        handles: dict[str, Any] = {}
+        for ax, panel in zip(axes.flat, panels):
+            sub = agg if panel is None else agg[agg[panel_by] == panel]
+            for name, style in styles.items():
+                s = sub[sub[hue] == name]
+                if s.empty:
+                    continue
+                if order:
+                    s = s.sort_values(order)
+                ax.errorbar(s[f"{x}_mean"], s[f"{y}_mean"], xerr=s[f"{x}_std"].fillna(0),
+                            yerr=s[f"{y}_std"].fillna(0), color=style.color, lw=0,
+                            elinewidth=0.8, capsize=1.5)
+                (line,) = ax.plot(s[f"{x}_mean"], s[f"{y}_mean"], color=style.color,
+                                  ls=style.linestyle if len(s) > 1 else "none",
+                                  marker=style.marker, ms=4.5)
+                handles.setdefault(str(name), line)
+                if annotate and order and len(s) > 1:
+                    for _, r in s.iterrows():
+                        ax.annotate(f"{r[order]:g}", (r[f"{x}_mean"], r[f"{y}_mean"]),
+                                    textcoords="offset points", xytext=(3, 3), fontsize=6.5,
+                                    color=style.color)
+            if panel is not None:
+                ax.set_title(f"{panel_by} = {panel:g}" if isinstance(panel, float | int)
+                             else str(panel))
+            ax.set_xlabel(x.replace("_", " "))
+            ax.set_ylabel(y.replace("_", " "))
+        if title:
+            _suptitle(fig, title)
+        _legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
