@@ -65,6 +65,7 @@ class Profile:
             distillation, more models) use.
         sweep_train_size: training-set size of those grids (None: all).
         sweep_epochs: epochs of those grids (None: ``epochs``).
+        more_models: the architectures of the "more models" comparison (notebook 10).
     """
 
     name: str
@@ -85,6 +86,7 @@ class Profile:
     sweep_seeds: int = 2
     sweep_train_size: int | None = None
     sweep_epochs: int | None = None
+    more_models: tuple[str, ...] = ("cnn",)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -110,7 +112,7 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", "fashion-mnist", "cnn", epochs=30, seeds=(0, 1, 2, 3, 4),
                      eval_size=10000, eps_grid=(0.01, 0.02, 0.03, 0.05, 0.1, 0.15),
                      pgd_steps=20, at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000,
-                     sweep_seeds=5),
+                     sweep_seeds=5, more_models=("cnn", "resnet18")),
 }
 
 
@@ -397,3 +399,14 @@ def memorisation(tm: TrainedModel) -> dict[str, float]:
         else nan,
         "train_clean_accuracy": float((pred[~flipped] == clean[~flipped]).float().mean()),
     }
+
+
+def dataset_available(name: str) -> bool:
+    """Whether ``load_dataset(name)`` works here (on disk, or downloadable)."""
+    from .data import DatasetNotFoundError
+
+    try:
+        load_dataset(name, "test")
+    except DatasetNotFoundError:
+        return False
+    return True
