@@ -7,7 +7,7 @@ same process on the same batches, interleaved in rounds (the order alternates be
 rounds, so slow drift of the machine hits both alike); the table shows the median
 ms/step over rounds and the median of the per-round ratios loss/CE, for wall-clock
 time and for process CPU time (the latter is steadier when other jobs share the
-cores; ``--threads 1`` steadies both).
+cores). It runs on one thread by default (``--threads``).
 
 Run ``python benchmarks/bench_losses.py`` (``--quick`` for a short run), or import it and
 call :func:`run`, which returns a DataFrame.
@@ -78,7 +78,7 @@ class _Runner:
 
 
 def run(repeats: int = 15, steps: int = 50, losses: Sequence[str] | None = None,
-        real_data: bool = True, seed: int = 0) -> pd.DataFrame:
+        real_data: bool = True, seed: int = 0, threads: int | None = 1) -> pd.DataFrame:
     """Benchmark every loss in ``losses`` (default: all registered) against CE.
 
     Args:
@@ -87,6 +87,10 @@ def run(repeats: int = 15, steps: int = 50, losses: Sequence[str] | None = None,
         losses: loss names (default every registered one except ``ce``).
         real_data: use Fashion-MNIST batches when the data is on disk.
         seed: seeds the model initialisation and the batches.
+        threads: torch intra-op threads during the run (restored afterwards); ``None``
+            uses every core available. Default 1: on the shared 2-core machines, two
+            OpenMP threads competing with other jobs make steps several times slower
+            and the timings meaningless.
 
     Returns:
         One row per loss: ``loss``, ``ms_per_step``, ``ce_ms_per_step`` (wall-clock
@@ -95,7 +99,17 @@ def run(repeats: int = 15, steps: int = 50, losses: Sequence[str] | None = None,
         ``cpu_ratio``; steadier than wall time on a machine shared with other jobs),
         ``repeats``, ``steps``, ``batch_size``, ``data`` and ``threads``.
     """
-    names = [n for n in (losses or LOSSES) if n != "ce"]
+    old_threads = torch.get_num_threads()
+    set_threads(threads)
+    try:
+        return _run(repeats, steps, [n for n in (losses or LOSSES) if n != "ce"], real_data,
+                    seed)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run(repeats: int, steps: int, names: list[str], real_data: bool,
+         seed: int) -> pd.DataFrame:
     batches, source = _batches(real_data, seed)
     with seeded(seed):
         model = build_model("mlp", "fashion-mnist")
@@ -140,13 +154,12 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--steps", type=int, default=50, help="steps per block (default 50)")
     parser.add_argument("--losses", nargs="*", default=None, help="subset of loss names")
     parser.add_argument("--random-data", action="store_true", help="skip Fashion-MNIST")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: the cores available)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1; 0: every core available)")
     args = parser.parse_args(argv)
-    set_threads(args.threads)
     repeats, steps = (5, 20) if args.quick else (args.repeats, args.steps)
     table = run(repeats=repeats, steps=steps, losses=args.losses,
-                real_data=not args.random_data)
+                real_data=not args.random_data, threads=args.threads or None)
     print(f"MLP 784-256-256-10, batch {BATCH_SIZE}, Adam, data={table['data'].iloc[0]}, "
           f"{table['threads'].iloc[0]} threads; median of {repeats} rounds x {steps} steps")
     print(table[["loss", "ms_per_step", "ce_ms_per_step", "ratio", "cpu_ms_per_step",

@@ -77,18 +77,21 @@ def pgd_linf(model: nn.Module, objective: Callable[[torch.Tensor], torch.Tensor]
     """Projected sign-gradient ascent on ``objective(model(x_adv).float())``.
 
     Each step: ``x_adv += step_size * sign(grad)``, then projection onto the L-inf ball
-    of radius ``eps`` around ``x`` and onto [0, 1]. ``objective`` maps float32 logits
-    to a scalar to *maximise*. The model's mode is left as it is (callers switch it);
-    parameter gradients are not touched. Returns a detached tensor.
+    of radius ``eps`` around ``x`` and onto [0, 1] (``x_start`` is projected first).
+    ``objective`` maps float32 logits to a scalar to *maximise*. The model's mode is
+    left as it is (callers switch it); parameter gradients are not touched. Returns a
+    detached tensor.
     """
     lower = (x - eps).clamp_(min=0.0)
     upper = (x + eps).clamp_(max=1.0)
     x_adv = torch.max(torch.min(x_start.detach(), upper), lower)
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        value = objective(model(x_adv).float())
-        (grad,) = torch.autograd.grad(value, x_adv)
-        x_adv = torch.max(torch.min(x_adv.detach() + step_size * grad.sign(), upper), lower)
+    with torch.enable_grad():  # also works when the caller runs under no_grad
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            value = objective(model(x_adv).float())
+            (grad,) = torch.autograd.grad(value, x_adv)
+            x_adv = torch.max(torch.min(x_adv.detach() + step_size * grad.sign(), upper),
+                              lower)
     return x_adv.detach()
 
 
@@ -115,13 +118,19 @@ class AdversarialTraining:
 
     def perturb(self, model: nn.Module, loss_fn: Loss, x: torch.Tensor, y: torch.Tensor, *,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Adversarial inputs for ``(x, y)``, within ``eps`` of ``x`` and inside [0, 1]."""
-        was_training = model.training
+        """Adversarial inputs for ``(x, y)``, within ``eps`` of ``x`` and inside [0, 1].
+
+        Crafted in eval mode; every submodule's mode is restored afterwards (also on
+        error). The random start comes from ``generator`` (on ``x``'s device); ``None``
+        means a fresh generator seeded with 0, never the global RNG.
+        """
+        modes = [(m, m.training) for m in model.modules()]
         model.eval()
         try:
             return self._perturb(model, loss_fn, x, y, _generator_for(x, generator))
         finally:
-            model.train(was_training)
+            for module, mode in modes:
+                module.training = mode
 
     def _perturb(self, model: nn.Module, loss_fn: Loss, x: torch.Tensor, y: torch.Tensor,
                  generator: torch.Generator) -> torch.Tensor:
