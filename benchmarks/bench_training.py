@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from _common import ROOT, interleaved, max_rss_mb, median, print_table  # noqa: I001
 
 from drsl_utils.data import load_dataset

@@ -321,12 +321,12 @@ def attack_suite(profile: Profile) -> list[Any]:
         AttackSpec("fgsm", eps=grid),
         AttackSpec("pgd", {"steps": profile.pgd_steps}, eps=grid),
         AttackSpec("pgd-l2", {"steps": profile.pgd_steps}, eps=l2(grid)),
-        AttackSpec("cw", {"steps": n(10, 50)}, eps=l2(mid)),
+        AttackSpec("cw", {"steps": n(10, 30)}, eps=l2(mid)),
         AttackSpec("deepfool", {"steps": n(10, 50)}, eps=l2(mid)),
         AttackSpec("apgd-ce", {"steps": n(5, 50)}, eps=mid),
         AttackSpec("apgd-dlr", {"steps": n(5, 50)}, eps=mid),
         AttackSpec("square", {"steps": n(50, 1000)}, eps=mid),
-        AttackSpec("fab", {"steps": n(5, 50)}, eps=mid),
+        AttackSpec("fab", {"steps": n(5, 20)}, eps=mid),
         autoattack,
     ]
 

@@ -117,6 +117,13 @@ class TrainConfig:
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay={self.weight_decay!r}: must be >= 0")
         get_loss(self.loss, **self.loss_params)  # validates name and parameters early
+        if self.adversarial is not None:
+            from .adversarial import get_adversarial
+
+            get_adversarial(self.adversarial, **self.adversarial_params)
+        elif self.adversarial_params:
+            raise ValueError("adversarial_params given without adversarial: set "
+                             "adversarial='pgd' or 'trades'")
         if self.teacher is not None:
             from .distill import DISTILL_VARIANTS
 

@@ -119,7 +119,9 @@ def test_nan_loss_stops_with_step_and_value(tmp_path):
     ({"batch_size": -1}, "batch_size"), ({"lr": 0.0}, "lr"),
     ({"noise": "asym"}, "noise"), ({"noise_rate": 0.2}, "noise_rate"),
     ({"loss": "hinge"}, "hinge"), ({"train_size": 0}, "train_size"),
-    ({"schedule": "step"}, "schedule")])
+    ({"schedule": "step"}, "schedule"), ({"adversarial": "fgsm"}, "fgsm"),
+    ({"adversarial": "pgd", "adversarial_params": {"eps": 2.0}}, "eps"),
+    ({"adversarial_params": {"eps": 0.1}}, "adversarial")])
 def test_bad_config(change, param):
     with pytest.raises(ValueError, match=param):
         TrainConfig(**({"dataset": "digits"} | change))
