@@ -20,7 +20,7 @@ from _common import ROOT, interleaved, max_rss_mb, median, print_table  # noqa: 
 from drsl_utils.data import load_dataset
 from drsl_utils.losses import get_loss
 from drsl_utils.runtime import seeded
-from drsl_utils.training import TrainConfig, _fit, _new_model
+from drsl_utils.training import TrainConfig, _fit, _make_optimizer, _new_model
 
 
 def _textbook_epoch(model_name: str, root: str, n: int) -> None:
@@ -46,9 +46,10 @@ def _textbook_epoch(model_name: str, root: str, n: int) -> None:
 
 
 def _floor_epoch(model_name: str, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    config = TrainConfig(model=model_name)
     with seeded(0):
-        model = _new_model(TrainConfig(model=model_name))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model = _new_model(config)
+    opt = _make_optimizer(config, model.parameters())  # the engine's optimiser
     loss_fn = get_loss("ce")
     model.train()
     for xb, yb in batches:

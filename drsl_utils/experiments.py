@@ -60,6 +60,7 @@ class Profile:
         at_epochs: epochs of adversarial training (it costs steps+1 passes per batch).
         at_steps: PGD steps inside adversarial training.
         at_eps: eps of adversarial training.
+        at_train_size: training-set size of adversarial training (None: all).
         embed_size: clean points per UMAP panel.
         sweep_seeds: how many of ``seeds`` the large grids (label noise, tau sweep,
             distillation, more models) use.
@@ -82,6 +83,7 @@ class Profile:
     at_epochs: int = 5
     at_steps: int = 5
     at_eps: float = 0.1
+    at_train_size: int | None = None
     embed_size: int = 2000
     sweep_seeds: int = 2
     sweep_train_size: int | None = None
@@ -107,8 +109,8 @@ PROFILES: dict[str, Profile] = {
                      sweep_seeds=1, sweep_epochs=3),
     "quick": Profile("quick", "fashion-mnist", "mlp", epochs=8, seeds=(0, 1, 2),
                      eval_size=1000, eps_grid=(0.01, 0.02, 0.05, 0.1), pgd_steps=10,
-                     at_epochs=5, at_steps=5, at_eps=0.1, embed_size=2000,
-                     sweep_seeds=2, sweep_train_size=20000),
+                     at_epochs=5, at_steps=5, at_eps=0.1, at_train_size=20000,
+                     embed_size=2000, sweep_seeds=2, sweep_train_size=20000),
     "paper": Profile("paper", "fashion-mnist", "cnn", epochs=30, seeds=(0, 1, 2, 3, 4),
                      eval_size=10000, eps_grid=(0.01, 0.02, 0.03, 0.05, 0.1, 0.15),
                      pgd_steps=20, at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000,
@@ -160,6 +162,7 @@ def model_config(profile: Profile, name: str, seed: int = 0, **changes: Any) -> 
     if name in AT_ZOO:
         base_name, method = AT_ZOO[name]
         at = {"adversarial": method, "epochs": profile.at_epochs,
+              "train_size": profile.at_train_size,
               "adversarial_params": {"eps": profile.at_eps, "steps": profile.at_steps}}
         return model_config(profile, base_name, seed, **(at | changes))
     loss, params = ZOO[name]

@@ -39,7 +39,8 @@ P, report = ex.setup("04_logit_gaps_and_margins", profile, dataset=dataset, seed
                      figures_dir_=figures_dir)
 STANDARD = ["CE", "DRSL"]
 AT = list(ex.AT_ZOO)
-print(f"adversarial training: PGD eps={P.at_eps}, {P.at_steps} steps, {P.at_epochs} epochs")
+print(f"adversarial training: PGD eps={P.at_eps}, {P.at_steps} steps, {P.at_epochs} epochs, "
+      f"{P.at_train_size or 'all'} training images")
 
 # %%
 zoo = ex.train_zoo(P, STANDARD + AT, device=device)

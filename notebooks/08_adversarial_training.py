@@ -41,7 +41,8 @@ from drsl_utils.report import describe_diff, mean_ci, verdict_from_interval
 P, report = ex.setup("08_adversarial_training", profile, dataset=dataset, seeds=seeds,
                      figures_dir_=figures_dir)
 NAMES = ["CE", "DRSL", *ex.AT_ZOO]
-print(f"adversarial training: PGD eps={P.at_eps}, {P.at_steps} steps, {P.at_epochs} epochs")
+print(f"adversarial training: PGD eps={P.at_eps}, {P.at_steps} steps, {P.at_epochs} epochs, "
+      f"{P.at_train_size or 'all'} training images")
 zoo = ex.train_zoo(P, NAMES, device=device)
 
 # %% [markdown]

@@ -16,7 +16,7 @@
 # the small 2-conv CNN in `quick` and `paper`, and ResNet-18 (adapted to small inputs)
 # in `paper`, on CIFAR-10 when its files are available and otherwise on the profile's
 # dataset. A convolutional network is much slower on CPU than the MLP, so `quick`
-# trains it on a 20k-image subset for a few epochs and attacks half of the usual test
+# trains it on a 10k-image subset for 3 epochs and attacks half of the usual test
 # subset (all printed below); the numbers are about the *comparison* between losses, not
 # about the best accuracy a CNN can reach.
 
@@ -47,8 +47,10 @@ for arch in P.more_models:
     data = P.dataset
     if arch == "resnet18" and ex.dataset_available("cifar10"):
         data = "cifar10"
-    epochs = min(S.epochs, 4) if P.name == "quick" else S.epochs
-    setups.append(dataclasses.replace(S, model=arch, dataset=data, epochs=epochs,
+    quick = P.name == "quick"
+    setups.append(dataclasses.replace(S, model=arch, dataset=data,
+                                      epochs=3 if quick else S.epochs,
+                                      train_size=10000 if quick else S.train_size,
                                       eval_size=max(100, P.eval_size // 2)))
 for s in setups:
     print(f"{s.model} on {s.dataset}: {s.epochs} epochs, {s.train_size or 'all'} training "

@@ -28,6 +28,7 @@ def test_zoo_configs():
     at = ex.model_config(p, "SOVR-AT")
     assert (at.loss, at.adversarial, at.epochs) == ("sovr", "pgd", p.at_epochs)
     assert at.adversarial_params == {"eps": p.at_eps, "steps": p.at_steps}
+    assert at.train_size == p.at_train_size
     names = set(ex.ZOO) | set(ex.AT_ZOO)
     assert len({ex.model_config(p, n).key for n in names}) == len(names)
     with pytest.raises(ValueError, match="name='XE'"):
