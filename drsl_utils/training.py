@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adam", "sgd")
+# Bump when the engine's arithmetic changes (e.g. the optimiser kernel), so that models
+# cached by an older engine are not mistaken for this one's.
+_ENGINE_REVISION = 2
 SCHEDULES = ("none", "cosine")
 
 
@@ -140,7 +143,7 @@ class TrainConfig:
     @property
     def key(self) -> str:
         """Hash of the whole configuration and the package version."""
-        return stable_hash("train", self)
+        return stable_hash("train", _ENGINE_REVISION, self)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (``dataclasses.replace``)."""
