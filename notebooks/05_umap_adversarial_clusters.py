@@ -43,7 +43,7 @@ NAMES = list(ex.MAIN_LOSSES)
 EPS_MID = P.eps_grid[len(P.eps_grid) // 2]
 zoo = ex.train_zoo(P, NAMES, device=device)
 result = ex.attack_zoo(P, zoo, [AttackSpec("pgd", {"steps": P.pgd_steps})], device=device)
-embed.warm_up()
+_ = embed.warm_up()
 
 # %% [markdown]
 # ## One UMAP per model (first seed), clean layout shared with its adversarial points
