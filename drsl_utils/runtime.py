@@ -30,11 +30,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Use ``n`` intra-op threads (default: the cores this process may use).
+    """Use ``n`` intra-op threads (default: ``$DRSL_THREADS`` if set, else the cores this
+    process may use).
 
-    On the 2-core project machines the default of torch is already right; on shared
-    many-core hosts torch may start more threads than the cgroup allows, which hurts.
+    On shared many-core hosts torch may start more threads than the cgroup allows, which
+    hurts; the main job sets ``DRSL_THREADS`` when it runs notebooks side by side.
     """
+    if n is None and os.environ.get("DRSL_THREADS"):
+        n = int(os.environ["DRSL_THREADS"])
     if n is None:
         try:
             n = len(os.sched_getaffinity(0))

@@ -3,16 +3,27 @@
 
     python -m drsl_utils.suite --profile quick            # what `make figures` runs
     python -m drsl_utils.suite --profile smoke --only 00  # one notebook, in seconds
+    python -m drsl_utils.suite --profile quick --force    # re-execute every notebook
 
 Executed copies of the notebooks go to ``build/notebooks/<profile>/`` (outside git).
-Models, attack records and embeddings come from the shared cache, so a second run only
-re-executes the notebooks' cheap analysis.
+Models, attack records and embeddings come from the shared cache, so a re-executed
+notebook only redoes its cheap analysis. A notebook whose inputs are unchanged since its
+last successful run (its own source, the package's source, the lock file, the profile
+and the output folder; its figures still on disk) is not executed again at all.
+
+Notebooks run ``--jobs`` at a time (default: one per two cores, at least 2 on a 2-core
+machine), each kernel with ``cores / jobs`` threads, in an order that respects what
+they share: a notebook starts only after the notebooks whose models it reuses
+(``DEPENDS``) have finished, so no model is trained twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
 import datetime as _dt
+import hashlib
+import json
 import os
 import sys
 import time
@@ -22,7 +33,15 @@ from pathlib import Path
 from .experiments import PROFILES, figures_dir, repo_root
 from .report import VERDICTS, load_meta
 
-__all__ = ["notebooks", "run_notebook", "run_suite", "write_gallery"]
+__all__ = ["DEPENDS", "notebooks", "run_notebook", "run_suite", "write_gallery"]
+
+# Which notebooks' models a notebook reuses (by number). The scheduler starts a notebook
+# only after these have finished; the rest of the order favours long notebooks first.
+DEPENDS: dict[str, tuple[str, ...]] = {
+    "02": ("01",), "03": ("01", "02"), "04": ("01",), "05": ("01", "02"),
+    "08": ("04",), "09": ("04",),
+}
+PRIORITY = ("01", "00", "04", "02", "06", "07", "10", "08", "09", "03", "05")
 
 
 def notebooks(only: Sequence[str] | None = None) -> list[Path]:
@@ -37,7 +56,8 @@ def notebooks(only: Sequence[str] | None = None) -> list[Path]:
 
 def run_notebook(path: Path, profile: str, out_dir: Path, fig_dir: Path,
                  extra_parameters: dict | None = None) -> float:
-    """Execute one notebook with papermill; returns its wall time in seconds."""
+    """Execute one notebook with papermill; returns its wall time in seconds. The
+    kernel inherits this process's environment (``DRSL_THREADS``, ``DRSL_CACHE_DIR``)."""
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,24 +69,96 @@ def run_notebook(path: Path, profile: str, out_dir: Path, fig_dir: Path,
     return time.perf_counter() - start
 
 
+def _inputs_hash(path: Path, profile: str, fig_dir: Path) -> str:
+    """What a notebook's outputs depend on, besides the caches (which are themselves
+    keyed by content): its source, the package's source, the lock file, the profile and
+    where figures go."""
+    h = hashlib.sha256()
+    root = repo_root()
+    for f in [path, root / "uv.lock", *sorted((root / "drsl_utils").glob("*.py"))]:
+        if f.exists():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    h.update(f"{profile}|{fig_dir.resolve()}".encode())
+    return h.hexdigest()
+
+
+def _up_to_date(path: Path, stamp: Path, digest: str, fig_dir: Path) -> bool:
+    meta = fig_dir / "meta" / f"{path.stem}.json"
+    if not (stamp.exists() and meta.exists()) or stamp.read_text().strip() != digest:
+        return False
+    figures = json.loads(meta.read_text())["figures"]
+    return all((fig_dir / f"{f['name']}.png").exists() for f in figures)
+
+
 def run_suite(profile: str = "quick", only: Sequence[str] | None = None,
-              fig_dir: Path | None = None) -> dict[str, float]:
-    """Run the notebooks and rebuild the gallery; returns seconds per notebook."""
+              fig_dir: Path | None = None, jobs: int | None = None,
+              force: bool = False) -> dict[str, float]:
+    """Run the notebooks and rebuild the gallery; returns seconds per notebook
+    (0.0 for a notebook skipped as up to date)."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is not valid; choose one of: "
                          f"{', '.join(PROFILES)}")
     fig_dir = Path(fig_dir) if fig_dir is not None else figures_dir(profile)
     out_dir = repo_root() / "build" / "notebooks" / profile
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    jobs = jobs or max(2, (cores or 1) // 2)
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs!r}: must be >= 1")
+    threads = max(1, (cores or 1) // jobs)
+    paths = {p.stem[:2]: p for p in notebooks(only)}
+    pending = sorted(paths, key=lambda k: PRIORITY.index(k) if k in PRIORITY else len(PRIORITY))
     times: dict[str, float] = {}
+    done: set[str] = set()
     total = time.perf_counter()
-    paths = notebooks(only)
-    for i, path in enumerate(paths, 1):
-        print(f"[{i}/{len(paths)}] {path.stem} (profile={profile}) ...", flush=True)
-        times[path.stem] = run_notebook(path, profile, out_dir, fig_dir)
-        print(f"      done in {times[path.stem]:.1f} s", flush=True)
+
+    def run(key: str) -> float:
+        path = paths[key]
+        stamp = out_dir / f".{path.stem}.inputs"
+        digest = _inputs_hash(path, profile, fig_dir)
+        if not force and _up_to_date(path, stamp, digest, fig_dir):
+            print(f"  {path.stem}: up to date, skipped (--force re-executes it)", flush=True)
+            return 0.0
+        print(f"  {path.stem}: running (profile={profile}, {threads} thread(s)) ...", flush=True)
+        seconds = run_notebook(path, profile, out_dir, fig_dir)
+        stamp.write_text(digest + "\n")
+        print(f"  {path.stem}: done in {seconds:.1f} s", flush=True)
+        return seconds
+
+    # Kernels inherit it; runtime.set_threads (called by experiments.setup) reads it.
+    previous = os.environ.get("DRSL_THREADS")
+    os.environ["DRSL_THREADS"] = str(threads)
+    try:
+        _schedule(run, pending, paths, jobs, times, done)
+    finally:
+        if previous is None:
+            os.environ.pop("DRSL_THREADS", None)
+        else:
+            os.environ["DRSL_THREADS"] = previous
     write_gallery(fig_dir, profile)
-    print(f"All notebooks: {time.perf_counter() - total:.1f} s. Gallery: {fig_dir / 'README.md'}")
+    print(f"All notebooks: {time.perf_counter() - total:.1f} s wall. "
+          f"Gallery: {fig_dir / 'README.md'}")
     return times
+
+
+def _schedule(run, pending: list[str], paths: dict[str, Path], jobs: int,
+              times: dict[str, float], done: set[str]) -> None:
+    """Run ``run(key)`` for every pending notebook, ``jobs`` at a time, each only after
+    its ``DEPENDS`` have finished."""
+    with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+        running: dict[cf.Future, str] = {}
+        while pending or running:
+            ready = [k for k in pending if all(d in done or d not in paths
+                                               for d in DEPENDS.get(k, ()))]
+            while ready and len(running) < jobs:
+                key = ready.pop(0)
+                pending.remove(key)
+                running[pool.submit(run, key)] = key
+            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                key = running.pop(fut)
+                times[paths[key].stem] = fut.result()  # re-raises a notebook's error
+                done.add(key)
 
 
 def write_gallery(fig_dir: Path, profile: str) -> tuple[Path, Path]:
@@ -114,9 +206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick", choices=tuple(PROFILES))
     parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 02")
     parser.add_argument("--figures-dir", type=Path, default=None)
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="notebooks run at once (default: cores / 2, at least 2)")
+    parser.add_argument("--force", action="store_true",
+                        help="re-execute notebooks even when their inputs are unchanged")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    run_suite(args.profile, args.only, args.figures_dir)
+    run_suite(args.profile, args.only, args.figures_dir, jobs=args.jobs, force=args.force)
     return 0
 
 
