@@ -5,6 +5,8 @@
 
 PYTHON ?= python3
 PROFILE ?= quick
+# e.g. make figures SUITE_ARGS="--force" (re-execute unchanged notebooks) or "--only 02 03"
+SUITE_ARGS ?=
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
@@ -34,7 +36,7 @@ data:
 	@bash scripts/fetch_data.sh
 
 figures: $(STAMP) data
-	$(PY) -m drsl_utils.suite --profile $(PROFILE)
+	$(PY) -m drsl_utils.suite --profile $(PROFILE) $(SUITE_ARGS)
 
 test: $(STAMP) data
 	@$(PY) -m pytest; rc=$$?; \
