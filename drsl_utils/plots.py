@@ -815,7 +815,15 @@ def plot_table(df: pd.DataFrame, *, title: str | None = None, index: bool = True
     char_w = fontsize / 72 * 0.62  # inches per character for DejaVu Sans
     fig_w = float(widths.sum() * char_w + 0.3)
     row_h = fontsize / 72 * 2.1
-    fig_h = float((len(body) + 1) * row_h + (0.45 if title else 0.15))
+    title_lines = 0
+    if title:
+        import textwrap
+
+        # The suptitle is set a little larger than the cells: wrap it to the table width.
+        per_line = max(20, int(fig_w / (char_w * 1.25)))
+        title = "\n".join(textwrap.wrap(title, per_line))
+        title_lines = title.count("\n") + 1
+    fig_h = float((len(body) + 1) * row_h + (0.15 + 0.3 * title_lines if title else 0.15))
     with use_style(**{"figure.constrained_layout.use": False}):
         fig = plt.figure(figsize=(fig_w, fig_h), layout="none")
         ax = fig.add_axes((0.02, 0.02, 0.96, (len(body) + 1) * row_h / fig_h))
