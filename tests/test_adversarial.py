@@ -13,18 +13,6 @@ from drsl_utils.losses import get_loss
 from drsl_utils.models import build_model
 from drsl_utils.runtime import seeded
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These tensors are tiny: on the shared 2-core machines a second OpenMP thread only
-    # contends with other jobs (training digits measured 0.09 s on 1 thread, 0.3-15 s
-    # on 2 under load). Restored after each test.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 METHODS = {
     "pgd": {"eps": 0.1, "steps": 3},
     "pgd-train": {"eps": 0.1, "steps": 3, "attack_loss": "train"},

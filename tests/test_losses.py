@@ -21,18 +21,6 @@ from drsl_utils.losses import (
     logit_margin,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These tensors are tiny: on the shared 2-core machines a second OpenMP thread only
-    # contends with other jobs (training digits measured 0.09 s on 1 thread, 0.3-15 s
-    # on 2 under load). Restored after each test.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 # Non-default parameters too, so every code path (fused DRSL, prob space, scale,
 # OVR weight) is covered.
 CASES = {
