@@ -262,8 +262,6 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
     dev = resolve_device(device)
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = _cache_path(config, cache_root)
-    test = load_dataset(config.dataset, "test", root=data_root)
-
     if path.exists() and not force:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         model = _new_model(config)
@@ -283,6 +281,7 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
                           teacher_probs)
     seconds = time.perf_counter() - start
     model.eval()
+    test = load_dataset(config.dataset, "test", root=data_root)
     test_acc = accuracy(model, test.images, test.labels)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     blob = {"state_dict": state, "history": history, "test_accuracy": test_acc,

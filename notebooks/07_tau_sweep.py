@@ -52,9 +52,8 @@ zoo = ex.train_zoo(S, REFERENCES, device=device)
 for space, taus in TAUS.items():
     for tau in taus:
         name = f"DRSL-{space} tau={tau:g}"
-        zoo[name] = ex.train_zoo(S, ["DRSL" if space == "logit" else "DRSL-prob"],
-                                 device=device, loss_params={"tau": tau})[
-            "DRSL" if space == "logit" else "DRSL-prob"]
+        base = "DRSL" if space == "logit" else "DRSL-prob"
+        zoo[name] = ex.train_zoo(S, [base], device=device, loss_params={"tau": tau})[base]
 result = ex.attack_zoo(S, zoo, [AttackSpec("pgd", {"steps": P.pgd_steps})], eps_grid=EPS,
                        device=device)
 
