@@ -40,12 +40,13 @@ def _canonical(obj: Any) -> Any:
         return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, list | tuple):
         return [_canonical(v) for v in obj]
-    if isinstance(obj, float):
-        return repr(obj)  # exact, and 1.0 != 1
+    if isinstance(obj, bool) or obj is None:
+        return obj
+    if isinstance(obj, int | float | np.integer | np.floating):
+        # One spelling per number: tau=1 and tau=1.0 are the same configuration.
+        return repr(float(obj))
     if isinstance(obj, np.ndarray | torch.Tensor):
         return tensor_fingerprint(obj)
-    if isinstance(obj, np.generic):
-        return _canonical(obj.item())
     if isinstance(obj, Path):
         return str(obj)
     return obj

@@ -126,6 +126,18 @@ class DatasetSplit:
         return DatasetSplit(self.images[idx], self.labels[idx], self.classes, self.name,
                             self.split)
 
+    def holdout(self, n_used: int, n: int, seed: int = 0) -> DatasetSplit:
+        """``n`` samples that ``subset(n_used, seed)`` leaves out: the next ``n`` in the
+        same fixed random order, so a model trained on that subset never saw them."""
+        if n < 1 or n_used < 0 or n_used + n > len(self):
+            raise ValueError(f"holdout(n_used={n_used!r}, n={n!r}) is not valid for a split "
+                             f"of {len(self)} samples: need n >= 1 and n_used + n <= "
+                             f"{len(self)}")
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(self), generator=g)[n_used:n_used + n].sort().values
+        return DatasetSplit(self.images[idx], self.labels[idx], self.classes, self.name,
+                            self.split)
+
 
 def dataset_info(name: str) -> DatasetInfo:
     """Static information about dataset ``name`` (no loading)."""

@@ -16,6 +16,16 @@ outputs on clean training images,
   the mean of the rest survive, the order and spread of the rest do not;
 - ``max-gap``: only the max and the gap survive: every non-max logit is set to the
   second-largest logit.
+- ``matched``: the control for ``mean`` and ``max-gap``, which also change the teacher's
+  top-1 probability and entropy. The non-max logits are replaced by uninformative ones
+  (evenly spaced levels in a random class order, per sample) scaled so that, at the
+  distillation temperature T, the teacher's top-1 probability *and* entropy are exactly
+  those of the full logits. Only the information in the non-max entries is lost. (Where
+  the random profile would outrank the max class, which needs a very flat top class, the
+  permuted logits are used instead: they keep both quantities too.)
+
+``permuted`` and ``matched`` keep the top-1 probability and the entropy of the softened
+teacher; ``mean`` and ``max-gap`` do not, so they are secondary comparisons.
 """
 
 from __future__ import annotations
@@ -27,14 +37,15 @@ from .runtime import check_choice
 
 __all__ = ["DISTILL_VARIANTS", "transform_teacher_logits", "distillation_loss"]
 
-DISTILL_VARIANTS = ("full", "permuted", "mean", "max-gap")
+DISTILL_VARIANTS = ("full", "permuted", "mean", "max-gap", "matched")
 
 
 def transform_teacher_logits(logits: torch.Tensor, variant: str = "full",
-                             seed: int = 0) -> torch.Tensor:
+                             seed: int = 0, temperature: float = 1.0) -> torch.Tensor:
     """Apply a non-max-logit manipulation (see the module docstring) to ``[n, K]`` logits.
 
-    The argmax class and the max logit are preserved by every variant.
+    The argmax class and the max logit are preserved by every variant. ``temperature``
+    is the T at which ``matched`` keeps the top-1 probability and the entropy.
     """
     check_choice("variant", variant, DISTILL_VARIANTS)
     if logits.dim() != 2 or logits.shape[1] < 2:
@@ -57,7 +68,48 @@ def transform_teacher_logits(logits: torch.Tensor, variant: str = "full",
     rest_val = logits.gather(1, rest_pos)
     order = torch.rand(n, k - 1, generator=g).argsort(1)
     out.scatter_(1, rest_pos, rest_val.gather(1, order.to(logits.device)))
-    return out
+    if variant == "permuted":
+        return out
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature!r}: must be > 0")
+    return _entropy_matched(logits, out, rest_pos, temperature, g)
+
+
+def _entropy(log_p: torch.Tensor) -> torch.Tensor:
+    return -(log_p.exp() * log_p).sum(1)
+
+
+def _entropy_matched(logits: torch.Tensor, permuted: torch.Tensor, rest_pos: torch.Tensor,
+                     temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """Non-max logits ``c + T * beta * r`` with a random-order profile ``r``: ``beta`` matches
+    the entropy of the renormalised non-max softmax at temperature T, ``c`` the non-max
+    mass, so the top-1 probability and the full entropy stay exactly the same."""
+    n, k = logits.shape
+    z = logits.double() / temperature
+    rest = z.gather(1, rest_pos)                                   # [n, K-1]
+    target = _entropy(torch.log_softmax(rest, dim=1))              # in [0, log(K-1)]
+    # Evenly spaced levels in a random order: among profiles of a given entropy this
+    # keeps the largest non-max entry low, so it rarely outranks the max class.
+    levels = torch.linspace(-1.0, 1.0, k - 1, dtype=torch.float64)
+    order = torch.rand(n, k - 1, generator=generator).argsort(1)
+    r = levels[order].to(z.device)
+    # The entropy of softmax(beta * r) falls monotonically from log(K-1) at beta = 0.
+    lo = torch.zeros(n, 1, dtype=torch.float64, device=z.device)
+    hi = torch.full((n, 1), 64.0, dtype=torch.float64, device=z.device)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        too_flat = _entropy(torch.log_softmax(mid * r, dim=1)) > target
+        lo = torch.where(too_flat.unsqueeze(1), mid, lo)
+        hi = torch.where(too_flat.unsqueeze(1), hi, mid)
+    profile = (lo + hi) / 2 * r
+    mass = torch.logsumexp(rest, dim=1, keepdim=True)              # log non-max mass
+    new_rest = profile - torch.logsumexp(profile, dim=1, keepdim=True) + mass
+    top = z.max(1, keepdim=True).values
+    ok = (new_rest.max(1, keepdim=True).values < top).squeeze(1)
+    out = z.clone()
+    out.scatter_(1, rest_pos, new_rest)
+    out = (out * temperature).to(logits.dtype)
+    return torch.where(ok.unsqueeze(1), out, permuted)
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor,

@@ -4,8 +4,10 @@ A *profile* fixes the sizes of an experiment: which dataset and model, how many 
 and seeds, how many test samples are attacked, and the eps grid.
 
 - ``smoke``: seconds, on ``digits``; what the tests execute.
-- ``quick``: the default of the main job on CPU: Fashion-MNIST, the MLP, 3 seeds.
-- ``paper``: the full-size profile for a GPU: the CNN, 5 seeds, the whole test set.
+- ``quick``: the default of the main job on CPU: Fashion-MNIST, an MLP, 8 seeds for the
+  main comparison (CE, GCE, DRSL) and 5 for every other comparison.
+- ``paper``: the full-size profile for a GPU: the CNN, 8 and 5 seeds, the whole test
+  set for every attack.
 
 The *zoo* maps display names (``"CE"``, ``"DRSL"``, ...) to a loss and its parameters,
 so a name means the same model in every notebook and figure.
@@ -39,6 +41,14 @@ __all__ = [
     "attack_zoo",
     "clean_stats",
     "flatten_zoo",
+    "AT_ZOO",
+    "AT_CONTROL",
+    "eval_data",
+    "validation_split",
+    "scratch_figures_dir",
+    "pgd_spec",
+    "dlr_spec",
+    "accuracy_on",
 ]
 
 
@@ -50,11 +60,17 @@ class Profile:
         name: ``smoke``, ``quick`` or ``paper``.
         dataset: dataset name (``data.DATASETS``).
         model: architecture (``models.MODELS``).
+        arch_params: size options per architecture (``models.build_model``), e.g.
+            ``{"mlp": {"hidden": 128}}``.
         epochs: training epochs of standard models.
-        seeds: the seeds every configuration is trained with.
+        seeds: the seeds of the main comparison (CE, GCE, DRSL).
+        other_seeds: how many of ``seeds`` every other comparison uses (the other
+            losses, adversarial training, the sweeps, distillation, more models).
         batch_size, lr: optimiser settings (Adam).
         train_size: train on a fixed subset of this size (None: the whole train split).
-        eval_size: number of test samples that are attacked (a fixed subset).
+        eval_size: size of the fixed test subset that the expensive attacks (APGD,
+            Square, FAB, AutoAttack, CW, DeepFool) and UMAP use; FGSM and PGD run on
+            the whole test set.
         eps_grid: L-inf radii of the eps sweep, in [0, 1] pixel units.
         pgd_steps: PGD iterations for sweeps.
         at_epochs: epochs of adversarial training (it costs steps+1 passes per batch).
@@ -62,11 +78,13 @@ class Profile:
         at_eps: eps of adversarial training.
         at_train_size: training-set size of adversarial training (None: all).
         embed_size: clean points per UMAP panel.
-        sweep_seeds: how many of ``seeds`` the large grids (label noise, tau sweep,
-            distillation, more models) use.
-        sweep_train_size: training-set size of those grids (None: all).
+        sweep_train_size: training-set size of the large grids (label noise, tau sweep,
+            distillation, more models); None: all.
         sweep_epochs: epochs of those grids (None: ``epochs``).
+        validation_size: held-out training images (never trained on by the grids) for
+            choices that must not look at the test set, such as tau in ``07``.
         more_models: the architectures of the "more models" comparison (notebook 10).
+        more_models_train_size, more_models_epochs: their training (None: the grids').
     """
 
     name: str
@@ -74,6 +92,8 @@ class Profile:
     model: str
     epochs: int
     seeds: tuple[int, ...]
+    other_seeds: int = 5
+    arch_params: dict[str, dict[str, int]] = field(default_factory=dict)
     batch_size: int = 128
     lr: float = 1e-3
     train_size: int | None = None
@@ -85,37 +105,61 @@ class Profile:
     at_eps: float = 0.1
     at_train_size: int | None = None
     embed_size: int = 2000
-    sweep_seeds: int = 2
     sweep_train_size: int | None = None
     sweep_epochs: int | None = None
+    validation_size: int = 5000
     more_models: tuple[str, ...] = ("cnn",)
+    more_models_train_size: int | None = None
+    more_models_epochs: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_seeds(self) -> int:
         return len(self.seeds)
 
+    @property
+    def seeds_other(self) -> tuple[int, ...]:
+        """The seeds of every comparison other than the main one."""
+        return self.seeds[:self.other_seeds]
+
+    @property
+    def eps_mid(self) -> float:
+        """The middle of the eps grid: the eps of the loss comparisons' claims."""
+        return self.eps_grid[len(self.eps_grid) // 2]
+
     def sweep(self) -> Profile:
-        """This profile as the large grids use it: fewer seeds, maybe fewer images."""
-        return dataclasses.replace(self, seeds=self.seeds[:self.sweep_seeds],
+        """This profile as the large grids use it: the other seeds, maybe fewer images."""
+        return dataclasses.replace(self, seeds=self.seeds_other,
                                    train_size=self.sweep_train_size or self.train_size,
                                    epochs=self.sweep_epochs or self.epochs)
 
+    def params_for(self, model: str) -> dict[str, int]:
+        """The size options of architecture ``model`` under this profile."""
+        return dict(self.arch_params.get(model, {}))
 
+
+# quick is sized for two CPU cores: an MLP with 128 hidden units trained 6 epochs reaches
+# the same clean accuracy as 256 units trained 8 (0.880 vs 0.883 on Fashion-MNIST,
+# measured) in 40 % of the time, which pays for 8 seeds instead of 3.
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "digits", "mlp", epochs=6, seeds=(0, 1), batch_size=64,
-                     lr=2e-3, eval_size=150, eps_grid=(0.05, 0.1, 0.2), pgd_steps=5,
-                     at_epochs=4, at_steps=3, at_eps=0.1, embed_size=300,
-                     sweep_seeds=1, sweep_epochs=3),
-    "quick": Profile("quick", "fashion-mnist", "mlp", epochs=8, seeds=(0, 1, 2),
+    "smoke": Profile("smoke", "digits", "mlp", epochs=6, seeds=(0, 1), other_seeds=2,
+                     batch_size=64, lr=2e-3, eval_size=150, eps_grid=(0.05, 0.1, 0.2),
+                     pgd_steps=5, at_epochs=4, at_steps=3, at_eps=0.1, embed_size=300,
+                     sweep_epochs=3, validation_size=200, sweep_train_size=1000,
+                     more_models_train_size=1000, more_models_epochs=2,
+                     arch_params={"cnn": {"width": 8, "hidden": 32}}),
+    "quick": Profile("quick", "fashion-mnist", "mlp", epochs=6, seeds=tuple(range(8)),
+                     other_seeds=5, arch_params={"mlp": {"hidden": 128},
+                                                 "cnn": {"width": 16, "hidden": 64}},
                      eval_size=1000, eps_grid=(0.01, 0.02, 0.05, 0.1), pgd_steps=10,
                      at_epochs=5, at_steps=5, at_eps=0.1, at_train_size=20000,
-                     embed_size=2000, sweep_seeds=2, sweep_train_size=20000,
-                     sweep_epochs=6),
-    "paper": Profile("paper", "fashion-mnist", "cnn", epochs=30, seeds=(0, 1, 2, 3, 4),
-                     eval_size=10000, eps_grid=(0.01, 0.02, 0.03, 0.05, 0.1, 0.15),
-                     pgd_steps=20, at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000,
-                     sweep_seeds=5, more_models=("cnn", "resnet18")),
+                     embed_size=2000, sweep_train_size=20000,
+                     more_models_train_size=10000, more_models_epochs=3),
+    "paper": Profile("paper", "fashion-mnist", "cnn", epochs=30, seeds=tuple(range(8)),
+                     other_seeds=5, eval_size=10000,
+                     eps_grid=(0.01, 0.02, 0.03, 0.05, 0.1, 0.15), pgd_steps=20,
+                     at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000,
+                     sweep_train_size=55000, more_models=("cnn", "resnet18")),
 }
 
 
@@ -125,7 +169,13 @@ def get_profile(name: str = "quick", **overrides: Any) -> Profile:
     check_choice("profile", name, tuple(PROFILES))
     changes = {k: v for k, v in overrides.items() if v is not None}
     if "seeds" in changes:
-        changes["seeds"] = tuple(changes["seeds"])
+        changes["seeds"] = tuple(int(s) for s in changes["seeds"])
+        if not changes["seeds"]:
+            raise ValueError("seeds=() is not valid: give at least one seed")
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Profile)})
+    if unknown:
+        raise ValueError(f"unknown profile field(s) {unknown}; the fields are: "
+                         f"{', '.join(f.name for f in dataclasses.fields(Profile))}")
     return dataclasses.replace(PROFILES[name], **changes)
 
 
@@ -151,6 +201,9 @@ AT_ZOO: dict[str, tuple[str, str]] = {
     "TRADES": ("CE", "trades"),
     "SOVR-AT": ("SOVR", "pgd"),
 }
+# The control of adversarial training: CE trained on the same images for the same
+# epochs as the AT models, so that AT vs standard compares the training method only.
+AT_CONTROL = "CE (AT data)"
 
 
 def model_config(profile: Profile, name: str, seed: int = 0, **changes: Any) -> TrainConfig:
@@ -159,7 +212,10 @@ def model_config(profile: Profile, name: str, seed: int = 0, **changes: Any) -> 
     ``changes`` override TrainConfig fields (e.g. ``noise="pair", noise_rate=0.2``,
     or ``loss_params={"tau": 1.0}`` merged into the zoo's parameters).
     """
-    check_choice("name", name, tuple(ZOO) + tuple(AT_ZOO))
+    check_choice("name", name, tuple(ZOO) + tuple(AT_ZOO) + (AT_CONTROL,))
+    if name == AT_CONTROL:
+        control = {"epochs": profile.at_epochs, "train_size": profile.at_train_size}
+        return model_config(profile, "CE", seed, **(control | changes))
     if name in AT_ZOO:
         base_name, method = AT_ZOO[name]
         at = {"adversarial": method, "epochs": profile.at_epochs,
@@ -171,7 +227,8 @@ def model_config(profile: Profile, name: str, seed: int = 0, **changes: Any) -> 
     if loss == "drsl" and params.get("space", "logit") == "logit" and "tau" not in params:
         params["tau"] = DRSL_B * profile.batch_size
     params.update(changes.pop("loss_params", {}))
-    base = TrainConfig(dataset=profile.dataset, model=profile.model, loss=loss,
+    base = TrainConfig(dataset=profile.dataset, model=profile.model,
+                       model_params=profile.params_for(profile.model), loss=loss,
                        loss_params=params, epochs=profile.epochs, seed=seed,
                        batch_size=profile.batch_size, lr=profile.lr,
                        train_size=profile.train_size)
@@ -202,11 +259,18 @@ def repo_root() -> Path:
 
 
 def figures_dir(profile: str | Profile) -> Path:
-    """Where a profile's figures go: ``figures/`` for ``quick`` (committed), else
-    ``build/figures/<profile>`` (ignored by git)."""
+    """Where the main job puts a profile's gallery: ``figures/`` for ``quick``
+    (committed), else ``build/figures/<profile>`` (ignored by git)."""
     name = profile.name if isinstance(profile, Profile) else profile
     if name == "quick":
         return repo_root() / "figures"
+    return scratch_figures_dir(name)
+
+
+def scratch_figures_dir(profile: str | Profile) -> Path:
+    """Where a notebook run by hand writes: ``build/figures/<profile>`` (ignored by git),
+    so that interactive use never touches the committed gallery."""
+    name = profile.name if isinstance(profile, Profile) else profile
     return repo_root() / "build" / "figures" / name
 
 
@@ -214,21 +278,48 @@ def setup(notebook: str, profile: str = "quick", *, dataset: str | None = None,
           seeds: Sequence[int] | None = None, figures_dir_: str | Path | None = None,
           **overrides: Any) -> tuple[Profile, Report]:
     """The first call of every notebook: the profile (with the notebook's parameters
-    applied) and the :class:`report.Report` its figures and findings go to."""
+    applied) and the :class:`report.Report` its figures and findings go to.
+
+    Figures go to ``figures_dir_`` when given (the main job passes ``figures/``), else
+    to :func:`scratch_figures_dir`, so a notebook run by hand never writes into the
+    committed gallery."""
     from .runtime import set_threads
 
     set_threads()
     prof = get_profile(profile, dataset=dataset, seeds=seeds, **overrides)
-    out = Path(figures_dir_) if figures_dir_ else figures_dir(prof)
-    print(f"profile={prof.name}: {prof.dataset}, {prof.model}, {prof.epochs} epochs, "
-          f"seeds={list(prof.seeds)}, {prof.eval_size} attacked test samples; "
+    out = Path(figures_dir_) if figures_dir_ else scratch_figures_dir(prof)
+    context = tuple(d for d in (figures_dir(prof),) if d.resolve() != out.resolve())
+    print(f"profile={prof.name}: {prof.dataset}, {prof.model}{prof.params_for(prof.model) or ''}, "
+          f"{prof.epochs} epochs, {prof.n_seeds} seeds (main comparison) and "
+          f"{len(prof.seeds_other)} (others), {prof.eval_size}-image attack subset; "
           f"figures -> {out}")
-    return prof, Report(notebook, prof.name, out)
+    return prof, Report(notebook, prof.name, out, context_dirs=context)
 
 
 def eval_subset(profile: Profile) -> DatasetSplit:
-    """The fixed test subset every model of this profile is attacked on."""
+    """The fixed test subset the expensive attacks of this profile run on."""
     return load_dataset(profile.dataset, "test").subset(profile.eval_size, seed=0)
+
+
+def eval_data(profile: Profile, on: str = "subset") -> DatasetSplit:
+    """The attacked images: ``"subset"`` (:func:`eval_subset`) or ``"test"`` (the
+    whole test split)."""
+    check_choice("on", on, ("subset", "test"))
+    if on == "test":
+        return load_dataset(profile.dataset, "test")
+    return eval_subset(profile)
+
+
+def validation_split(profile: Profile) -> DatasetSplit:
+    """``profile.validation_size`` training images that the grids (``sweep()``) never
+    train on: the next ones in the fixed order their training subset is drawn from."""
+    train_size = profile.sweep().train_size
+    train = load_dataset(profile.dataset, "train")
+    if train_size is None or train_size + profile.validation_size > len(train):
+        raise ValueError(f"profile {profile.name!r} trains its grids on {train_size or 'all'} "
+                         f"of {len(train)} images, which leaves no {profile.validation_size} "
+                         "held-out images; lower sweep_train_size")
+    return train.holdout(train_size, profile.validation_size, seed=0)
 
 
 def flatten_zoo(zoo: dict[str, list[TrainedModel]]) -> tuple[list[TrainedModel], list[str]]:
@@ -239,15 +330,19 @@ def flatten_zoo(zoo: dict[str, list[TrainedModel]]) -> tuple[list[TrainedModel],
 
 
 def attack_zoo(profile: Profile, zoo: dict[str, list[TrainedModel]], attacks: Sequence[Any],
-               *, eps_grid: Sequence[float] | None = None, device: str = "auto",
-               progress: bool = True) -> Any:
-    """Attack every model of ``zoo`` on the profile's fixed test subset (cached).
+               *, eps_grid: Sequence[float] | None = None, on: str = "subset",
+               device: str = "auto", progress: bool = True) -> Any:
+    """Attack every model of ``zoo`` (cached per model, attack and eps).
+
+    Args:
+        on: ``"subset"`` (the profile's fixed test subset) or ``"test"`` (the whole
+            test set, for the cheap attacks FGSM and PGD).
 
     Returns an ``attacks.AttackResult`` whose ``model`` column holds the zoo names.
     """
     from .attacks import evaluate
 
-    sub = eval_subset(profile)
+    sub = eval_data(profile, on)
     models, names = flatten_zoo(zoo)
     return evaluate(models, attacks, sub.images, sub.labels,
                     eps_grid=profile.eps_grid if eps_grid is None else eps_grid,
@@ -281,6 +376,36 @@ PAPER_CLEAN_ACCURACY = [
 ]
 
 
+def pgd_spec(profile: Profile) -> Any:
+    """PGD (L-inf, cross-entropy, random start) with the profile's steps."""
+    from .attacks import AttackSpec
+
+    return AttackSpec("pgd", {"steps": profile.pgd_steps})
+
+
+def dlr_spec(profile: Profile, eps: Sequence[float] | None = None) -> Any:
+    """APGD on the DLR margin loss (Croce & Hein 2020), by default at the middle eps: it
+    does not depend on the scale of the logits, so a saturated softmax cannot mask it.
+    The loss comparisons' primary robustness claims rest on it."""
+    from .attacks import AttackSpec
+
+    steps = {"smoke": 5, "quick": 50}.get(profile.name, 100)
+    return AttackSpec("apgd-dlr", {"steps": steps},
+                      eps=tuple(eps) if eps is not None else (profile.eps_mid,))
+
+
+def accuracy_on(zoo: dict[str, list[TrainedModel]], split: DatasetSplit) -> Any:
+    """Clean accuracy of every model of ``zoo`` on ``split``: one row per model and seed
+    (``model``, ``seed``, ``accuracy``)."""
+    import pandas as pd
+
+    from .training import accuracy
+
+    return pd.DataFrame([{"model": name, "seed": tm.config.seed,
+                          "accuracy": accuracy(tm.model, split.images, split.labels)}
+                         for name, tms in zoo.items() for tm in tms])
+
+
 def runs_table(zoo: dict[str, list[TrainedModel]]) -> Any:
     """One row per trained model: ``model`` (zoo name), ``loss``, ``seed``,
     ``test_accuracy``, ``train_seconds``, ``final_loss``, ``from_cache``, ``key``."""
@@ -292,14 +417,6 @@ def runs_table(zoo: dict[str, list[TrainedModel]]) -> Any:
                           "final_loss": tm.history["loss"][-1],
                           "from_cache": tm.from_cache, "key": tm.key}
                          for name, tms in zoo.items() for tm in tms])
-
-
-def per_seed_diff(df: Any, value: str, a: str, b: str, *, by: str = "model",
-                  seed_col: str = "seed") -> Any:
-    """Per-seed differences ``value[a] - value[b]`` between two models (paired by seed),
-    averaged within each seed first; a NumPy array with one entry per shared seed."""
-    wide = df.groupby([by, seed_col])[value].mean().unstack(by)
-    return (wide[a] - wide[b]).dropna().to_numpy()
 
 
 def attack_suite(profile: Profile) -> list[Any]:
@@ -334,7 +451,7 @@ def attack_suite(profile: Profile) -> list[Any]:
         AttackSpec("cw", {"steps": n(10, 30, 100)}, eps=l2(mid)),
         AttackSpec("deepfool", {"steps": n(10, 50, 50)}, eps=l2(mid)),
         AttackSpec("apgd-ce", {"steps": n(5, 50, 100)}, eps=mid),
-        AttackSpec("apgd-dlr", {"steps": n(5, 50, 100)}, eps=mid),
+        dlr_spec(profile, mid),
         AttackSpec("square", {"steps": n(50, 500, 5000)}, eps=mid),
         AttackSpec("fab", {"steps": n(5, 10, 100)}, eps=mid),
         autoattack,

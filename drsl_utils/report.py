@@ -1,104 +1,166 @@
-"""What a notebook reports: its figures with captions, and its verdicts on the papers'
-claims. The main job (``suite.py``) gathers them into ``figures/README.md`` (the
-gallery) and ``figures/claims.md`` (the claims report).
+"""What a notebook reports: its figures with captions, and the per-seed evidence for the
+papers' claims. The verdicts themselves come from :mod:`drsl_utils.claims`, which owns
+the rule; the main job (``suite.py``) gathers every notebook's report into
+``figures/README.md`` (the gallery) and ``figures/claims.md`` (the claims report).
 
-Each notebook writes ``<figures_dir>/meta/<notebook>.json``; nothing in it carries a
-timestamp, so re-running with the same results changes no committed file.
+A notebook uses three calls::
+
+    report.figure(fig, "name", "caption")     # save PNG + PDF, show it once
+    report.claim("claim-id", per_seed_values, detail="context")
+    report.finish()                           # write meta/<notebook>.json, show verdicts
+
+``meta/<notebook>.json`` is written once, atomically, by :meth:`Report.finish`, never
+emptied at the start, so a notebook that fails half-way leaves the previous run's record
+in place. Nothing in it carries a timestamp: re-running with the same results changes no
+committed file.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from . import claims as C
 from .cache import atomic_write
-from .runtime import check_choice
 
-__all__ = ["VERDICTS", "Claim", "Report", "verdict_from_interval", "load_meta"]
-
-VERDICTS = ("holds", "does not hold", "inconclusive")
+__all__ = ["Report", "load_meta", "load_evidence", "verdict_table"]
 
 
-@dataclass
-class Claim:
-    """One claim from the brief, with what our runs measured.
-
-    Attributes:
-        id: a short stable identifier, e.g. ``"drsl-1-second-class"``.
-        source: the paper, e.g. ``"DRSL slides"``.
-        claim: the claim in one sentence.
-        measured: the numbers behind the verdict, as text (computed, never typed in).
-        verdict: ``holds``, ``does not hold`` or ``inconclusive``.
-        n_seeds: how many seeds the numbers are over.
-        notebook: the notebook that measured it.
-        profile: the profile it ran under.
-    """
-
-    id: str
-    source: str
-    claim: str
-    measured: str
-    verdict: str
-    n_seeds: int
-    notebook: str = ""
-    profile: str = ""
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
 
 
 @dataclass
 class Report:
-    """Collects a notebook's figures and claims and writes them to ``figures_dir``.
+    """Collects a notebook's figures and evidence and writes them to ``figures_dir``.
 
     Args:
         notebook: the notebook's name, e.g. ``"02_attacks"``.
         profile: the profile name it runs under.
         figures_dir: where figures and ``meta/`` go.
+        context_dirs: other report folders whose claims join this notebook's in the Holm
+            family when :meth:`finish` shows provisional verdicts (the main job
+            recomputes them over the whole report anyway).
     """
 
     notebook: str
     profile: str
     figures_dir: Path
+    context_dirs: tuple[Path, ...] = ()
     figures: list[dict[str, str]] = field(default_factory=list)
-    claims: list[Claim] = field(default_factory=list)
+    evidence: list[C.Evidence] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.figures_dir = Path(self.figures_dir)
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
-        self._write()
+        self.context_dirs = tuple(Path(p) for p in self.context_dirs)
 
-    def figure(self, fig: Any, name: str, caption: str, close: bool = True) -> list[Path]:
-        """Save ``fig`` as ``<name>.png`` and ``.pdf`` with its caption for the gallery."""
+    # ------------------------------------------------------------------ figures
+
+    def figure(self, fig: Any, name: str, caption: str) -> None:
+        """Save ``fig`` as ``<name>.png`` and ``.pdf`` with its caption for the gallery,
+        show it once in the notebook, and close it."""
+        import matplotlib.pyplot as plt
+
         from .plots import save_figure
 
-        paths = save_figure(fig, name, directory=self.figures_dir)
+        save_figure(fig, name, directory=self.figures_dir)
         self.figures = [f for f in self.figures if f["name"] != name]
         self.figures.append({"name": name, "caption": caption})
-        self._write()
-        if close:
-            import matplotlib.pyplot as plt
+        if _in_kernel():
+            from IPython.display import display
 
-            plt.close(fig)
-        return paths
+            display(fig)
+        plt.close(fig)
 
-    def claim(self, id: str, source: str, claim: str, measured: str, verdict: str,
-              n_seeds: int) -> None:
-        """Record a verdict on a claim (replacing an earlier one with the same id) and
-        print it."""
-        check_choice("verdict", verdict, VERDICTS)
-        item = Claim(id, source, claim, measured, verdict, int(n_seeds), self.notebook,
-                     self.profile)
-        self.claims = [c for c in self.claims if c.id != id] + [item]
-        self._write()
-        print(f"[{verdict.upper()}] {claim}\n    {measured} (n_seeds={n_seeds})")
+    def table(self, df: pd.DataFrame, name: str, caption: str, title: str | None = None) -> None:
+        """Render a formatted table as a figure (:func:`plots.plot_table`) and save it
+        like :meth:`figure`."""
+        from .plots import plot_table
 
-    def _write(self) -> None:
-        payload = {"notebook": self.notebook, "profile": self.profile,
-                   "figures": self.figures, "claims": [asdict(c) for c in self.claims]}
+        self.figure(plot_table(df, title=title), name, caption)
+
+    # ------------------------------------------------------------------- claims
+
+    def claim(self, claim_id: str, values: Mapping[int, float] | pd.Series,
+              detail: str = "") -> None:
+        """Hand the per-seed values of a declared claim (``claims.CLAIMS``) to the
+        report; a second call with the same id replaces the first.
+
+        Args:
+            claim_id: the claim's id; it must belong to this notebook.
+            values: ``{seed: estimand}`` in raw units (``claims.paired`` and
+                ``claims.per_seed`` build them).
+            detail: the context a reader needs next to the numbers.
+        """
+        spec = C.get_claim(claim_id)
+        if spec.notebook != self.notebook:
+            raise ValueError(f"claim {claim_id!r} belongs to notebook {spec.notebook!r}, "
+                             f"not {self.notebook!r}")
+        if isinstance(values, pd.Series):
+            values = values.to_dict()
+        item = C.Evidence(claim_id, dict(values), detail, self.notebook, self.profile)
+        self.evidence = [e for e in self.evidence if e.claim != claim_id] + [item]
+
+    def finish(self) -> pd.DataFrame:
+        """Write ``meta/<notebook>.json`` (atomically, once) and return this notebook's
+        verdicts as a table.
+
+        The verdicts are provisional: Holm's adjustment couples every primary claim of
+        the report, so they are computed here against the other notebooks' latest
+        evidence on record (in ``figures_dir`` and ``context_dirs``); the main job
+        recomputes them all together for ``claims.md``.
+        """
+        payload = {"notebook": self.notebook, "profile": self.profile, "status": "ok",
+                   "figures": self.figures,
+                   "evidence": [e.to_json() for e in self.evidence]}
         text = json.dumps(payload, indent=1, sort_keys=True, default=_json_default)
         atomic_write(self.figures_dir / "meta" / f"{self.notebook}.json",
                      lambda tmp: tmp.write_text(text + "\n"))
+        if not self.evidence:
+            return pd.DataFrame()
+        family = {e.claim: e for d in (*self.context_dirs[::-1], self.figures_dir)
+                  for e in load_evidence(d, self.profile)}
+        family.update({e.claim: e for e in self.evidence})
+        table = C.assess(list(family.values()))
+        mine = table[table["claim"].isin([e.claim for e in self.evidence])]
+        n_primary = int(table["primary"].sum())
+        print(f"{len(mine)} claims from {self.notebook}; primary ones are Holm-adjusted "
+              f"with the {n_primary} primary claims on record for profile "
+              f"'{self.profile}'.")
+        return verdict_table(mine)
+
+
+def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
+    """A readable view of :func:`claims.assess` rows: the claim, what was measured,
+    seeds, the p-value behind the verdict (Holm-adjusted for primary claims; for an
+    inconclusive row, the one against "no effect") and the verdict."""
+    rows = []
+    for r in assessed.itertuples(index=False):
+        spec = C.get_claim(r.claim)
+        p = r.p_holds_adj if r.verdict != "does not hold" else r.p_not_adj
+        rows.append({"claim": spec.statement,
+                     "estimand": f"{spec.estimand} (SESOI {spec.fmt(spec.sesoi, False)})",
+                     "measured": r.measured, "seeds": r.n_seeds,
+                     "p": _fmt_p(p) + ("" if r.primary else " (secondary)"),
+                     "verdict": r.verdict, "note": r.note})
+    return pd.DataFrame(rows)
+
+
+def _fmt_p(p: float) -> str:
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _json_default(obj: Any) -> Any:
@@ -108,57 +170,30 @@ def _json_default(obj: Any) -> Any:
 
 
 def load_meta(figures_dir: str | Path) -> list[dict[str, Any]]:
-    """Every notebook's recorded figures and claims under ``figures_dir``, by name."""
+    """Every notebook's recorded figures and evidence under ``figures_dir``, by name.
+    An unreadable file is skipped with a warning (it is rewritten on the next run)."""
+    import warnings
+
     meta_dir = Path(figures_dir) / "meta"
     if not meta_dir.exists():
         return []
-    return [json.loads(p.read_text()) for p in sorted(meta_dir.glob("*.json"))]
+    out = []
+    for p in sorted(meta_dir.glob("*.json")):
+        try:
+            out.append(json.loads(p.read_text()))
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"skipping unreadable report {p}: {exc}", stacklevel=2)
+    return out
 
 
-def verdict_from_interval(low: float, high: float, threshold: float = 0.0,
-                          direction: str = "greater") -> str:
-    """``holds`` if the whole interval lies beyond ``threshold`` in ``direction``,
-    ``does not hold`` if it lies wholly on the other side, else ``inconclusive``."""
-    check_choice("direction", direction, ("greater", "less"))
-    if any(math.isnan(v) for v in (low, high)):
-        return "inconclusive"
-    if direction == "less":
-        low, high, threshold = -high, -low, -threshold
-    if low > threshold:
-        return "holds"
-    if high < threshold:
-        return "does not hold"
-    return "inconclusive"
-
-
-def mean_ci(values: Any, level: float = 0.95) -> tuple[float, float, float, float]:
-    """Mean, sample std and a t-interval for the mean of a few per-seed values.
-
-    With 2-3 seeds the interval is wide on purpose: a verdict drawn from it is only
-    ``holds`` when the effect is large against the seed-to-seed noise.
-
-    Returns:
-        ``(mean, std, low, high)``; std and the interval are NaN for one value.
-    """
-    import numpy as np
-    from scipy import stats as sps
-
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return (math.nan,) * 4
-    m = float(x.mean())
-    if x.size == 1:
-        return m, math.nan, math.nan, math.nan
-    s = float(x.std(ddof=1))
-    half = float(sps.t.ppf(0.5 + level / 2, x.size - 1)) * s / math.sqrt(x.size)
-    return m, s, m - half, m + half
-
-
-def describe_diff(values: Any, unit: str = "", scale: float = 1.0, digits: int = 3) -> str:
-    """``"+0.012 ± 0.004 (95% CI [+0.003, +0.021])"``: a per-seed difference as text."""
-    m, s, lo, hi = (v * scale for v in mean_ci(values))
-    if math.isnan(s):
-        return f"{m:+.{digits}f}{unit} (one seed)"
-    return (f"{m:+.{digits}f}{unit} ± {s:.{digits}f} (95% CI [{lo:+.{digits}f}, "
-            f"{hi:+.{digits}f}])")
+def load_evidence(figures_dir: str | Path, profile: str | None = None) -> list[C.Evidence]:
+    """The evidence recorded under ``figures_dir`` (optionally only of ``profile``);
+    records of claims that are no longer declared are skipped."""
+    out = []
+    for meta in load_meta(figures_dir):
+        if profile is not None and meta.get("profile") != profile:
+            continue
+        for item in meta.get("evidence", []):
+            if item.get("claim") in C.CLAIMS:
+                out.append(C.Evidence.from_json(item))
+    return out

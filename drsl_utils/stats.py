@@ -55,6 +55,15 @@ __all__ = [
     "to_latex",
     "DEFAULT_P2_BINS",
     "ATTACK_GROUP",
+    "paired_auc_difference",
+    "paired_auc",
+    "dip_test",
+    "dip_table",
+    "rank_agreement_by_seed",
+    "describe_means",
+    "attack_difference",
+    "bimodality",
+    "rank_agreement",
 ]
 
 #: Default bin edges for the clean second-largest softmax probability. For a correctly
@@ -420,21 +429,22 @@ def _infer_num_classes(records: pd.DataFrame) -> int:
     return int(records[cols].to_numpy().max()) + 1
 
 
-def second_class_fraction_ci(records: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
-                             level: float = 0.95, *, num_classes: int | None = None,
+def second_class_fraction_ci(records: pd.DataFrame, level: float = 0.95, *,
+                             num_classes: int | None = None,
                              by: Sequence[str] = ATTACK_GROUP, pool_seeds: bool = True
                              ) -> pd.DataFrame:
     """How often a successful attack lands on the clean second class (DRSL finding 1).
 
     Among successful attacks (``success``: clean-correct and flipped), the fraction
-    whose adversarial label is the class with the second-largest clean logit.
+    whose adversarial label is the class with the second-largest clean logit, with a
+    Wilson score interval (never the degenerate ``[1, 1]`` of a bootstrap at k = n).
+    The interval treats successes as independent; verdicts use the seed as the unit
+    instead (``claims``).
 
     Args:
         records: attack records (needs ``success``, ``adv_is_clean_second`` and the
             ``by`` columns).
-        n_boot, seed, level: the bootstrap. Resampling successes with replacement is
-            done exactly, as a binomial draw; each group's generator depends only on
-            ``seed`` and the group's key.
+        level: coverage of the interval.
         num_classes: K; if None, ``records.attrs["num_classes"]`` (set by
             ``attacks.evaluate``), else one more than the largest class index seen.
         by: grouping columns (default model, attack, eps).
@@ -462,8 +472,7 @@ def second_class_fraction_ci(records: pd.DataFrame, n_boot: int = 1000, seed: in
     n = out["n_success"].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["fraction"] = np.where(n > 0, k / n, np.nan)
-    keys = [tuple(r) for r in out[cols].itertuples(index=False)]
-    out["ci_low"], out["ci_high"] = _binomial_bootstrap(k, n, n_boot, seed, level, keys)
+    out["ci_low"], out["ci_high"] = wilson_ci(k, n, level)
     chance = 1.0 / (k_classes - 1)
     out["chance"] = chance
     out["p_value"] = [sps.binomtest(int(ki), int(ni), chance, alternative="greater").pvalue
@@ -579,7 +588,8 @@ def success_association(records: pd.DataFrame, stat: str = "clean_p_second", *,
         records: attack records (needs ``clean_correct``, ``success``, ``stat``).
         stat: the column (default ``clean_p_second``).
         n_boot, seed, level: a stratified bootstrap (successes and failures resampled
-            separately, so every replicate has both).
+            separately, so every replicate has both); ``n_boot=0`` skips it (NaN
+            intervals), for per-seed point estimates.
         log_stat: use ``log10(stat)`` (floored at 1e-300) for the point-biserial r; the
             AUC is unchanged by any increasing transform.
         by, pool_seeds: grouping, as in :func:`second_class_fraction_ci`.
@@ -595,8 +605,8 @@ def success_association(records: pd.DataFrame, stat: str = "clean_p_second", *,
     """
     cols = _group_cols(records, by, pool_seeds)
     _check_records(records, ("clean_correct", "success", stat))
-    if n_boot < 1:
-        raise ValueError(f"n_boot={n_boot!r}: must be >= 1")
+    if n_boot < 0:
+        raise ValueError(f"n_boot={n_boot!r}: must be >= 0")
     _z(level)
     df = records.loc[records["clean_correct"].astype(bool), cols + [stat, "success"]]
     rows = []
@@ -620,6 +630,11 @@ def success_association(records: pd.DataFrame, stat: str = "clean_p_second", *,
             rows.append(row)
             continue
         auc, r = _auc_and_r(x, y)
+        if n_boot == 0:
+            row.update(auc=float(auc), auc_low=np.nan, auc_high=np.nan, r=float(r),
+                       r_low=np.nan, r_high=np.nan)
+            rows.append(row)
+            continue
         rng = _group_rng(seed, key)
         pos, neg = x[y == 1], x[y == 0]
         yb = np.concatenate([np.ones(n1), np.zeros(n0)])
@@ -916,3 +931,189 @@ def rank_agreement(stats_df: pd.DataFrame, reference: str, others: Sequence[str]
                      "spearman_std": float(np.std(rhos, ddof=1)) if len(rhos) > 1 else np.nan,
                      "n_pairs": len(rhos)})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------ paired AUCs and the dip test
+
+
+def paired_auc_difference(y: Any, score_a: Any, score_b: Any, *, n_boot: int = 1000,
+                          seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """AUC(a) - AUC(b) for separating ``y == 1`` from ``y == 0``, on the same samples,
+    with a paired percentile bootstrap: each replicate resamples successes and failures
+    (stratified) and computes both AUCs on the same resample, so what the two scores
+    share cancels.
+
+    Returns:
+        ``(difference, low, high)``; NaN when one class is missing. Identical scores give
+        exactly ``(0, 0, 0)``.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    a = np.asarray(score_a, dtype=np.float64)
+    b = np.asarray(score_b, dtype=np.float64)
+    if not (y.shape == a.shape == b.shape and y.ndim == 1):
+        raise ValueError(f"y, score_a and score_b must be 1-D of equal length, got "
+                         f"{y.shape}, {a.shape}, {b.shape}")
+    n1 = int(y.sum())
+    n0 = y.size - n1
+    if n1 == 0 or n0 == 0:
+        return math.nan, math.nan, math.nan
+    diff = float(_auc_and_r(a, y)[0] - _auc_and_r(b, y)[0])
+    if n_boot == 0:
+        return diff, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    yb = np.concatenate([np.ones(n1), np.zeros(n0)])
+    chunk = max(1, 2_000_000 // y.size)
+    reps = []
+    for start in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - start)
+        idx = np.concatenate([pos[rng.integers(0, n1, (m, n1))],
+                              neg[rng.integers(0, n0, (m, n0))]], axis=1)
+        yy = np.broadcast_to(yb, idx.shape)
+        reps.append(_auc_and_r(a[idx], yy)[0] - _auc_and_r(b[idx], yy)[0])
+    lo, hi = _percentile_ci(np.concatenate(reps), level)
+    return diff, float(lo), float(hi)
+
+
+def paired_auc(records: pd.DataFrame, a: str = "clean_p_second", b: str = "clean_gap", *,
+               sign_b: float = -1.0, by: Sequence[str] = ("model", "seed", "attack", "eps"),
+               n_boot: int = 200, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Per group (by default each model and seed), how well two clean statistics predict
+    attack success among clean-correct samples, and their paired difference.
+
+    ``sign_b=-1`` scores ``b`` reversed (a *small* logit gap predicts success).
+
+    Returns:
+        One row per group: the ``by`` columns, ``n``, ``n_success``, ``auc_a``,
+        ``auc_b``, ``diff`` (= ``auc_a - auc_b``) with ``diff_low``/``diff_high`` from
+        :func:`paired_auc_difference`.
+    """
+    _check_records(records, (*by, "clean_correct", "success", a, b))
+    df = records[records["clean_correct"].astype(bool)]
+    rows = []
+    for key, sub in df.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        y = sub["success"].to_numpy(np.float64)
+        xa = sub[a].to_numpy(np.float64)
+        xb = sign_b * sub[b].to_numpy(np.float64)
+        row = dict(zip(by, key), n=len(y), n_success=int(y.sum()))
+        if 0 < y.sum() < len(y):
+            row["auc_a"] = float(_auc_and_r(xa, y)[0])
+            row["auc_b"] = float(_auc_and_r(xb, y)[0])
+            d, lo, hi = paired_auc_difference(y, xa, xb, n_boot=n_boot,
+                                              seed=int(_group_rng(seed, key).integers(2**31)),
+                                              level=level)
+        else:
+            row["auc_a"] = row["auc_b"] = np.nan
+            d = lo = hi = np.nan
+        row.update(diff=d, diff_low=lo, diff_high=hi)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _dip_pvalue(n: int, dip: float) -> float:
+    import warnings
+
+    from diptest.consts import Consts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(Consts.compute_pval_interpolation(n, dip))
+
+
+def dip_test(x: Any, level: float = 0.95) -> tuple[float, float, float]:
+    """Hartigan & Hartigan's dip test of unimodality (the ``diptest`` package).
+
+    Returns:
+        ``(dip, p_value, critical)``: the dip statistic, its p-value against the
+        uniform (least favourable unimodal) null, and the null's ``level`` quantile at
+        this sample size, so ``dip > critical`` rejects unimodality at ``1 - level``.
+    """
+    from diptest import dipstat
+
+    values = np.asarray(x, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    n = values.size
+    if n < 4:
+        return math.nan, math.nan, math.nan
+    dip = float(dipstat(values))
+    p = _dip_pvalue(n, dip)
+    lo, hi = 0.0, 0.5  # the dip lies in [0, 1/4]; p falls as the dip grows
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if _dip_pvalue(n, mid) > 1 - level:
+            lo = mid
+        else:
+            hi = mid
+    return dip, p, hi
+
+
+def dip_table(stats_df: pd.DataFrame, column: str = "logit_margin", *,
+              by: Sequence[str] = ("model", "seed")) -> pd.DataFrame:
+    """:func:`dip_test` per group: ``n``, ``dip``, ``p_value``, ``critical`` and
+    ``excess`` (= dip - critical; positive rejects unimodality at 5 %)."""
+    _check_records(stats_df, (column, *by))
+    rows = []
+    for key, sub in stats_df.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        dip, p, crit = dip_test(sub[column])
+        rows.append(dict(zip(by, key), n=len(sub), dip=dip, p_value=p, critical=crit,
+                         excess=dip - crit))
+    return pd.DataFrame(rows)
+
+
+def rank_agreement_by_seed(stats_df: pd.DataFrame, reference: str, others: Sequence[str], *,
+                           value: str = "p_top1") -> pd.DataFrame:
+    """:func:`rank_agreement` per seed: one row per (other model, reference seed) with
+    ``partner_seed`` and ``spearman``. For ``reference`` itself, seed ``s`` is paired with
+    the next seed (cyclically): the agreement of two independently trained copies."""
+    _check_records(stats_df, ("model", "seed", "sample", value))
+    wide = stats_df.pivot_table(index="sample", columns=["model", "seed"], values=value)
+    ref_seeds = sorted(wide[reference].columns)
+    rows = []
+    for other in others:
+        for i, s in enumerate(ref_seeds):
+            if other == reference:
+                if len(ref_seeds) < 2:
+                    break
+                t = ref_seeds[(i + 1) % len(ref_seeds)]
+            elif s in wide[other].columns:
+                t = s
+            else:
+                continue
+            rho = sps.spearmanr(wide[(reference, s)], wide[(other, t)]).statistic
+            rows.append({"other": other, "seed": int(s), "partner_seed": int(t),
+                         "spearman": float(rho)})
+    return pd.DataFrame(rows, columns=["other", "seed", "partner_seed", "spearman"])
+
+
+def describe_means(df: pd.DataFrame, value: str, names: Sequence[str] | None = None, *,
+                   by: str = "model", digits: int = 3, scale: float = 1.0,
+                   unit: str = "") -> str:
+    """``"CE 0.880, GCE 0.868, DRSL 0.879"``: the mean over seeds of ``value`` per model
+    (rows are averaged within each seed first), for a claim's context."""
+    _check_records(df, (by, value))
+    cols = [by, "seed"] if "seed" in df.columns else [by]
+    means = df.groupby(cols, sort=False)[value].mean().groupby(level=0, sort=False).mean()
+    names = list(means.index) if names is None else list(names)
+    suffix = f" {unit}" if unit else ""
+    return ", ".join(f"{n} {means[n] * scale:.{digits}f}{suffix}" for n in names
+                     if n in means.index)
+
+
+def attack_difference(robust: pd.DataFrame, a: str, b: str, *,
+                      value: str = "robust_accuracy") -> pd.DataFrame:
+    """``value`` under attack ``a`` minus under attack ``b``, per model and seed (same
+    samples, e.g. PGD vs AutoAttack on the fixed subset at one eps).
+
+    Returns:
+        Columns ``model``, ``seed``, ``difference`` (models and seeds that have both).
+    """
+    _check_records(robust, ("model", "seed", "attack", value))
+    wide = robust.pivot_table(index=["model", "seed"], columns="attack", values=value,
+                              sort=False)
+    for name in (a, b):
+        if name not in wide.columns:
+            raise ValueError(f"attack={name!r} is not in the data; it has {list(wide.columns)}")
+    out = (wide[a] - wide[b]).dropna().rename("difference").reset_index()
+    return out

@@ -298,7 +298,8 @@ def _teacher_probs(config: TrainConfig, teacher: TrainedModel,
 
     images = training_data(config, data_root)[0]
     logits = predict_logits(teacher.model, images)
-    logits = transform_teacher_logits(logits, config.distill_variant, seed=config.seed)
+    logits = transform_teacher_logits(logits, config.distill_variant, seed=config.seed,
+                                      temperature=config.distill_temperature)
     return torch.softmax(logits / config.distill_temperature, dim=1)
 
 

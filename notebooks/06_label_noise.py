@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -17,22 +24,22 @@
 # other class) and pair-flip noise (class c becomes c+1), at 0, 20 and 40 %, train CE,
 # GCE, MAE and DRSL on them, and measure the clean test accuracy and how much of the
 # noise each model memorised (the fraction of flipped training samples on which it
-# predicts the noisy label). The grid is large, so the `quick` profile uses fewer seeds
-# and a fixed 20k-image training subset (printed below); `paper` uses the full set.
+# predicts the noisy label). The grid is large, so it uses the profile's "other" seeds
+# and, in `quick`, a fixed 20k-image training subset (printed below); `paper` uses
+# nearly the whole set.
 
 # %% tags=["parameters"]
 profile = "quick"
 dataset = None
 device = "auto"
 seeds = None
-figures_dir = None
+figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
 # %%
 import pandas as pd
 
+from drsl_utils import claims, plots, stats
 from drsl_utils import experiments as ex
-from drsl_utils import plots, stats
-from drsl_utils.report import describe_diff, mean_ci, verdict_from_interval
 
 P, report = ex.setup("06_label_noise", profile, dataset=dataset, seeds=seeds,
                      figures_dir_=figures_dir)
@@ -48,38 +55,35 @@ rows = []
 for kind in KINDS:
     for rate in RATES:
         noise = {"noise": kind, "noise_rate": rate} if rate > 0 else {}
-        zoo = ex.train_zoo(S, NAMES, device=device, **noise)
-        for name, tms in zoo.items():
-            for tm in tms:
-                rows.append({"model": name, "seed": tm.config.seed, "noise": kind,
-                             "noise_rate": rate, "test_accuracy": tm.test_accuracy,
-                             **ex.memorisation(tm)})
+        for name, tms in ex.train_zoo(S, NAMES, device=device, **noise).items():
+            rows += [{"model": name, "seed": tm.config.seed, "noise": kind, "noise_rate": rate,
+                      "test_accuracy": tm.test_accuracy, **ex.memorisation(tm)} for tm in tms]
 noise_df = pd.DataFrame(rows)
-table = stats.seed_table(noise_df, ["noise", "noise_rate", "model"],
-                         ["test_accuracy", "memorised"])
-stats.format_seed_table(table)
+stats.format_seed_table(stats.seed_table(noise_df, ["noise", "noise_rate", "model"],
+                                         ["test_accuracy", "memorised"]))
 
 # %%
-fig = plots.plot_seed_curves(noise_df, x="noise_rate", y="test_accuracy", panel_by="noise",
-                             xlabel="label-noise rate", ylabel="clean test accuracy",
-                             title="Clean test accuracy under label noise (mean; band: "
-                                   "min-max over seeds)")
-report.figure(fig, "label_noise_accuracy", f"{P.dataset}: clean test accuracy against the "
-              f"training label-noise rate, symmetric and pair-flip, per loss, mean over "
-              f"{S.n_seeds} seeds with the seed range as a band ({S.train_size or 'all'} "
-              f"training images, {S.epochs} epochs).", close=False)
-fig
+report.figure(plots.plot_seed_curves(noise_df, x="noise_rate", y="test_accuracy",
+                                     panel_by="noise", xlabel="label-noise rate",
+                                     ylabel="clean test accuracy",
+                                     title="Clean test accuracy under label noise (mean; "
+                                           "band: min-max over seeds)"),
+              "label_noise_accuracy",
+              f"{P.dataset}: clean test accuracy against the training label-noise rate, "
+              f"symmetric and pair-flip, per loss, mean over {S.n_seeds} seeds with the seed "
+              f"range as a band ({S.train_size or 'all'} training images, {S.epochs} "
+              "epochs).")
 
 # %%
 noisy = noise_df[noise_df["noise_rate"] > 0]
-fig = plots.plot_seed_curves(noisy, x="noise_rate", y="memorised", panel_by="noise",
-                             xlabel="label-noise rate",
-                             ylabel="flipped labels memorised", ylim=(-0.02, 1.02),
-                             title="Fraction of flipped training labels the model predicts")
-report.figure(fig, "label_noise_memorisation", f"{P.dataset}: fraction of the flipped "
-              "training samples on which the trained model predicts the noisy label, per "
-              "loss and noise kind.", close=False)
-fig
+report.figure(plots.plot_seed_curves(noisy, x="noise_rate", y="memorised", panel_by="noise",
+                                     xlabel="label-noise rate",
+                                     ylabel="flipped labels memorised", ylim=(-0.02, 1.02),
+                                     title="Fraction of flipped training labels the model "
+                                           "predicts"),
+              "label_noise_memorisation",
+              f"{P.dataset}: fraction of the flipped training samples on which the trained "
+              "model predicts the noisy label, per loss and noise kind.")
 
 # %% [markdown]
 # ## What we found
@@ -88,19 +92,11 @@ fig
 top = max(RATES)
 for kind in KINDS:
     sub = noise_df[(noise_df["noise"] == kind) & (noise_df["noise_rate"] == top)]
-    d = ex.per_seed_diff(sub, "test_accuracy", "DRSL", "CE")
-    means = sub.groupby("model")["test_accuracy"].mean()
-    report.claim(
-        f"drsl-noise-{kind}", "DRSL slides (finding 4)",
-        f"DRSL is more robust to {kind} label noise than CE ({top:.0%} noise).",
-        "clean test accuracy: " + ", ".join(f"{n} {means[n]:.3f}" for n in NAMES)
-        + f"; DRSL - CE = {describe_diff(d, scale=100, unit=' pp', digits=1)}",
-        verdict_from_interval(*mean_ci(d)[2:], 0.0), S.n_seeds)
-
+    report.claim(f"drsl-noise-{kind}", claims.paired(sub, "test_accuracy", "DRSL", "CE"),
+                 detail="clean test accuracy: " + stats.describe_means(sub, "test_accuracy",
+                                                                      NAMES))
 sub = noise_df[(noise_df["noise"] == "symmetric") & (noise_df["noise_rate"] == top)]
-d = ex.per_seed_diff(sub, "memorised", "GCE", "CE")
-report.claim(
-    "gce-memorises-less", "Zhang & Sabuncu 2018 (GCE), as cited on the DRSL slides",
-    f"GCE memorises fewer noisy labels than CE ({top:.0%} symmetric noise).",
-    f"fraction of flipped labels predicted, GCE - CE = {describe_diff(d, digits=3)}",
-    verdict_from_interval(*mean_ci(d)[2:], 0.0, direction="less"), S.n_seeds)
+report.claim("gce-memorises-less", claims.paired(sub, "memorised", "GCE", "CE"),
+             detail="flipped labels memorised: " + stats.describe_means(sub, "memorised",
+                                                                       NAMES))
+report.finish()

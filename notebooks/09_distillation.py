@@ -1,7 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -15,26 +22,28 @@
 # teacher into a student that never sees an adversarial example, and find that some
 # robustness transfers, and that it depends on the teacher's *non-max* logits: scrambling
 # their order or information hurts the student's robustness. We distil a PGD-AT teacher
-# (same MLP, trained in `04`/`08`) at temperature T = 4 into fresh students, with four
+# (same MLP, trained in `04`/`08`) at temperature T = 4 into fresh students, with five
 # versions of the teacher's logits: the full logits; the non-max logits randomly
-# permuted (same values, scrambled order of the incorrect classes); the non-max logits
-# replaced by their mean; and only the max and the gap kept (every non-max logit set to
-# the runner-up). A student trained with plain CE on labels is the baseline. We compare
-# the students' clean accuracy and PGD robust accuracy.
+# permuted (same values, scrambled order); the non-max logits replaced by their mean;
+# only the max and the gap kept; and the non-max logits replaced by uninformative ones
+# with the **same top-1 probability and entropy** ("matched"). `mean` and `max-gap` also
+# change the teacher's confidence, so only `permuted` and `matched` isolate the non-max
+# information; the other two are secondary. A student trained with plain CE on labels
+# is the baseline. Robustness is measured with APGD-DLR (primary) and PGD.
 
 # %% tags=["parameters"]
 profile = "quick"
 dataset = None
 device = "auto"
 seeds = None
-figures_dir = None
+figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
 # %%
+import pandas as pd
+
+from drsl_utils import claims, plots, stats
 from drsl_utils import experiments as ex
-from drsl_utils import plots, stats
-from drsl_utils.attacks import AttackSpec
 from drsl_utils.distill import DISTILL_VARIANTS
-from drsl_utils.report import describe_diff, mean_ci, verdict_from_interval
 
 P, report = ex.setup("09_distillation", profile, dataset=dataset, seeds=seeds,
                      figures_dir_=figures_dir)
@@ -50,45 +59,47 @@ print(f"{len(teachers)} teachers (one per seed), students trained {S.epochs} epo
       f"{S.train_size or 'all'} images, T = {zoo['student full'][0].config.distill_temperature}")
 
 # %%
-result = ex.attack_zoo(P, zoo, [AttackSpec("pgd", {"steps": P.pgd_steps})], device=device)
-robust = stats.robust_accuracy(result.records)
-fig = plots.plot_robust_accuracy(robust)
-report.figure(fig, "distillation_robust_accuracy", f"{P.dataset}: PGD-{P.pgd_steps} robust "
-              "accuracy against eps of students distilled from a PGD-AT teacher with the "
-              "full, permuted, mean-replaced or max-and-gap-only teacher logits, next to the "
-              f"teacher and a CE student trained on labels; mean over {S.n_seeds} seeds, "
-              "band: seed range.", close=False)
-fig
+EPS = P.at_eps
+sub = ex.attack_zoo(P, zoo, [ex.pgd_spec(P), ex.dlr_spec(P, eps=[EPS])], device=device)
+full = ex.attack_zoo(P, zoo, [ex.pgd_spec(P)], eps_grid=[EPS], on="test", device=device)
+robust = stats.robust_accuracy(sub.records)
+report.figure(plots.plot_robust_accuracy(robust), "distillation_robust_accuracy",
+              f"{P.dataset}: robust accuracy of students distilled from a PGD-AT teacher "
+              "with the full, permuted, mean-replaced, max-and-gap-only or "
+              "entropy-matched teacher logits, next to the teacher and a CE student "
+              f"trained on labels: PGD-{P.pgd_steps} over eps and APGD-DLR at eps={EPS}, "
+              f"fixed {P.eval_size}-image subset; mean over {S.n_seeds} seeds, band: seed "
+              "range.")
 
 # %%
-EPS = P.at_eps if P.at_eps in P.eps_grid else P.eps_grid[len(P.eps_grid) // 2]
-at = robust[robust["eps"] == EPS]
-table = stats.format_seed_table(stats.seed_table(at, ["model"], ["clean_accuracy",
-                                                                  "robust_accuracy"]))
-fig = plots.plot_table(table, title=f"Distilled students: clean and PGD robust accuracy "
-                                    f"(eps={EPS})")
-report.figure(fig, "distillation_table", f"Clean and PGD-{P.pgd_steps} robust accuracy "
-              f"(eps={EPS}) of the distilled students, the teacher and a CE student, mean ± "
-              f"std over {S.n_seeds} seeds.", close=False)
+at = pd.concat([robust[(robust["attack"] == "apgd-dlr") & (robust["eps"] == EPS)],
+                stats.robust_accuracy(full.records).assign(attack="pgd (test set)")])
+table = stats.format_seed_table(stats.seed_table(at, ["attack", "model"],
+                                                 ["clean_accuracy", "robust_accuracy"]))
+report.table(table, "distillation_table",
+             f"Clean and robust accuracy (eps={EPS}) of the distilled students, the teacher "
+             "and a CE student: APGD-DLR on the fixed subset and PGD on the whole test set, "
+             "mean ± std over seeds.",
+             title=f"Distilled students: clean and robust accuracy (eps={EPS})")
 table
 
 # %% [markdown]
 # ## What we found
 
 # %%
-d_full = ex.per_seed_diff(at, "robust_accuracy", "student full", "CE (labels)")
-report.claim(
-    "seguin-distill-transfer", "Seguin et al. 2021",
-    "Distilling an AT teacher (clean inputs only) transfers some robustness.",
-    f"PGD robust accuracy at eps={EPS}, full-logit student - CE student = "
-    f"{describe_diff(d_full, scale=100, unit=' pp', digits=1)}",
-    verdict_from_interval(*mean_ci(d_full)[2:], 0.0), S.n_seeds)
-for variant in ("permuted", "mean", "max-gap"):
-    d = ex.per_seed_diff(at, "robust_accuracy", f"student {variant}", "student full")
-    report.claim(
-        f"seguin-distill-{variant}", "Seguin et al. 2021",
-        f"Destroying the non-max logit information ({variant}) lowers the student's "
-        "robustness compared with the full logits.",
-        f"PGD robust accuracy at eps={EPS}, {variant} - full = "
-        f"{describe_diff(d, scale=100, unit=' pp', digits=1)}",
-        verdict_from_interval(*mean_ci(d)[2:], 0.0, direction="less"), S.n_seeds)
+dlr = at[at["attack"] == "apgd-dlr"]
+pgd_test = at[at["attack"] == "pgd (test set)"]
+means = stats.describe_means(dlr, "robust_accuracy", list(zoo))
+report.claim("seguin-distill-transfer",
+             claims.paired(dlr, "robust_accuracy", "student full", "CE (labels)"),
+             detail=f"APGD-DLR robust accuracy: {means}")
+report.claim("seguin-distill-transfer-pgd",
+             claims.paired(pgd_test, "robust_accuracy", "student full", "CE (labels)"),
+             detail="PGD robust accuracy: " + stats.describe_means(
+                 pgd_test, "robust_accuracy", ["CE (labels)", "student full"]))
+for variant in ("permuted", "matched", "mean", "max-gap"):
+    report.claim(f"seguin-distill-{variant}",
+                 claims.paired(dlr, "robust_accuracy", f"student {variant}", "student full"),
+                 detail="APGD-DLR robust accuracy: " + stats.describe_means(
+                     dlr, "robust_accuracy", ["student full", f"student {variant}"]))
+report.finish()

@@ -83,3 +83,23 @@ def test_distilled_student_trains(tmp_path):
                     cache_dir=tmp_path, progress=False, device="cpu")
     assert student.test_accuracy > 0.8
     assert (tmp_path / "models").exists() and len(list((tmp_path / "models").glob("*.pt"))) == 2
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_matched_keeps_top1_probability_and_entropy_but_not_the_values(logits, temperature):
+    out = transform_teacher_logits(logits, "matched", seed=3, temperature=temperature)
+    p, q = torch.softmax(logits / temperature, 1), torch.softmax(out / temperature, 1)
+    entropy = lambda r: -(r * r.log()).sum(1)  # noqa: E731
+    torch.testing.assert_close(q.max(1).values, p.max(1).values, atol=1e-5, rtol=0)
+    torch.testing.assert_close(entropy(q), entropy(p), atol=1e-4, rtol=0)
+    # The non-max values themselves are new (not a permutation of the old ones).
+    assert (out.sort(1).values - logits.sort(1).values).abs().amax(1).gt(1e-3).float().mean() > 0.9
+    assert torch.equal(out, transform_teacher_logits(logits, "matched", seed=3,
+                                                     temperature=temperature))
+
+
+def test_mean_and_max_gap_change_top1_probability(logits):
+    p = torch.softmax(logits / 4, 1).max(1).values
+    for variant in ("mean", "max-gap"):
+        q = torch.softmax(transform_teacher_logits(logits, variant) / 4, 1).max(1).values
+        assert (q - p).abs().max() > 1e-2

@@ -9,13 +9,27 @@ from drsl_utils import experiments as ex
 
 def test_profiles_and_overrides():
     p = ex.get_profile("quick")
-    assert p.dataset == "fashion-mnist" and p.n_seeds == 3
+    # Issue 11: 8 seeds for the main comparison, 5 for every other one.
+    assert p.dataset == "fashion-mnist" and p.n_seeds >= 8 and len(p.seeds_other) >= 5
     q = ex.get_profile("quick", dataset=None, seeds=[5], epochs=2)
     assert q.dataset == "fashion-mnist" and q.seeds == (5,) and q.epochs == 2
     s = ex.get_profile("quick").sweep()
-    assert s.n_seeds == p.sweep_seeds and s.train_size == p.sweep_train_size
+    assert s.seeds == p.seeds_other and s.train_size == p.sweep_train_size
+    assert p.eps_mid == 0.05 and ex.get_profile("paper").eps_mid == 0.05
     with pytest.raises(ValueError, match="profile='huge'"):
         ex.get_profile("huge")
+    with pytest.raises(ValueError, match="unknown profile field"):
+        ex.get_profile("quick", epoch=3)
+
+
+def test_validation_split_is_held_out_of_the_grids():
+    p = ex.get_profile("smoke")
+    val = ex.validation_split(p)
+    train = ex.load_dataset(p.dataset, "train")
+    used = train.subset(p.sweep().train_size, seed=0)
+    assert len(val) == p.validation_size
+    seen = {tuple(x.flatten().tolist()) for x in used.images}
+    assert not any(tuple(x.flatten().tolist()) in seen for x in val.images[:50])
 
 
 def test_zoo_configs():
@@ -29,8 +43,16 @@ def test_zoo_configs():
     assert (at.loss, at.adversarial, at.epochs) == ("sovr", "pgd", p.at_epochs)
     assert at.adversarial_params == {"eps": p.at_eps, "steps": p.at_steps}
     assert at.train_size == p.at_train_size
-    names = set(ex.ZOO) | set(ex.AT_ZOO)
+    names = set(ex.ZOO) | set(ex.AT_ZOO) | {ex.AT_CONTROL}
     assert len({ex.model_config(p, n).key for n in names}) == len(names)
+    control = ex.model_config(p, ex.AT_CONTROL)
+    assert (control.loss, control.adversarial, control.epochs, control.train_size) == (
+        "ce", None, at.epochs, at.train_size)
+    q = ex.get_profile("quick")
+    assert ex.model_config(q, "CE").model_params == {"hidden": 128}
+    # tau=1 and tau=1.0 are one configuration, one cache entry.
+    assert (ex.model_config(p, "DRSL", loss_params={"tau": 1}).key
+            == ex.model_config(p, "DRSL", loss_params={"tau": 1.0}).key)
     with pytest.raises(ValueError, match="name='XE'"):
         ex.model_config(p, "XE")
 
@@ -54,5 +76,6 @@ def test_train_zoo_and_runs_table(tmp_path, monkeypatch):
     assert list(zoo) == ["CE", "MAE"] and [len(v) for v in zoo.values()] == [2, 2]
     runs = ex.runs_table(zoo)
     assert set(runs["model"]) == {"CE", "MAE"} and set(runs["seed"]) == set(p.seeds)
-    diff = ex.per_seed_diff(runs, "test_accuracy", "CE", "MAE")
-    assert diff.shape == (2,)
+    from drsl_utils.claims import paired
+
+    assert sorted(paired(runs, "test_accuracy", "CE", "MAE")) == list(p.seeds)

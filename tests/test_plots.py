@@ -102,7 +102,7 @@ def test_save_figure_rejects_bad_arguments(tmp_path, kwargs, match):
 
 
 def _figures(records, stats_df):
-    frac = stats.second_class_fraction_ci(records, n_boot=100)
+    frac = stats.second_class_fraction_ci(records)
     table = stats.format_seed_table(stats.seed_table(
         stats.robust_accuracy(records).query("eps == 0.1"), ["model", "attack"],
         ["clean_accuracy", "robust_accuracy"]), index=["model", "attack"])
@@ -156,8 +156,7 @@ def test_figures_validate_inputs(records, stats_df):
 
 
 def test_second_class_bars_handles_groups_without_successes(records, tmp_path):
-    frac = stats.second_class_fraction_ci(records.assign(success=False), n_boot=10,
-                                          num_classes=10)
+    frac = stats.second_class_fraction_ci(records.assign(success=False), num_classes=10)
     fig = plots.plot_second_class_bars(frac)
     assert any(t.get_text() == "n=0" for ax in fig.axes for t in ax.texts)
     plt.close(fig)

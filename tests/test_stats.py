@@ -201,7 +201,7 @@ def records():
 
 
 def test_second_class_fraction_matches_direct_count(records):
-    out = second_class_fraction_ci(records, n_boot=200)
+    out = second_class_fraction_ci(records)
     assert len(out) == 3 * 2 * 3 and (out["n_seeds"] == 3).all()
     row = out[(out.model == "ce") & (out.attack == "pgd") & (out.eps == 0.1)].iloc[0]
     sub = records[(records.model == "ce") & (records.attack == "pgd") & (records.eps == 0.1)
@@ -212,22 +212,22 @@ def test_second_class_fraction_matches_direct_count(records):
     assert row["chance"] == pytest.approx(1 / 9) and row["loss"] == "ce"
     # Finding 1 holds in the synthetic data (>= 50 % vs chance 11 %).
     assert (out["p_value"] < 1e-3).all()
-    per_seed = second_class_fraction_ci(records, n_boot=50, pool_seeds=False)
+    per_seed = second_class_fraction_ci(records, pool_seeds=False)
     assert len(per_seed) == 3 * len(out) and (per_seed["n_seeds"] == 1).all()
 
 
 def test_second_class_fraction_no_successes_gives_nan(records):
     quiet = records.assign(success=False)
-    out = second_class_fraction_ci(quiet, n_boot=50, num_classes=10)
+    out = second_class_fraction_ci(quiet, num_classes=10)
     assert (out["n_success"] == 0).all()
     assert out[["fraction", "ci_low", "ci_high", "p_value"]].isna().all().all()
     quiet.attrs["num_classes"] = 100  # attacks.evaluate records K here
-    assert (second_class_fraction_ci(quiet, n_boot=10)["chance"] == 1 / 99).all()
+    assert (second_class_fraction_ci(quiet)["chance"] == 1 / 99).all()
 
 
 def test_second_class_fraction_ci_independent_of_other_groups(records):
-    full = second_class_fraction_ci(records, n_boot=100, seed=5)
-    only = second_class_fraction_ci(records[records.model == "ce"], n_boot=100, seed=5)
+    full = second_class_fraction_ci(records)
+    only = second_class_fraction_ci(records[records.model == "ce"])
     pd.testing.assert_frame_equal(full[full.model == "ce"].reset_index(drop=True), only)
 
 
@@ -358,3 +358,48 @@ def test_latex_escapes_text():
     df = pd.DataFrame({"model": ["drsl_prob&x"], "acc": ["0.9 ± 0.01"]}).set_index("model")
     tex = to_latex(df)
     assert r"drsl\_prob\&x" in tex and r"$0.9 \pm 0.01$" in tex
+
+
+def test_second_class_fraction_wilson_at_k_equal_n_is_not_degenerate():
+    recs = make_records(models=("ce",), seeds=(0,), attacks=("pgd",), eps=(0.2,), n=200)
+    recs = recs.assign(adv_is_clean_second=True)
+    row = second_class_fraction_ci(recs).iloc[0]
+    assert row["fraction"] == 1.0 and row["ci_high"] == 1.0 and row["ci_low"] < 1.0
+    low, high = wilson_ci(9, 9)
+    assert float(high) == 1.0 and 0.6 < float(low) < 0.75  # 9/9: about [0.70, 1]
+
+
+def test_paired_auc_difference_of_identical_scores_is_exactly_zero():
+    from drsl_utils.stats import paired_auc_difference
+
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.4
+    s = rng.normal(size=300) + y
+    assert paired_auc_difference(y, s, s, n_boot=200) == (0.0, 0.0, 0.0)
+    d, lo, hi = paired_auc_difference(y, s, rng.normal(size=300), n_boot=300)
+    assert lo <= d <= hi and d > 0.1  # an informative score beats noise
+    assert all(math.isnan(v) for v in paired_auc_difference(np.zeros(5), s[:5], s[:5]))
+
+
+def test_paired_auc_per_group(records):
+    from drsl_utils.stats import paired_auc
+
+    out = paired_auc(records.query("attack == 'pgd' and eps == 0.1"), n_boot=50)
+    assert len(out) == 3 * 3  # models x seeds
+    assert ((out["diff_low"] <= out["diff"]) & (out["diff"] <= out["diff_high"])).all()
+    assert (out["auc_a"] > 0.5).all()
+
+
+def test_dip_test_separates_one_peak_from_two():
+    from drsl_utils.stats import dip_table, dip_test
+
+    rng = np.random.default_rng(1)
+    one = rng.normal(size=5000)
+    two = np.concatenate([rng.normal(size=2500), rng.normal(5, 1, size=2500)])
+    d1, p1, crit = dip_test(one)
+    d2, p2, crit2 = dip_test(two)
+    assert crit == crit2 and d1 < crit < d2 and p1 > 0.05 > p2
+    df = pd.DataFrame({"model": ["a"] * 5000 + ["b"] * 5000, "seed": 0,
+                       "logit_margin": np.concatenate([one, two])})
+    t = dip_table(df)
+    assert list(t["excess"] > 0) == [False, True]
