@@ -3,7 +3,7 @@
 - textbook: ``DataLoader(TensorDataset(images, labels), batch_size=128)``, then
   ``torchattacks.PGD`` batch by batch and the predictions on the adversarial batch, as in
   most tutorials.
-- engine: ``drsl_utils.attacks.evaluate`` (one call, batches of ``--batch-size``, cache
+- engine: ``drsl_utils.evaluation.evaluate`` (one call, batches of ``--batch-size``, cache
   off), which also computes clean logits, features of clean and adversarial inputs, the
   perturbation norms and the per-sample records.
 
@@ -37,7 +37,9 @@ import torch
 from _common import interleaved, median, print_table
 
 from drsl_utils import attacks as A
+from drsl_utils import stats
 from drsl_utils.data import DatasetNotFoundError, load_dataset
+from drsl_utils.evaluation import evaluate
 from drsl_utils.models import build_model
 from drsl_utils.runtime import seeded
 from drsl_utils.training import TrainConfig, TrainedModel, train
@@ -77,9 +79,9 @@ def _textbook(tm: TrainedModel, images: torch.Tensor, labels: torch.Tensor, eps:
 
 def _engine(tm: TrainedModel, images: torch.Tensor, labels: torch.Tensor, eps: float,
             steps: int, batch_size: int) -> float:
-    result = A.evaluate([tm], [("pgd", {"steps": steps})], images, labels, eps_grid=[eps],
+    result = evaluate([tm], [("pgd", {"steps": steps})], images, labels, eps_grid=[eps],
                         device="cpu", batch_size=batch_size, cache=False, progress=False)
-    return float(A.robust_accuracy(result.records)["robust_accuracy"].iloc[0])
+    return float(stats.robust_accuracy(result.records)["robust_accuracy"].iloc[0])
 
 
 def _status_kb(field: str) -> int:
@@ -134,9 +136,9 @@ def per_attack_times(tm: TrainedModel, images: torch.Tensor, labels: torch.Tenso
         specs = [s for s in specs if s.record_name != "autoattack-standard"]
     rows = []
     for spec in specs:
-        result = A.evaluate([tm], [spec], images, labels, device="cpu", cache=False,
+        result = evaluate([tm], [spec], images, labels, device="cpu", cache=False,
                             progress=False)
-        acc = A.robust_accuracy(result.records).iloc[0]
+        acc = stats.robust_accuracy(result.records).iloc[0]
         rows.append({"attack": spec.record_name, "norm": spec.norm, "eps": spec.eps[0],
                      "samples": len(labels), "seconds": float(result.units["seconds"].iloc[0]),
                      "clean_acc": float(acc["clean_accuracy"]),

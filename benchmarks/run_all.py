@@ -9,7 +9,7 @@ Rows:
 1. training epoch, MLP and CNN on Fashion-MNIST: engine vs the textbook torchvision
    DataLoader loop, and vs the compute floor (pre-sliced batches, no data handling);
 2. training step of every loss vs CE (the DRSL paper claims no significant extra cost);
-3. PGD-k evaluation: ``attacks.evaluate`` vs torchattacks batch by batch via DataLoader;
+3. PGD-k evaluation: ``evaluation.evaluate`` vs torchattacks batch by batch via DataLoader;
 4. the main job with cold vs warm caches (smoke profile by default; ``--main-job quick``
    runs the real thing, about ten minutes cold).
 """
@@ -83,7 +83,7 @@ def main() -> None:
 
     pgd = bench_attacks.run(repeats=reps, quick=True).iloc[0]
     rows.append({"benchmark": f"{pgd['attack']} evaluation, {pgd['images']} images",
-                 "baseline": "torchattacks via DataLoader", "ours": "attacks.evaluate",
+                 "baseline": "torchattacks via DataLoader", "ours": "evaluation.evaluate",
                  "baseline_s": pgd["textbook_s"], "ours_s": pgd["engine_s"],
                  "ratio": pgd["textbook/engine"],
                  "peak_rss_mb": pgd.get("engine_peak_mb", float("nan"))})

@@ -1,21 +1,17 @@
-"""Adversarial attacks by name, one evaluation call, per-sample records and their summaries.
+"""Adversarial attacks by name: one call shape for every attack, validated options.
 
-Three layers, each usable on its own:
+:func:`build_attack` turns a name from :data:`ATTACKS` and its parameters into a
+callable ``atk(images, labels) -> adv_images`` on top of torchattacks. Every call
+attacks the model in eval mode, seeds the global RNG with the attack's ``seed`` inside
+:func:`runtime.preserve_rng` (torchattacks' APGD, FAB and Square reseed the global RNG),
+and restores the model's mode, its parameters' ``requires_grad`` and the caller's RNG
+state afterwards. The result is always projected onto the eps ball of the attack's norm
+and onto [0, 1], so ``||adv - x|| <= eps`` holds for every attack. :class:`AttackSpec`
+names one attack with its parameters and eps grid.
 
-1. :func:`build_attack` turns a name from :data:`ATTACKS` and its parameters into a
-   callable ``atk(images, labels) -> adv_images`` on top of torchattacks. Every call
-   attacks the model in eval mode, seeds the global RNG with the attack's ``seed``
-   inside :func:`runtime.preserve_rng` (torchattacks' APGD, FAB and Square reseed the
-   global RNG), and restores the model's mode, its parameters' ``requires_grad`` and the
-   caller's RNG state afterwards. The result is always projected onto the eps ball of
-   the attack's norm and onto [0, 1], so ``||adv - x|| <= eps`` holds for every attack.
-2. :func:`evaluate` runs models x attacks x eps on one fixed test subset in large
-   batches, with one progress bar, and caches every (model, attack, eps) unit on disk.
-   It returns an :class:`AttackResult`: a tidy ``records`` DataFrame with one row per
-   (model, attack, eps, sample) (columns in :data:`RECORD_COLUMNS`), plus the full
-   clean/adversarial logits and penultimate features.
-3. :func:`robust_accuracy`, :func:`success_rate` and :func:`second_class_fraction`
-   summarise ``records`` into tidy DataFrames.
+Running attacks over models x eps on a test subset, with per-sample records and a
+cache, is :mod:`drsl_utils.evaluation`; DeepFool's vectorised loop is
+:mod:`drsl_utils.deepfool`.
 
 How eps applies to each attack (``norm`` is the norm of the eps ball):
 
@@ -66,40 +62,29 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from .cache import atomic_write, default_cache_dir, stable_hash, tensor_fingerprint
-from .runtime import check_choice, preserve_rng, resolve_device
+from .deepfool import deepfool
+from .runtime import check_choice, preserve_rng
 
 __all__ = [
     "ATTACKS",
     "NORMS",
     "AUTOATTACK_VERSIONS",
-    "RECORD_COLUMNS",
     "Attack",
     "AttackSpec",
-    "AttackResult",
     "build_attack",
-    "evaluate",
-    "robust_accuracy",
-    "success_rate",
-    "second_class_fraction",
+    "record_name",
 ]
 
 NORMS = ("Linf", "L2")
 AUTOATTACK_VERSIONS = ("standard", "reduced")
-
-# Bump when a change here alters what a cached unit contains.
-_CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -135,16 +120,6 @@ ATTACKS = tuple(_FAMILIES)
 
 _AA_STANDARD = {"steps": 100, "n_queries": 5000}
 _AA_REDUCED = {"steps": 20, "n_queries": 1000, "n_target_classes": 3}
-
-RECORD_COLUMNS = (
-    "model", "model_key", "loss", "seed", "attack", "eps", "sample", "label",
-    "clean_pred", "adv_pred", "clean_second",
-    "clean_p_true", "clean_p_top", "clean_p_second",
-    "adv_p_true", "adv_p_top", "adv_p_second",
-    "clean_gap", "adv_gap", "linf", "l2",
-    "clean_correct", "success", "adv_is_clean_second",
-)
-
 
 # ---------------------------------------------------------------------------------------
 # Parameters and validation
@@ -366,47 +341,6 @@ def _project(adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch
     return (x + delta).clamp(0.0, 1.0)
 
 
-def _deepfool(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int,
-              overshoot: float, num_classes: int) -> torch.Tensor:
-    """DeepFool as torchattacks implements it, vectorised over the batch.
-
-    Per step, each still-correct sample moves to the linearised nearest decision
-    boundary, scaled by ``1 + overshoot``, then clipped to [0, 1]; a sample stops once
-    misclassified. torchattacks loops over samples and classes in Python; here the K
-    per-class input gradients come from K backward passes over the whole batch (samples
-    do not interact in eval mode).
-    """
-    x = images.clone()
-    active = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-    for _ in range(steps):
-        idx = active.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            break
-        xa = x[idx].clone().requires_grad_(True)
-        ya = labels[idx]
-        logits = model(xa)
-        rows = torch.arange(idx.numel(), device=x.device)
-        fooled = logits.argmax(1) != ya
-        grads = torch.stack([torch.autograd.grad(logits[:, k].sum(), xa,
-                                                 retain_graph=k + 1 < num_classes)[0]
-                             for k in range(num_classes)], dim=1)  # b x K x ...
-        logits = logits.detach()
-        f_prime = logits - logits[rows, ya].unsqueeze(1)
-        w_prime = (grads - grads[rows, ya].unsqueeze(1)).flatten(2)
-        w_norm = w_prime.norm(dim=2)
-        ratio = f_prime.abs() / w_norm.clamp_min(1e-12)
-        ratio[rows, ya] = float("inf")
-        target = ratio.argmin(1)
-        w_t = w_prime[rows, target]
-        step = (f_prime[rows, target].abs() / w_norm[rows, target].clamp_min(1e-12) ** 2)
-        delta = (step.unsqueeze(1) * w_t).view_as(xa)
-        moved = (xa.detach() + (1 + overshoot) * delta).clamp(0.0, 1.0)
-        keep = ~fooled
-        x[idx[keep]] = moved[keep]
-        active[idx[fooled]] = False
-    return x
-
-
 def _torchattacks_attack(model: nn.Module, eps: float, p: Mapping[str, Any],
                          num_classes: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     import torchattacks as ta
@@ -422,7 +356,7 @@ def _torchattacks_attack(model: nn.Module, eps: float, p: Mapping[str, Any],
     if name == "cw":
         return ta.CW(model, c=p["c"], kappa=p["kappa"], steps=p["steps"], lr=p["lr"])
     if name == "deepfool":
-        return lambda x, y: _deepfool(model, x, y, p["steps"], p["overshoot"], num_classes)
+        return lambda x, y: deepfool(model, x, y, p["steps"], p["overshoot"], num_classes)
     if name in ("apgd-ce", "apgd-dlr"):
         return ta.APGD(model, norm=norm, eps=eps, steps=p["steps"], n_restarts=p["restarts"],
                        seed=seed, loss=name.split("-")[1], eot_iter=p["eot_iter"],
@@ -635,414 +569,7 @@ class AttackSpec:
                          "(name, params) or (name, params, eps)")
 
 
-# ---------------------------------------------------------------------------------------
-# Evaluation
-# ---------------------------------------------------------------------------------------
 
-@dataclass
-class AttackResult:
-    """What :func:`evaluate` returns.
-
-    Attributes:
-        records: one row per (model, attack, eps, sample), columns :data:`RECORD_COLUMNS`.
-        labels: the subset's labels (int64, length n).
-        models: one row per model: ``model``, ``model_key``, ``loss``, ``seed``,
-            ``num_classes``.
-        attacks: record name -> every effective parameter of that attack, plus ``eps``
-            (its grid).
-        units: one row per (model, attack, eps): ``seconds`` spent (0 when cached),
-            ``from_cache`` and the cache ``path``.
-    """
-
-    records: pd.DataFrame
-    labels: np.ndarray
-    models: pd.DataFrame
-    attacks: dict[str, dict[str, Any]]
-    units: pd.DataFrame
-    _clean: dict[str, dict[str, np.ndarray]] = field(repr=False, default_factory=dict)
-    _adv: dict[tuple[str, str, float], dict[str, np.ndarray]] = field(repr=False,
-                                                                       default_factory=dict)
-
-    def _key(self, model: str) -> str:
-        keys = list(self.models["model_key"])
-        if model in keys:
-            return model
-        match = self.models.loc[self.models["model"] == model, "model_key"].tolist()
-        if len(match) == 1:
-            return match[0]
-        detail = "is ambiguous (several models share that name)" if match else "is unknown"
-        raise KeyError(f"model {model!r} {detail}; model keys: {keys}")
-
-    def _unit(self, model: str, attack: str, eps: float) -> dict[str, np.ndarray]:
-        key = self._key(model)
-        for (k, a, e), arrays in self._adv.items():
-            if k == key and a == attack and math.isclose(e, float(eps), rel_tol=1e-9,
-                                                         abs_tol=1e-12):
-                return arrays
-        have = sorted({(a, e) for k, a, e in self._adv if k == key})
-        raise KeyError(f"no unit ({attack!r}, eps={eps!r}) for model {model!r}; "
-                       f"available: {have}")
-
-    def clean_logits(self, model: str) -> np.ndarray:
-        """Clean logits ``[n, K]`` of a model (its key, or its name when unique)."""
-        return self._clean[self._key(model)]["logits"]
-
-    def clean_features(self, model: str) -> np.ndarray:
-        """Clean penultimate features ``[n, F]`` (``model.features``)."""
-        return self._clean[self._key(model)]["features"]
-
-    def adv_logits(self, model: str, attack: str, eps: float) -> np.ndarray:
-        """Logits ``[n, K]`` on the adversarial inputs of ``attack`` at ``eps``."""
-        return self._unit(model, attack, eps)["logits"]
-
-    def adv_features(self, model: str, attack: str, eps: float) -> np.ndarray:
-        """Penultimate features ``[n, F]`` of the adversarial inputs."""
-        return self._unit(model, attack, eps)["features"]
-
-
-def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, features); features are ``[n, 0]`` for a model without ``features``."""
-    features_fn = getattr(model, "features", None)
-    head = getattr(model, "head", None)
-    if callable(features_fn) and isinstance(head, nn.Module):
-        feats = features_fn(x)
-        return head(feats), feats.flatten(1)
-    logits = model(x)
-    return logits, logits.new_zeros(x.shape[0], 0)
-
-
-def _save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a handle, so numpy does not append ".npz"
-            np.savez(fh, **arrays)
-
-    atomic_write(path, write)
-
-
-def _load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as blob:
-            return {k: blob[k] for k in names}
-    except (OSError, ValueError, KeyError):  # unreadable: recompute and overwrite
-        return None
-
-
-def _top2(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Prediction, runner-up, softmax of the true/top/second class and logit gap."""
-    z = torch.from_numpy(logits).double()
-    top = z.topk(2, dim=1)
-    probs = z.softmax(dim=1)
-    rows = torch.arange(z.shape[0])
-    y = torch.from_numpy(labels)
-    return {
-        "pred": top.indices[:, 0].numpy(),
-        "second": top.indices[:, 1].numpy(),
-        "p_true": probs[rows, y].numpy(),
-        "p_top": probs[rows, top.indices[:, 0]].numpy(),
-        "p_second": probs[rows, top.indices[:, 1]].numpy(),
-        "gap": (top.values[:, 0] - top.values[:, 1]).numpy(),
-    }
-
-
-def _unit_records(meta: Mapping[str, Any], attack: str, eps: float, labels: np.ndarray,
-                  clean: Mapping[str, np.ndarray], adv: Mapping[str, np.ndarray],
-                  linf: np.ndarray, l2: np.ndarray) -> pd.DataFrame:
-    correct = clean["pred"] == labels
-    frame = pd.DataFrame({
-        "model": meta["model"], "model_key": meta["model_key"], "loss": meta["loss"],
-        "seed": np.int64(meta["seed"]), "attack": attack, "eps": float(eps),
-        "sample": np.arange(labels.shape[0], dtype=np.int64),
-        "label": labels,
-        "clean_pred": clean["pred"], "adv_pred": adv["pred"],
-        "clean_second": clean["second"],
-        "clean_p_true": clean["p_true"], "clean_p_top": clean["p_top"],
-        "clean_p_second": clean["p_second"],
-        "adv_p_true": adv["p_true"], "adv_p_top": adv["p_top"],
-        "adv_p_second": adv["p_second"],
-        "clean_gap": clean["gap"], "adv_gap": adv["gap"],
-        "linf": linf.astype(np.float64), "l2": l2.astype(np.float64),
-        "clean_correct": correct,
-        "success": correct & (adv["pred"] != labels),
-        "adv_is_clean_second": adv["pred"] == clean["second"],
-    })
-    return frame
-
-
-def _as_models(models: Any) -> list[Any]:
-    from .training import TrainedModel
-
-    if isinstance(models, TrainedModel):
-        return [models]
-    out = list(models)
-    for tm in out:
-        if not isinstance(tm, TrainedModel):
-            raise ValueError(f"models contains {type(tm).__name__}: expected "
-                             "training.TrainedModel objects (from training.train)")
-    return out
-
-
-def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
-             images: torch.Tensor, labels: torch.Tensor, *,
-             eps_grid: Sequence[float] | None = None, device: str | torch.device = "auto",
-             batch_size: int = 1000, cache_dir: str | Path | None = None, cache: bool = True,
-             progress: bool = True, names: Sequence[str] | None = None) -> AttackResult:
-    """Attack every model with every attack at every eps, on one fixed test subset.
-
-    Args:
-        models: ``training.TrainedModel`` objects (or one). Each is attacked in eval
-            mode on ``device`` and put back on its own device and mode afterwards.
-        attacks: :class:`AttackSpec` objects, names, ``(name, params)`` or
-            ``(name, params, eps)`` tuples, e.g. ``[("pgd", {"steps": 10}), "fgsm"]``.
-            Record names (``AttackSpec.record_name``) must be distinct.
-        images, labels: the subset, e.g. ``load_dataset(...).subset(n, seed=0)``'s
-            ``images`` (float in [0, 1], N x C x H x W) and ``labels`` (int, N).
-        eps_grid: eps values for every attack without its own ``AttackSpec.eps``.
-        device: ``"auto"`` (GPU if present), ``"cpu"`` or ``"cuda"``.
-        batch_size: samples per attack call; large batches are far faster than 128.
-            Random starts are drawn per batch, so results depend on it (and on the
-            device); cached units are reused whatever the batch size and device.
-        cache_dir: cache root (default ``cache.default_cache_dir()``); units go to
-            ``cache_dir/attacks/<model_key>/``.
-        cache: read and write the cache; False recomputes everything and writes nothing.
-        progress: one tqdm bar over models x attacks x eps x batches.
-        names: model names for the records; default ``tm.config.label``.
-
-    Returns:
-        An :class:`AttackResult`. Each (model, attack, eps) unit and each model's clean
-        pass is cached as soon as it finishes (keyed by the model key, every attack
-        parameter, eps and the fingerprint of ``images`` and ``labels``), so a warm
-        re-run takes seconds and a killed run loses at most the unit in progress.
-    """
-    from tqdm.auto import tqdm
-
-    tms = _as_models(models)
-    if not tms:
-        raise ValueError("models is empty: give at least one TrainedModel")
-    keys = [tm.key for tm in tms]
-    if len(set(keys)) != len(keys):
-        raise ValueError("models contains the same model twice (equal model keys)")
-    if names is None:
-        names = [tm.config.label for tm in tms]
-    names = [str(n) for n in names]
-    if len(names) != len(tms):
-        raise ValueError(f"names has {len(names)} entries for {len(tms)} models")
-    specs = [AttackSpec.coerce(a) for a in attacks]
-    if not specs:
-        raise ValueError("attacks is empty: give at least one attack")
-    record_names = [s.record_name for s in specs]
-    if len(set(record_names)) != len(record_names):
-        raise ValueError(f"attacks have repeated record names {record_names}: give each "
-                         "AttackSpec a distinct label")
-    _check_positive_int("batch_size", batch_size)
-    images, labels = _check_subset(images, labels)
-    dim = int(np.prod(images.shape[1:]))
-    grids = []
-    for spec in specs:
-        grid = spec.eps if spec.eps is not None else eps_grid
-        if grid is None:
-            raise ValueError(f"attack {spec.record_name!r} has no eps grid: give "
-                             "AttackSpec(eps=[...]) or evaluate(eps_grid=[...])")
-        grid = [grid] if np.isscalar(grid) else list(grid)
-        grids.append(tuple(dict.fromkeys(_check_eps(e, spec.norm, dim) for e in grid)))
-
-    dev = resolve_device(device)
-    root = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "attacks"
-    subset = stable_hash("subset", tensor_fingerprint(images), tensor_fingerprint(labels))
-    y_np = labels.numpy()
-    n = int(labels.shape[0])
-    n_batches = max(1, math.ceil(n / batch_size))
-    total = len(tms) * sum(len(g) for g in grids) * n_batches
-    bar = tqdm(total=total, desc="attacks", disable=not progress, mininterval=0.5)
-
-    frames: list[pd.DataFrame] = []
-    clean_arrays: dict[str, dict[str, np.ndarray]] = {}
-    adv_arrays: dict[tuple[str, str, float], dict[str, np.ndarray]] = {}
-    unit_rows: list[dict[str, Any]] = []
-    model_rows: list[dict[str, Any]] = []
-    x_dev, y_dev = images.to(dev), labels.to(dev)
-    try:
-        for tm, name in zip(tms, names):
-            model = tm.model
-            meta = {"model": name, "model_key": tm.key, "loss": tm.config.loss,
-                    "seed": int(tm.config.seed)}
-            k = _num_classes(model, None)
-            model_rows.append({**meta, "num_classes": k})
-            home = next(model.parameters()).device
-            model.to(dev)
-            try:
-                folder = root / tm.key
-                clean_path = folder / f"clean_{stable_hash('clean', tm.key, subset, _CACHE_FORMAT)}.npz"
-                clean = _load_npz(clean_path, ("logits", "features")) if cache else None
-                if clean is None:
-                    clean = _predict(model, x_dev, batch_size)
-                    if cache:
-                        _save_npz(clean_path, clean)
-                clean_arrays[tm.key] = clean
-                clean_stats = _top2(clean["logits"], y_np)
-                for spec, record_name, grid in zip(specs, record_names, grids):
-                    resolved = spec.resolved
-                    for eps in grid:
-                        bar.set_postfix_str(f"{name} s{meta['seed']} {record_name} eps={eps:g}")
-                        unit_key = stable_hash("attack-unit", tm.key, resolved, eps, subset,
-                                               _torchattacks_version(), _CACHE_FORMAT)
-                        path = folder / f"{_record_name(resolved)}_eps{eps:.6g}_{unit_key}.npz"
-                        start = time.perf_counter()
-                        arrays = (_load_npz(path, ("logits", "features", "linf", "l2"))
-                                  if cache else None)
-                        from_cache = arrays is not None
-                        if arrays is None:
-                            atk = build_attack(spec.name, model, eps, **spec.params)
-                            arrays = _attack_unit(atk, model, x_dev, y_dev, batch_size, bar)
-                            if cache:
-                                _save_npz(path, arrays)
-                        else:
-                            bar.update(n_batches)
-                        unit_rows.append({"model": name, "model_key": tm.key,
-                                          "attack": record_name, "eps": eps,
-                                          "seconds": 0.0 if from_cache else
-                                          time.perf_counter() - start,
-                                          "from_cache": from_cache,
-                                          "path": str(path) if cache else None})
-                        adv_arrays[(tm.key, record_name, eps)] = arrays
-                        frames.append(_unit_records(meta, record_name, eps, y_np, clean_stats,
-                                                    _top2(arrays["logits"], y_np),
-                                                    arrays["linf"], arrays["l2"]))
-            finally:
-                model.to(home)
-    finally:
-        bar.close()
-
-    records = pd.concat(frames, ignore_index=True)[list(RECORD_COLUMNS)]
-    models_df = pd.DataFrame(model_rows)
-    if models_df["num_classes"].nunique() == 1:
-        records.attrs["num_classes"] = int(models_df["num_classes"].iloc[0])
-    attack_params = {rn: {**spec.resolved, "eps": grid}
-                     for spec, rn, grid in zip(specs, record_names, grids)}
-    return AttackResult(records, y_np.copy(), models_df, attack_params,
-                        pd.DataFrame(unit_rows), clean_arrays, adv_arrays)
-
-
-def _torchattacks_version() -> str:
-    import torchattacks
-
-    return str(getattr(torchattacks, "__version__", "unknown"))
-
-
-def _check_subset(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.as_tensor(images).detach().cpu()
-    labels = torch.as_tensor(labels).detach().cpu()
-    if images.dim() < 2 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"images of shape {tuple(images.shape)} and labels of shape "
-                         f"{tuple(labels.shape)} do not match: expected N x C x H x W and N")
-    if images.shape[0] == 0:
-        raise ValueError("images is empty: give at least one sample")
-    images = images.float()
-    if float(images.min()) < 0.0 or float(images.max()) > 1.0:
-        raise ValueError(f"images must lie in [0, 1] (got [{float(images.min()):.4g}, "
-                         f"{float(images.max()):.4g}]); normalisation belongs in the model")
-    return images.contiguous(), labels.long().contiguous()
-
-
-@torch.no_grad()
-def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> dict[str, np.ndarray]:
-    was_training = model.training
-    model.eval()
-    try:
-        logits, feats = zip(*(_forward(model, x[s:s + batch_size])
-                              for s in range(0, x.shape[0], batch_size)))
-    finally:
-        model.train(was_training)
-    return {"logits": torch.cat(logits).float().cpu().numpy(),
-            "features": torch.cat(feats).float().cpu().numpy()}
-
-
-def _attack_unit(atk: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 batch_size: int, bar: Any) -> dict[str, np.ndarray]:
-    parts: dict[str, list[torch.Tensor]] = {"logits": [], "features": [], "linf": [], "l2": []}
-    for s in range(0, x.shape[0], batch_size):
-        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-        adv = atk(xb, yb)
-        clean = _predict(model, adv, batch_size)
-        delta = (adv - xb).flatten(1)
-        parts["logits"].append(torch.from_numpy(clean["logits"]))
-        parts["features"].append(torch.from_numpy(clean["features"]))
-        parts["linf"].append(delta.abs().amax(1).cpu())
-        parts["l2"].append(delta.norm(dim=1).cpu())
-        bar.update(1)
-    return {k: torch.cat(v).numpy() for k, v in parts.items()}
-
-
-# ---------------------------------------------------------------------------------------
-# Summaries
-# ---------------------------------------------------------------------------------------
-
-_GROUP = ["model", "model_key", "loss", "seed", "attack", "eps"]
-
-
-def _grouped(records: pd.DataFrame) -> Any:
-    missing = sorted(set(_GROUP) - set(records.columns))
-    if missing:
-        raise ValueError(f"records lack the columns {missing}; pass AttackResult.records")
-    return records.groupby(_GROUP, sort=False, observed=True)
-
-
-def robust_accuracy(records: pd.DataFrame) -> pd.DataFrame:
-    """Robust accuracy per (model, seed, attack, eps), with clean accuracy beside it.
-
-    Robust accuracy is the fraction of *all* samples still classified correctly after
-    the attack; a sample misclassified when clean counts as an error.
-
-    Returns:
-        Columns ``model, model_key, loss, seed, attack, eps, n, clean_accuracy,
-        robust_accuracy``.
-    """
-    df = records.assign(_robust=records["clean_correct"] & ~records["success"])
-    out = _grouped(df).agg(n=("sample", "size"), clean_accuracy=("clean_correct", "mean"),
-                           robust_accuracy=("_robust", "mean"))
-    return out.reset_index()
-
-
-def success_rate(records: pd.DataFrame) -> pd.DataFrame:
-    """Attack success rate over the samples classified correctly when clean.
-
-    Returns:
-        Columns ``model, model_key, loss, seed, attack, eps, n_clean_correct,
-        n_success, success_rate`` (NaN where no sample was clean-correct).
-    """
-    out = _grouped(records).agg(n_clean_correct=("clean_correct", "sum"),
-                                n_success=("success", "sum")).reset_index()
-    out["success_rate"] = out["n_success"] / out["n_clean_correct"].where(
-        out["n_clean_correct"] > 0)
-    return out
-
-
-def second_class_fraction(records: pd.DataFrame,
-                          num_classes: int | None = None) -> pd.DataFrame:
-    """Among successful attacks, how often the adversarial label is the class with the
-    second-largest clean softmax (DRSL slides, finding 1), next to chance 1/(K-1).
-
-    Args:
-        records: ``AttackResult.records``.
-        num_classes: K; default ``records.attrs["num_classes"]`` (set by ``evaluate``),
-            else one more than the largest class index in the records.
-
-    Returns:
-        Columns ``model, model_key, loss, seed, attack, eps, n_success, n_second,
-        second_fraction, chance`` (NaN fraction where nothing succeeded).
-    """
-    if num_classes is None:
-        num_classes = records.attrs.get("num_classes")
-    if num_classes is None:
-        cols = ["label", "clean_pred", "adv_pred", "clean_second"]
-        num_classes = int(records[cols].to_numpy().max()) + 1
-    _check_positive_int("num_classes", num_classes)
-    if num_classes < 2:
-        raise ValueError(f"num_classes={num_classes!r} is not valid: must be >= 2")
-    df = records.assign(_second=records["success"] & records["adv_is_clean_second"])
-    out = _grouped(df).agg(n_success=("success", "sum"),
-                           n_second=("_second", "sum")).reset_index()
-    out["second_fraction"] = out["n_second"] / out["n_success"].where(out["n_success"] > 0)
-    out["chance"] = 1.0 / (num_classes - 1)
-    return out
+def record_name(params: Mapping[str, Any]) -> str:
+    """The ``attack`` column of an attack's records (``AttackSpec.record_name``)."""
+    return _record_name(params)

@@ -1,27 +1,88 @@
-"""Content-addressed on-disk cache: stable hashing of configurations and atomic writes.
+"""The on-disk cache: content-addressed keys that carry the code, guarded reads, atomic
+and durable writes, one process per key, and the tools to inspect it.
 
-Every cached artefact (trained weights, attack records, embeddings) lives under a file
-name made from a hash of everything that determines it, plus the package version, so a
-change of any input or of the code's version never returns a stale result.
+Layout::
+
+    <root>/<kind>/<code>/<entry>        kind: models | attacks | embeddings
+
+``<root>`` is ``$DRSL_CACHE_DIR`` or ``data/cache``. ``<code>`` is the fingerprint of the
+source that produces entries of that kind (:data:`KINDS`): a hash of the modules' syntax
+trees with docstrings removed, so editing a comment or a docstring keeps the cache while
+changing a line of code starts a fresh one. Nobody bumps a revision number by hand.
+Within a folder, an entry's name hashes its whole configuration (:func:`stable_hash`,
+which spells every number one way: ``tau=1`` and ``tau=1.0`` are one key).
+
+Reads never crash a run: :func:`load_entry` turns a truncated, empty or unreadable
+entry into a warning that names the file, moves it to ``<root>/quarantine/`` and reports
+a miss, so the caller recomputes it. Writes go through :func:`atomic_write` (a temporary
+file, fsynced, renamed over the target, and the folder fsynced), so a reader never sees
+half a file. :func:`compute_once` holds a per-key file lock while it computes, so two
+processes that need the same entry (two notebooks side by side, or a JupyterLab kernel
+next to the main job) compute it once; the waiting side loads the result.
+
+Command line (``python -m drsl_utils.cache``): ``info`` (size and count per kind and
+code version), ``verify`` (every entry loads; broken ones are quarantined) and ``prune``
+(remove entries of code versions that are no longer current, or older than N days).
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import dataclasses
+import functools
 import hashlib
 import json
 import os
+import shutil
+import sys
 import tempfile
-from collections.abc import Callable
+import time
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-__all__ = ["stable_hash", "atomic_write", "tensor_fingerprint", "default_cache_dir"]
+__all__ = [
+    "KINDS",
+    "CacheWarning",
+    "stable_hash",
+    "tensor_fingerprint",
+    "code_fingerprint",
+    "loss_fingerprint",
+    "default_cache_dir",
+    "entry_dir",
+    "atomic_write",
+    "load_entry",
+    "compute_once",
+    "save_npz",
+    "load_npz",
+]
+
+T = TypeVar("T")
 
 DEFAULT_CACHE_DIR = Path("data") / "cache"
+
+_MODEL_CODE = ("data", "models", "losses", "adversarial", "distill", "training", "runtime",
+               "cache")
+#: Which modules' code each kind of entry depends on. Attack records also depend on the
+#: model (their folder is the model's key, which carries the model code) and on the
+#: installed torchattacks version (part of each unit's key).
+KINDS: dict[str, tuple[str, ...]] = {
+    "models": _MODEL_CODE,
+    "attacks": _MODEL_CODE + ("attacks", "deepfool", "evaluation"),
+    "embeddings": ("embed", "cache"),
+}
+
+
+class CacheWarning(UserWarning):
+    """A cache entry could not be read and will be recomputed."""
+
+
+# ------------------------------------------------------------------------------ keys
 
 
 def default_cache_dir() -> Path:
@@ -40,8 +101,8 @@ def _canonical(obj: Any) -> Any:
         return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, list | tuple):
         return [_canonical(v) for v in obj]
-    if isinstance(obj, bool) or obj is None:
-        return obj
+    if isinstance(obj, bool | np.bool_) or obj is None:
+        return bool(obj) if obj is not None else None
     if isinstance(obj, int | float | np.integer | np.floating):
         # One spelling per number: tau=1 and tau=1.0 are the same configuration.
         return repr(float(obj))
@@ -54,10 +115,7 @@ def _canonical(obj: Any) -> Any:
 
 def stable_hash(*parts: Any, length: int = 16) -> str:
     """A hex digest of ``parts`` that is stable across processes and machines."""
-    from . import __version__
-
-    payload = json.dumps([_canonical(p) for p in parts] + [__version__], sort_keys=True,
-                         default=str)
+    payload = json.dumps([_canonical(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
 
@@ -71,11 +129,136 @@ def tensor_fingerprint(x: np.ndarray | torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and then rename the result onto ``path``.
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(
+                    getattr(body[0], "value", None), ast.Constant) and isinstance(
+                    body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
 
-    A reader never sees a half-written file, and a killed job leaves at most a stray
-    temporary file behind, never a corrupt cache entry.
+
+@functools.cache
+def _module_fingerprint(name: str) -> str:
+    path = Path(__file__).resolve().parent / f"{name}.py"
+    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+
+
+def _top_level(tree: ast.Module) -> tuple[dict[str, ast.stmt], list[ast.stmt]]:
+    """Top-level definitions by name, and the statements that define no name."""
+    named: dict[str, ast.stmt] = {}
+    rest: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            named[node.name] = node
+        elif isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+            for t in node.targets:
+                named[t.id] = node
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            named[node.target.id] = node
+        else:
+            rest.append(node)
+    return named, rest
+
+
+def _closure(named: dict[str, ast.stmt], roots: Sequence[str]) -> list[str]:
+    """``roots`` and every top-level name they use, transitively, in a stable order."""
+    seen: list[str] = []
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in named:
+            continue
+        seen.append(name)
+        todo.extend(n.id for n in ast.walk(named[name]) if isinstance(n, ast.Name))
+    return sorted(seen)
+
+
+@functools.cache
+def _losses_split() -> tuple[str, dict[str, list[str]]]:
+    """Fingerprint of ``losses.py`` outside the registered losses' own code, and each
+    registered class's closure within the module."""
+    from . import losses
+
+    path = Path(__file__).resolve().parent / "losses.py"
+    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
+    named, rest = _top_level(tree)
+    closures = {cls.__name__: _closure(named, [cls.__name__])
+                for cls in losses.LOSSES.values()}
+    owned = set().union(*closures.values()) | {"LOSSES"}
+    shared = [ast.dump(n, include_attributes=False) for n in rest]
+    shared += [ast.dump(named[k], include_attributes=False)
+               for k in sorted(set(named) - owned)]
+    return hashlib.sha256("\n".join(shared).encode()).hexdigest(), closures
+
+
+@functools.cache
+def loss_fingerprint(name: str) -> str:
+    """A 10-character fingerprint of one registered loss's code: its class and every
+    helper of ``losses.py`` it uses (transitively). Editing the DRSL penalty changes
+    DRSL's fingerprint and leaves cross-entropy's alone; the rest of ``losses.py``
+    (imports, ``get_loss``) is part of :func:`code_fingerprint` ``("models")``."""
+    from . import losses
+
+    if name not in losses.LOSSES:
+        raise ValueError(f"loss {name!r} is not registered; choose one of: "
+                         f"{', '.join(sorted(losses.LOSSES))}")
+    cls = losses.LOSSES[name].__name__
+    path = Path(__file__).resolve().parent / "losses.py"
+    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
+    named, _ = _top_level(tree)
+    h = hashlib.sha256(cls.encode())
+    for key in _losses_split()[1][cls]:
+        h.update(ast.dump(named[key], include_attributes=False).encode())
+    return h.hexdigest()[:10]
+
+
+def code_fingerprint(kind: str) -> str:
+    """A 10-character fingerprint of the code behind entries of ``kind``
+    (:data:`KINDS`): changes when that code changes, not when a comment does.
+    For ``losses.py`` only the part outside the registered losses counts here; each
+    model's key adds its own loss's :func:`loss_fingerprint`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not valid; choose one of: "
+                         f"{', '.join(repr(k) for k in KINDS)}")
+    h = hashlib.sha256()
+    for name in KINDS[kind]:
+        h.update(name.encode())
+        h.update((_losses_split()[0] if name == "losses" else _module_fingerprint(name)).encode())
+    return h.hexdigest()[:10]
+
+
+def entry_dir(kind: str, root: str | Path | None = None) -> Path:
+    """``<root>/<kind>/<code fingerprint>``: where the current code's entries live."""
+    base = Path(root) if root is not None else default_cache_dir()
+    return base / kind / code_fingerprint(kind)
+
+
+# ---------------------------------------------------------------------------- writes
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)``, fsync the file, rename it onto ``path`` and fsync the
+    folder.
+
+    A reader never sees a half-written file, and a killed job (or a power cut) leaves at
+    most a stray temporary file behind, never a corrupt entry under the final name.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +267,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private (0600)
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -96,3 +282,253 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def save_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = False) -> Path:
+    """Write ``arrays`` to ``path`` as ``.npz`` atomically."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz"
+            (np.savez_compressed if compress else np.savez)(fh, **arrays)
+
+    return atomic_write(path, write)
+
+
+def load_npz(path: str | Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read ``keys`` from an ``.npz`` into memory; raises ``KeyError`` if one is missing."""
+    with np.load(path) as data:
+        return {k: np.array(data[k]) for k in keys}
+
+
+# ----------------------------------------------------------------------------- reads
+
+
+def _root_of(path: Path) -> Path:
+    """The cache root above an entry (``<root>/<kind>/<code>/...``), else its folder."""
+    for parent in path.parents:
+        if parent.name in KINDS:
+            return parent.parent
+    return path.parent
+
+
+def quarantine(path: str | Path, reason: str) -> Path | None:
+    """Move a broken entry out of the way (to ``<root>/quarantine/``) with a warning
+    that names it; returns where it went (None if it had already gone)."""
+    path = Path(path)
+    root = _root_of(path)
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        rel = Path(path.name)
+    dest = root / "quarantine" / (str(rel).replace(os.sep, "__") + f".{int(time.time())}")
+    warnings.warn(f"cache entry {path} is unreadable ({reason}); moved to {dest} and "
+                  "recomputing it", CacheWarning, stacklevel=3)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        path.unlink(missing_ok=True)
+    return dest
+
+
+def load_entry(path: str | Path, load: Callable[[Path], T]) -> T | None:
+    """``load(path)``, or None when the entry is missing or broken. A broken entry
+    (truncated, empty, not the format ``load`` expects, missing a field) is quarantined
+    with a :class:`CacheWarning`; it never raises."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        if path.stat().st_size == 0:
+            raise EOFError("empty file")
+        return load(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to read means "recompute"
+        quarantine(path, f"{type(exc).__name__}: {exc}")
+        return None
+
+
+def _lock_path(path: Path) -> Path:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    return _root_of(path) / "locks" / f"{digest}.lock"
+
+
+def compute_once(path: str | Path, load: Callable[[Path], T], compute: Callable[[], T],
+                 save: Callable[[Path, T], Any] | None) -> tuple[T, bool]:
+    """The entry at ``path``: loaded if it is there and readable, else computed once.
+
+    While computing, a lock file per key (``<root>/locks/``) is held, so a second
+    process that asks for the same entry waits and then loads it instead of computing
+    it again. The lock dies with its process, so a killed run never blocks the next.
+
+    Args:
+        path: the entry's file.
+        load: reads the entry (any exception counts as a broken entry).
+        compute: makes the value.
+        save: ``save(path, value)`` writes it (atomically); None: nothing is written.
+
+    Returns:
+        ``(value, from_cache)``.
+    """
+    from filelock import FileLock
+
+    path = Path(path)
+    hit = load_entry(path, load)
+    if hit is not None:
+        return hit, True
+    lock = _lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
+        hit = load_entry(path, load)
+        if hit is not None:
+            return hit, True
+        value = compute()
+        if save is not None:
+            save(path, value)
+    return value, False
+
+
+# ------------------------------------------------------------------------------ tools
+
+
+def _loader_for(path: Path) -> Callable[[Path], Any]:
+    if path.suffix == ".pt":
+        return lambda p: torch.load(p, map_location="cpu", weights_only=True)
+    if path.suffix == ".npz":
+        return lambda p: load_npz(p, list(np.load(p).files))
+    if path.suffix == ".npy":
+        return np.load
+    if path.suffix == ".joblib":
+        import joblib
+
+        return joblib.load
+    return lambda p: p.read_bytes()
+
+
+def _entries(root: Path) -> list[tuple[str, str, Path]]:
+    out = []
+    for kind in KINDS:
+        base = root / kind
+        if not base.is_dir():
+            continue
+        for code_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            for f in sorted(code_dir.rglob("*")):
+                if f.is_file() and not f.name.startswith("."):
+                    out.append((kind, code_dir.name, f))
+    return out
+
+
+def info(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Size and count of the entries per kind and code version (``current`` marks the
+    version this code writes)."""
+    root = Path(root) if root is not None else default_cache_dir()
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, code, f in _entries(root):
+        row = rows.setdefault((kind, code), {"kind": kind, "code": code, "entries": 0,
+                                             "bytes": 0,
+                                             "current": code == code_fingerprint(kind)})
+        row["entries"] += 1
+        row["bytes"] += f.stat().st_size
+    return list(rows.values())
+
+
+def verify(root: str | Path | None = None) -> tuple[int, list[Path]]:
+    """Load every entry; broken ones are quarantined. Returns ``(n_ok, broken)``."""
+    root = Path(root) if root is not None else default_cache_dir()
+    ok, broken = 0, []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheWarning)
+        for _, _, f in _entries(root):
+            if load_entry(f, _loader_for(f)) is None:
+                broken.append(f)
+            else:
+                ok += 1
+    return ok, broken
+
+
+def prune(root: str | Path | None = None, *, stale: bool = True,
+          older_than_days: float | None = None, dry_run: bool = False) -> list[Path]:
+    """Remove the entries of code versions that are no longer current (``stale``)
+    and/or entries not modified for ``older_than_days``; also empties the quarantine.
+    Returns what was (or, with ``dry_run``, would be) removed."""
+    root = Path(root) if root is not None else default_cache_dir()
+    removed: list[Path] = []
+    cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
+    for kind in KINDS:
+        base = root / kind
+        if not base.is_dir():
+            continue
+        for code_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            if stale and code_dir.name != code_fingerprint(kind):
+                removed.append(code_dir)
+                if not dry_run:
+                    shutil.rmtree(code_dir, ignore_errors=True)
+                continue
+            if cutoff is not None:
+                for f in sorted(code_dir.rglob("*")):
+                    if f.is_file() and f.stat().st_mtime < cutoff:
+                        removed.append(f)
+                        if not dry_run:
+                            f.unlink(missing_ok=True)
+    q = root / "quarantine"
+    if q.is_dir():
+        removed.append(q)
+        if not dry_run:
+            shutil.rmtree(q, ignore_errors=True)
+    return removed
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m drsl_utils.cache",
+                                     description="Inspect, check and prune the cache.")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="cache root (default: $DRSL_CACHE_DIR or data/cache)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="size and count per kind and code version")
+    sub.add_parser("verify", help="load every entry; quarantine the broken ones")
+    p = sub.add_parser("prune", help="remove entries of old code versions (and old ones)")
+    p.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                   help="also remove entries not modified for DAYS days")
+    p.add_argument("--keep-stale", action="store_true",
+                   help="keep entries of code versions that are no longer current")
+    p.add_argument("--dry-run", action="store_true", help="only list what would go")
+    args = parser.parse_args(argv)
+    root = args.root if args.root is not None else default_cache_dir()
+    if args.command == "info":
+        rows = info(root)
+        if not rows:
+            print(f"{root}: empty")
+            return 0
+        print(f"{root}")
+        print(f"{'kind':<12}{'code':<12}{'entries':>9}{'size':>11}  ")
+        for r in rows:
+            print(f"{r['kind']:<12}{r['code']:<12}{r['entries']:>9}{_human(r['bytes']):>11}  "
+                  f"{'current' if r['current'] else 'stale (prune removes it)'}")
+        total = sum(r["bytes"] for r in rows)
+        print(f"total {sum(r['entries'] for r in rows)} entries, {_human(total)}")
+        return 0
+    if args.command == "verify":
+        ok, broken = verify(root)
+        print(f"{ok} entries load; {len(broken)} broken" + (" (quarantined):" if broken else ""))
+        for f in broken:
+            print(f"  {f}")
+        return 1 if broken else 0
+    removed = prune(root, stale=not args.keep_stale, older_than_days=args.older_than,
+                    dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(removed)} item(s)")
+    for f in removed:
+        print(f"  {f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,9 +9,10 @@ models spread out, while DRSL's sit at the tips of the class clusters. This modu
 - draws one panel per model (:func:`plot_adversarial_umap`);
 - measures the picture (:func:`cluster_metrics`, :func:`cluster_metrics_table`).
 
-Caching: results live in ``<cache_dir>/embeddings/`` under keys that hash the input
-bytes (``tensor_fingerprint``), the UMAP parameters and the package and umap-learn
-versions (``stable_hash``). A warm :func:`embed_clean_and_adv` reads one ``.npz`` and
+Caching: results live in ``<cache_dir>/embeddings/<code>/`` (``cache.py``: the folder
+carries a fingerprint of this module's code) under keys that hash the input bytes
+(``tensor_fingerprint``), the UMAP parameters and the umap-learn version. Unreadable
+entries are quarantined and recomputed. A warm :func:`embed_clean_and_adv` reads one ``.npz`` and
 never imports umap, so it returns in well under a second.
 
 Compile time: umap-learn's numba kernels compile on first use in each process (about
@@ -43,7 +44,16 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from scipy.spatial import cKDTree
 
-from .cache import atomic_write, default_cache_dir, stable_hash, tensor_fingerprint
+from .cache import (
+    atomic_write,
+    compute_once,
+    entry_dir,
+    load_entry,
+    load_npz,
+    save_npz,
+    stable_hash,
+    tensor_fingerprint,
+)
 from .runtime import check_choice
 
 __all__ = [
@@ -175,7 +185,7 @@ def _check_params(n: int, n_neighbors: int, min_dist: float) -> None:
 
 
 def _cache_root(cache_dir: str | Path | None) -> Path:
-    return Path(cache_dir if cache_dir is not None else default_cache_dir()) / "embeddings"
+    return entry_dir("embeddings", cache_dir)
 
 
 def _params(n_neighbors: int, min_dist: float, metric: str, n_epochs: int | None,
@@ -199,12 +209,15 @@ def _fit(x: np.ndarray, params: Mapping[str, Any], progress: bool, numba_cache: 
     return reducer, np.asarray(coords, dtype=np.float32)
 
 
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz"
-            np.savez(fh, **arrays)
+def _load_coords(n: int) -> Any:
+    """A loader for ``[n, 2]`` coordinates that rejects anything else."""
+    def load(path: Path) -> np.ndarray:
+        coords = np.load(path)
+        if coords.shape != (n, 2):
+            raise ValueError(f"coordinates of shape {coords.shape}, expected {(n, 2)}")
+        return coords
 
-    atomic_write(path, write)
+    return load
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -240,17 +253,25 @@ class Embedding:
     progress: bool = field(default=True, repr=False)
     numba_cache: bool = field(default=True, repr=False)
     _reducer: Any = field(default=None, repr=False)
+    _x: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def reducer(self) -> Any:
-        """The fitted ``umap.UMAP`` (loaded from the cache on first use)."""
+        """The fitted ``umap.UMAP`` (loaded from the cache on first use; refitted, with
+        the same seed, if the cached one is unreadable)."""
         if self._reducer is None:
             if self.cache_dir is None:  # pragma: no cover - cannot happen
                 raise RuntimeError("embedding has neither a reducer nor a cache")
             import joblib
 
             _umap_module(self.numba_cache)
-            self._reducer = joblib.load(self.cache_dir / f"{self.key}.joblib")
+            path = self.cache_dir / f"{self.key}.joblib"
+            self._reducer = load_entry(path, joblib.load)
+            if self._reducer is None:
+                if self._x is None:  # pragma: no cover - fit_embedding always keeps it
+                    raise RuntimeError(f"the UMAP fit {path} is unreadable; fit again")
+                self._reducer, _ = _fit(self._x, self.params, self.progress, self.numba_cache)
+                atomic_write(path, lambda tmp: joblib.dump(self._reducer, tmp))
         return self._reducer
 
     def transform(self, adv_X: Any) -> np.ndarray:
@@ -264,21 +285,21 @@ class Embedding:
                              f"{self.n_features}")
         if x.shape[0] == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        path = None
-        if self.cache_dir is not None:
-            path = self.cache_dir / f"{self.key}-t-{tensor_fingerprint(x)}.npy"
-            if path.exists():
-                return np.load(path)
-        if not _STATE["warm"]:
-            _say(self.progress, "compiling UMAP kernels, ~30 s the first time ...")
-        _say(self.progress, f"placing {x.shape[0]} points into the UMAP layout")
-        reducer = self.reducer
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*n_jobs value.*")
-            coords = np.asarray(reducer.transform(x), dtype=np.float32)
-        _STATE["warm"] = True
-        if path is not None:
-            _save_npy(path, coords)
+        def compute() -> np.ndarray:
+            if not _STATE["warm"]:
+                _say(self.progress, "compiling UMAP kernels, ~30 s the first time ...")
+            _say(self.progress, f"placing {x.shape[0]} points into the UMAP layout")
+            reducer = self.reducer
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+                coords = np.asarray(reducer.transform(x), dtype=np.float32)
+            _STATE["warm"] = True
+            return coords
+
+        if self.cache_dir is None:
+            return compute()
+        path = self.cache_dir / f"{self.key}-t-{tensor_fingerprint(x)}.npy"
+        coords, _ = compute_once(path, _load_coords(x.shape[0]), compute, _save_npy)
         return coords
 
 
@@ -314,17 +335,31 @@ def fit_embedding(clean_X: Any, *, n_neighbors: int = 15, min_dist: float = 0.1,
     key = stable_hash("umap-embedding", tensor_fingerprint(x), params, _umap_version())
     root = _cache_root(cache_dir) if use_cache else None
     d = x.shape[1]
-    if root is not None and (root / f"{key}.npy").exists() and (root / f"{key}.joblib").exists():
-        return Embedding(np.load(root / f"{key}.npy"), key, params, d, root, True, progress,
-                         numba_cache)
-    reducer, coords = _fit(x, params, progress, numba_cache)
-    if root is not None:
+    if root is None:
+        reducer, coords = _fit(x, params, progress, numba_cache)
+        return Embedding(coords, key, params, d, None, False, progress, numba_cache, reducer,
+                         x)
+    fitted: dict[str, Any] = {}
+
+    def load(p: Path) -> np.ndarray:
+        if not (root / f"{key}.joblib").exists():
+            raise FileNotFoundError(f"{key}.joblib is missing beside {p.name}")
+        return _load_coords(x.shape[0])(p)
+
+    def compute() -> np.ndarray:
+        fitted["reducer"], coords = _fit(x, params, progress, numba_cache)
+        return coords
+
+    def save(p: Path, coords: np.ndarray) -> None:
         import joblib
 
         # The reducer first: the .npy is what marks the entry complete.
-        atomic_write(root / f"{key}.joblib", lambda tmp: joblib.dump(reducer, tmp))
-        _save_npy(root / f"{key}.npy", coords)
-    return Embedding(coords, key, params, d, root, False, progress, numba_cache, reducer)
+        atomic_write(root / f"{key}.joblib", lambda tmp: joblib.dump(fitted["reducer"], tmp))
+        _save_npy(p, coords)
+
+    coords, from_cache = compute_once(root / f"{key}.npy", load, compute, save)
+    return Embedding(coords, key, params, d, root, from_cache, progress, numba_cache,
+                     fitted.get("reducer"), x)
 
 
 def embed_clean_and_adv(clean_X: Any, adv_X: Mapping[str, Any] | Any, *,
@@ -367,10 +402,27 @@ def embed_clean_and_adv(clean_X: Any, adv_X: Mapping[str, Any] | Any, *,
                       _umap_version())
     root = _cache_root(cache_dir) if use_cache else None
     path = root / f"{key}-{mode}.npz" if root is not None else None
-    if path is not None and path.exists():
-        with np.load(path) as data:
-            return data["clean"], {n: data[f"adv_{i}"] for i, n in enumerate(names)}
+    wanted = ["clean", *(f"adv_{i}" for i in range(len(names)))]
 
+    def compute() -> dict[str, np.ndarray]:
+        clean_2d, out = _embed_both(x, advs, names, mode, params, n_neighbors, min_dist,
+                                    metric, n_epochs, seed, umap_kwargs, cache_dir, use_cache,
+                                    progress, numba_cache)
+        return {"clean": clean_2d, **{f"adv_{i}": out[n] for i, n in enumerate(names)}}
+
+    if path is None:
+        data = compute()
+    else:
+        data, _ = compute_once(path, lambda p: load_npz(p, wanted), compute, save_npz)
+    return data["clean"], {n: data[f"adv_{i}"] for i, n in enumerate(names)}
+
+
+def _embed_both(x: np.ndarray, advs: Mapping[str, np.ndarray], names: Sequence[str],
+                mode: str, params: Mapping[str, Any], n_neighbors: int, min_dist: float,
+                metric: str, n_epochs: int | None, seed: int,
+                umap_kwargs: Mapping[str, Any] | None, cache_dir: str | Path | None,
+                use_cache: bool, progress: bool, numba_cache: bool
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     if mode == "transform":
         emb = fit_embedding(x, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                             n_epochs=n_epochs, seed=seed, umap_kwargs=umap_kwargs,
@@ -386,8 +438,6 @@ def embed_clean_and_adv(clean_X: Any, adv_X: Mapping[str, Any] | Any, *,
         for n in names:
             out[n] = coords[start: start + advs[n].shape[0]]
             start += advs[n].shape[0]
-    if path is not None:
-        _save_npz(path, clean=clean_2d, **{f"adv_{i}": out[n] for i, n in enumerate(names)})
     return clean_2d, out
 
 

@@ -338,9 +338,9 @@ def attack_zoo(profile: Profile, zoo: dict[str, list[TrainedModel]], attacks: Se
         on: ``"subset"`` (the profile's fixed test subset) or ``"test"`` (the whole
             test set, for the cheap attacks FGSM and PGD).
 
-    Returns an ``attacks.AttackResult`` whose ``model`` column holds the zoo names.
+    Returns an ``evaluation.AttackResult`` whose ``model`` column holds the zoo names.
     """
-    from .attacks import evaluate
+    from .evaluation import evaluate
 
     sub = eval_data(profile, on)
     models, names = flatten_zoo(zoo)

@@ -420,7 +420,7 @@ def _with_loss(out: pd.DataFrame, records: pd.DataFrame, cols: Sequence[str]) ->
 
 
 def _infer_num_classes(records: pd.DataFrame) -> int:
-    if records.attrs.get("num_classes"):  # set by attacks.evaluate
+    if records.attrs.get("num_classes"):  # set by evaluation.evaluate
         return int(records.attrs["num_classes"])
     cols = [c for c in ("label", "clean_pred", "adv_pred", "clean_second") if c in
             records.columns]
@@ -446,7 +446,7 @@ def second_class_fraction_ci(records: pd.DataFrame, level: float = 0.95, *,
             ``by`` columns).
         level: coverage of the interval.
         num_classes: K; if None, ``records.attrs["num_classes"]`` (set by
-            ``attacks.evaluate``), else one more than the largest class index seen.
+            ``evaluation.evaluate``), else one more than the largest class index seen.
         by: grouping columns (default model, attack, eps).
         pool_seeds: pool all seeds of a model (default); if False, one row per seed.
 

@@ -23,6 +23,7 @@ import argparse
 import concurrent.futures as cf
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -33,7 +34,7 @@ from .experiments import PROFILES, figures_dir, repo_root
 from .report import load_meta
 
 __all__ = ["DEPENDS", "notebooks", "run_notebook", "run_suite", "write_gallery",
-           "claims_report"]
+           "claims_report", "NotebookFailed", "SuiteFailed"]
 
 # Which notebooks' models a notebook reuses (by number). The scheduler starts a notebook
 # only after these have finished; the rest of the order favours long notebooks first.
@@ -45,9 +46,12 @@ DEPENDS: dict[str, tuple[str, ...]] = {
 PRIORITY = ("01", "00", "04", "02", "06", "07", "10", "08", "09", "03", "05")
 
 
-def notebooks(only: Sequence[str] | None = None) -> list[Path]:
-    """The numbered notebooks in ``notebooks/``, optionally filtered by name prefix."""
-    paths = sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+def notebooks(only: Sequence[str] | None = None,
+              notebook_dir: Path | None = None) -> list[Path]:
+    """The numbered notebooks in ``notebooks/`` (or ``notebook_dir``), optionally
+    filtered by name prefix."""
+    folder = Path(notebook_dir) if notebook_dir is not None else repo_root() / "notebooks"
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if only:
         paths = [p for p in paths if any(p.stem.startswith(o) for o in only)]
         if not paths:
@@ -88,29 +92,80 @@ def _up_to_date(path: Path, stamp: Path, digest: str, fig_dir: Path) -> bool:
     meta = fig_dir / "meta" / f"{path.stem}.json"
     if not (stamp.exists() and meta.exists()) or stamp.read_text().strip() != digest:
         return False
-    figures = json.loads(meta.read_text())["figures"]
-    return all((fig_dir / f"{f['name']}.png").exists() for f in figures)
+    try:
+        record = json.loads(meta.read_text())
+    except ValueError:
+        return False
+    if record.get("status", "ok") != "ok":
+        return False
+    return all((fig_dir / f"{f['name']}.png").exists() for f in record["figures"])
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of the main job raised; carries the failing cell and the error."""
+
+    def __init__(self, notebook: str, cell: str, error: str) -> None:
+        self.notebook, self.cell, self.error = notebook, cell, error
+        super().__init__(f"{notebook} failed: {error}")
+
+    def describe(self) -> str:
+        cell = "\n".join(f"      | {line}" for line in self.cell.strip().splitlines()[:25])
+        return (f"  {self.notebook}: FAILED\n    in the cell:\n{cell}\n"
+                f"    {self.error}")
+
+
+def _failure(path: Path, exc: BaseException) -> NotebookFailed:
+    """What went wrong in a notebook, from papermill's error (the cell's source and the
+    exception) or any other exception."""
+    source = getattr(exc, "source", "") or ""
+    ename = getattr(exc, "ename", None) or type(exc).__name__
+    evalue = getattr(exc, "evalue", None) or str(exc)
+    return NotebookFailed(path.stem, source, f"{ename}: {evalue}".strip())
+
+
+def _mark_failed(fig_dir: Path, notebook: str) -> bool:
+    """Label a failed notebook's last record (figures and evidence of its last
+    successful run) as stale; False when it has none."""
+    from .cache import atomic_write
+
+    meta = fig_dir / "meta" / f"{notebook}.json"
+    try:
+        record = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    record["status"] = "failed"
+    text = json.dumps(record, indent=1, sort_keys=True)
+    atomic_write(meta, lambda tmp: tmp.write_text(text + "\n"))
+    return True
 
 
 def run_suite(profile: str = "quick", only: Sequence[str] | None = None,
               fig_dir: Path | None = None, jobs: int | None = None,
-              force: bool = False) -> dict[str, float]:
+              force: bool = False, notebook_dir: Path | None = None) -> dict[str, float]:
     """Run the notebooks and rebuild the gallery; returns seconds per notebook
-    (0.0 for a notebook skipped as up to date)."""
+    (0.0 for a notebook skipped as up to date).
+
+    A notebook that fails is reported at once (its name, the failing cell's source and
+    the error); the others still run, the gallery and the claims report are still
+    written, with the failed notebook's last results labelled stale, and then
+    :class:`SuiteFailed` is raised.
+    """
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is not valid; choose one of: "
                          f"{', '.join(PROFILES)}")
     fig_dir = Path(fig_dir) if fig_dir is not None else figures_dir(profile)
-    out_dir = repo_root() / "build" / "notebooks" / profile
+    out_dir = (repo_root() / "build" / "notebooks" / profile if notebook_dir is None
+               else Path(notebook_dir) / "executed")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     jobs = jobs or max(2, (cores or 1) // 2)
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r}: must be >= 1")
     threads = max(1, (cores or 1) // jobs)
-    paths = {p.stem[:2]: p for p in notebooks(only)}
+    paths = {p.stem[:2]: p for p in notebooks(only, notebook_dir)}
     pending = sorted(paths, key=lambda k: PRIORITY.index(k) if k in PRIORITY else len(PRIORITY))
     times: dict[str, float] = {}
     done: set[str] = set()
+    failures: list[NotebookFailed] = []
     total = time.perf_counter()
 
     def run(key: str) -> float:
@@ -121,25 +176,49 @@ def run_suite(profile: str = "quick", only: Sequence[str] | None = None,
             print(f"  {path.stem}: up to date, skipped (--force re-executes it)", flush=True)
             return 0.0
         print(f"  {path.stem}: running (profile={profile}, {threads} thread(s)) ...", flush=True)
-        seconds = run_notebook(path, profile, out_dir, fig_dir)
+        stamp.unlink(missing_ok=True)
+        try:
+            seconds = run_notebook(path, profile, out_dir, fig_dir)
+        except Exception as exc:  # noqa: BLE001 - reported, and the others go on
+            failure = _failure(path, exc)
+            print(failure.describe(), file=sys.stderr, flush=True)
+            failures.append(failure)
+            return math.nan
         stamp.write_text(digest + "\n")
         print(f"  {path.stem}: done in {seconds:.1f} s", flush=True)
         return seconds
 
-    # Kernels inherit it; runtime.set_threads (called by experiments.setup) reads it.
-    previous = os.environ.get("DRSL_THREADS")
-    os.environ["DRSL_THREADS"] = str(threads)
+    # Kernels inherit these: runtime.set_threads (called by experiments.setup) reads the
+    # thread count, and the explorers draw static views when run headless.
+    env = {"DRSL_THREADS": str(threads), "DRSL_HEADLESS": "1"}
+    previous = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         _schedule(run, pending, paths, jobs, times, done)
     finally:
-        if previous is None:
-            os.environ.pop("DRSL_THREADS", None)
-        else:
-            os.environ["DRSL_THREADS"] = previous
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    for failure in failures:
+        _mark_failed(fig_dir, failure.notebook)
     write_gallery(fig_dir, profile)
     print(f"All notebooks: {time.perf_counter() - total:.1f} s wall. "
           f"Gallery: {fig_dir / 'README.md'}")
+    if failures:
+        raise SuiteFailed(failures)
     return times
+
+
+class SuiteFailed(RuntimeError):
+    """One or more notebooks of the main job failed (the rest ran and the gallery was
+    written)."""
+
+    def __init__(self, failures: Sequence[NotebookFailed]) -> None:
+        self.failures = list(failures)
+        names = ", ".join(f.notebook for f in self.failures)
+        super().__init__(f"{len(self.failures)} notebook(s) failed: {names}")
 
 
 def _schedule(run, pending: list[str], paths: dict[str, Path], jobs: int,
@@ -197,6 +276,8 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int = 20) -> li
 
     evidence = [C.Evidence.from_json(e) for m in metas for e in m.get("evidence", [])
                 if e.get("claim") in C.CLAIMS]
+    stale = {e["claim"] for m in metas if m.get("status", "ok") != "ok"
+             for e in m.get("evidence", [])}
     head = ["# Claims report", "",
             f"Profile `{profile}`, written by `python -m drsl_utils.suite --profile "
             f"{profile}` from the notebooks' per-seed measurements. One rule decides every "
@@ -232,9 +313,13 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int = 20) -> li
                 "", "| claim | estimand (SESOI) | measured | seeds | p | verdict | "
                     "stability | note | context | notebook |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in part.itertuples(index=False):
+        for r, cid in zip(part.itertuples(index=False), table.loc[part.index, "claim"]):
+            verdict = f"**{r.verdict}**"
+            if cid in stale:
+                verdict += " (stale: the notebook failed in the last run; this is its " \
+                           "previous result)"
             out.append(f"| {_cell(r.claim)} | {_cell(r.estimand)} | {_cell(r.measured)} | "
-                       f"{r.seeds} | {r.p} | **{r.verdict}** | {r.stability} | "
+                       f"{r.seeds} | {r.p} | {verdict} | {r.stability} | "
                        f"{_cell(r.note)} | {_cell(r.detail)} | `{r.notebook}` |")
         out.append("")
     out += ["## Smallest effects of interest", "", "| claim id | SESOI | why |", "|---|---|---|"]
@@ -255,11 +340,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--figures-dir", type=Path, default=None)
     parser.add_argument("--jobs", type=int, default=None,
                         help="notebooks run at once (default: cores / 2, at least 2)")
+    parser.add_argument("--notebook-dir", type=Path, default=None,
+                        help="run the notebooks of another folder (default: notebooks/)")
     parser.add_argument("--force", action="store_true",
                         help="re-execute notebooks even when their inputs are unchanged")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    run_suite(args.profile, args.only, args.figures_dir, jobs=args.jobs, force=args.force)
+    try:
+        run_suite(args.profile, args.only, args.figures_dir, jobs=args.jobs, force=args.force,
+                  notebook_dir=args.notebook_dir)
+    except SuiteFailed as exc:
+        print(f"\n{exc}; their last results are labelled stale in the claims report:",
+              file=sys.stderr)
+        for failure in exc.failures:
+            print(failure.describe(), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,7 +2,8 @@
 model cache.
 
 ``train(config)`` trains one model, or loads it when a model with the identical
-configuration (and package version) was trained before. ``train_many(configs)`` runs a
+configuration was trained before by the same code (the key carries a fingerprint of the
+training code, see ``cache.py``). ``train_many(configs)`` runs a
 grid; each finished run is cached on its own, so a killed job loses at most the run in
 progress.
 """
@@ -21,7 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .cache import atomic_write, default_cache_dir, stable_hash
+from .cache import (
+    atomic_write,
+    code_fingerprint,
+    compute_once,
+    entry_dir,
+    loss_fingerprint,
+    stable_hash,
+)
 from .data import NOISE_KINDS, add_label_noise, dataset_info, load_dataset
 from .losses import get_loss
 from .models import MODELS, Classifier, build_model, predict_logits
@@ -38,9 +46,6 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("adam", "sgd")
-# Bump when the engine's arithmetic changes (e.g. the optimiser kernel), so that models
-# cached by an older engine are not mistaken for this one's.
-_ENGINE_REVISION = 2
 SCHEDULES = ("none", "cosine")
 
 
@@ -142,8 +147,16 @@ class TrainConfig:
 
     @property
     def key(self) -> str:
-        """Hash of the whole configuration and the package version."""
-        return stable_hash("train", _ENGINE_REVISION, self)
+        """Hash of the whole configuration and of the code that trains it:
+        ``cache.code_fingerprint("models")`` (models, data pipeline, engine, the shared
+        part of ``losses.py``) and ``cache.loss_fingerprint`` of its own loss (and of its
+        teacher's, for a distilled student). Editing the DRSL loss gives the DRSL models
+        new keys and keeps every other model's."""
+        losses, cfg = [], self
+        while cfg is not None:
+            losses.append(loss_fingerprint(cfg.loss))
+            cfg = cfg.teacher
+        return stable_hash("train", self, code_fingerprint("models"), losses)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (``dataclasses.replace``)."""
@@ -216,8 +229,8 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return float((logits.argmax(1) == labels.cpu()).float().mean())
 
 
-def _cache_path(config: TrainConfig, cache_dir: Path) -> Path:
-    return cache_dir / "models" / f"{config.dataset}_{config.model}_{config.loss}_{config.key}.pt"
+def _cache_path(config: TrainConfig, cache_dir: str | Path | None) -> Path:
+    return entry_dir("models", cache_dir) / f"{config.dataset}_{config.model}_{config.loss}_{config.key}.pt"
 
 
 def _make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -245,7 +258,10 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
         config: what to train (its hash is the cache key).
         device: ``"auto"`` (GPU if present), ``"cpu"`` or ``"cuda"``.
         data_root: where datasets are looked for (see ``data.load_dataset``).
-        cache_dir: cache root (default ``data/cache``, or ``$DRSL_CACHE_DIR``).
+        cache_dir: cache root (default ``data/cache``, or ``$DRSL_CACHE_DIR``); models
+            go to ``<root>/models/<code fingerprint>/``. An unreadable entry is
+            quarantined and retrained; while one process trains a configuration,
+            another that asks for it waits and then loads it.
         progress: show a tqdm progress bar.
         force: retrain even if a cached model exists (and overwrite it).
         amp: bf16 autocast; ``None`` turns it on for CUDA devices only.
@@ -260,36 +276,46 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
             epoch, the step and the loss value.
     """
     dev = resolve_device(device)
-    cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = _cache_path(config, cache_root)
-    if path.exists() and not force:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        model = _new_model(config)
-        model.load_state_dict(blob["state_dict"])
-        model.to(dev).eval()
-        return TrainedModel(config, model, config.key, blob["history"],
-                            float(blob["test_accuracy"]), float(blob["train_seconds"]),
-                            from_cache=True, path=path)
+    path = _cache_path(config, cache_dir)
 
-    teacher_probs = None
-    if config.teacher is not None:
-        teacher = train(config.teacher, device=dev, data_root=data_root, cache_dir=cache_root,
-                        progress=progress, amp=amp, channels_last=channels_last)
-        teacher_probs = _teacher_probs(config, teacher, data_root)
-    start = time.perf_counter()
-    model, history = _fit(config, dev, data_root, progress, amp, channels_last, compile,
-                          teacher_probs)
-    seconds = time.perf_counter() - start
-    model.eval()
-    test = load_dataset(config.dataset, "test", root=data_root)
-    test_acc = accuracy(model, test.images, test.labels)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    blob = {"state_dict": state, "history": history, "test_accuracy": test_acc,
-            "train_seconds": seconds, "config": json.dumps(dataclasses.asdict(config),
-                                                           sort_keys=True)}
-    atomic_write(path, lambda tmp: torch.save(blob, tmp))
-    return TrainedModel(config, model, config.key, history, test_acc, seconds,
-                        from_cache=False, path=path)
+    def load(p: Path) -> tuple[dict[str, Any], Classifier]:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+        model = _new_model(config)
+        model.load_state_dict(blob["state_dict"])  # a mismatch means a broken entry
+        if not (math.isfinite(float(blob["test_accuracy"])) and blob["history"]["loss"]):
+            raise ValueError("incomplete entry")
+        return blob, model
+
+    def compute() -> tuple[dict[str, Any], Classifier]:
+        teacher_probs = None
+        if config.teacher is not None:
+            teacher = train(config.teacher, device=dev, data_root=data_root,
+                            cache_dir=cache_dir, progress=progress, amp=amp,
+                            channels_last=channels_last)
+            teacher_probs = _teacher_probs(config, teacher, data_root)
+        start = time.perf_counter()
+        model, history = _fit(config, dev, data_root, progress, amp, channels_last, compile,
+                              teacher_probs)
+        seconds = time.perf_counter() - start
+        model.eval()
+        test = load_dataset(config.dataset, "test", root=data_root)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        blob = {"state_dict": state, "history": history,
+                "test_accuracy": accuracy(model, test.images, test.labels),
+                "train_seconds": seconds,
+                "config": json.dumps(dataclasses.asdict(config), sort_keys=True)}
+        return blob, model
+
+    def save(p: Path, value: tuple[dict[str, Any], Classifier]) -> None:
+        atomic_write(p, lambda tmp: torch.save(value[0], tmp))
+
+    if force:
+        path.unlink(missing_ok=True)
+    (blob, model), from_cache = compute_once(path, load, compute, save)
+    model.to(dev).eval()
+    return TrainedModel(config, model, config.key, blob["history"],
+                        float(blob["test_accuracy"]), float(blob["train_seconds"]),
+                        from_cache=from_cache, path=path)
 
 
 def _teacher_probs(config: TrainConfig, teacher: TrainedModel,

@@ -82,7 +82,7 @@ def test_distilled_student_trains(tmp_path):
                                 distill_variant="permuted"),
                     cache_dir=tmp_path, progress=False, device="cpu")
     assert student.test_accuracy > 0.8
-    assert (tmp_path / "models").exists() and len(list((tmp_path / "models").glob("*.pt"))) == 2
+    assert (tmp_path / "models").exists() and len(list((tmp_path / "models").rglob("*.pt"))) == 2
 
 
 @pytest.mark.parametrize("temperature", [1.0, 4.0])

@@ -41,7 +41,8 @@ def test_notebook_runs_in_smoke_profile(path, smoke_env):
         assert (fig_dir / f"{fig['name']}.png").stat().st_size > 5000
         assert (fig_dir / f"{fig['name']}.pdf").exists()
     if path.stem != "00_tour":
-        assert meta["claims"], f"{path.stem} recorded no finding"
+        assert meta["evidence"], f"{path.stem} recorded no finding"
+        assert meta["status"] == "ok"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -221,7 +221,7 @@ def test_second_class_fraction_no_successes_gives_nan(records):
     out = second_class_fraction_ci(quiet, num_classes=10)
     assert (out["n_success"] == 0).all()
     assert out[["fraction", "ci_low", "ci_high", "p_value"]].isna().all().all()
-    quiet.attrs["num_classes"] = 100  # attacks.evaluate records K here
+    quiet.attrs["num_classes"] = 100  # attacks.evaluate records K here (evaluation.evaluate)
     assert (second_class_fraction_ci(quiet)["chance"] == 1 / 99).all()
 
 

@@ -39,7 +39,9 @@ def test_training_leaves_global_rng(tmp_path):
 def test_cache_hit_loads_instead_of_training(tmp_path, monkeypatch):
     first = train(SMALL, cache_dir=tmp_path, progress=False, device="cpu")
     assert not first.from_cache and first.path.exists()
-    assert first.path.parent == tmp_path / "models"
+    from drsl_utils.cache import entry_dir
+
+    assert first.path.parent == entry_dir("models", tmp_path)
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cached configuration was trained again")
@@ -63,11 +65,14 @@ def test_key_covers_the_whole_configuration():
     assert TrainConfig(dataset="digits", epochs=2, batch_size=64).key == SMALL.key
 
 
-def test_key_depends_on_package_version(monkeypatch):
+def test_key_depends_on_model_code_not_on_package_version(monkeypatch):
     import drsl_utils
+    from drsl_utils import training
 
     before = SMALL.key
     monkeypatch.setattr(drsl_utils, "__version__", "999")
+    assert SMALL.key == before
+    monkeypatch.setattr(training, "code_fingerprint", lambda kind: "0123456789")
     assert SMALL.key != before
 
 

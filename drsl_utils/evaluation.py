@@ -1,0 +1,432 @@
+"""Run attacks over models x eps on a test set, with per-sample records and a cache.
+
+:func:`evaluate` attacks every model with every attack (:mod:`drsl_utils.attacks`) at
+every eps of its grid, in large batches and with one progress bar, and caches every
+(model, attack, eps) *unit* on disk as soon as it finishes. It returns an
+:class:`AttackResult`: a tidy ``records`` DataFrame with one row per (model, attack,
+eps, sample) (columns :data:`RECORD_COLUMNS`), plus the clean and adversarial logits,
+penultimate features and, for small test sets, the adversarial images themselves
+(which the explorers show). Statistics and plots read the records
+(:mod:`drsl_utils.stats`); nothing here summarises them.
+
+Cache: ``<cache>/attacks/<code>/<model key>/`` (see :mod:`drsl_utils.cache`). A unit's
+name hashes every effective attack parameter, eps, the fingerprint of the attacked
+images and labels, and the torchattacks version; the folder's ``<code>`` fingerprint
+covers the attack and model code, and the model key covers the model's configuration.
+A broken unit is quarantined and recomputed; two processes never compute the same unit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .attacks import (
+    Attack,
+    AttackSpec,
+    _check_eps,
+    _check_positive_int,
+    _num_classes,
+    build_attack,
+    record_name,
+)
+from .cache import (
+    compute_once,
+    entry_dir,
+    load_entry,
+    load_npz,
+    save_npz,
+    stable_hash,
+    tensor_fingerprint,
+)
+from .runtime import resolve_device
+
+__all__ = ["RECORD_COLUMNS", "AttackResult", "evaluate", "ADV_IMAGES_MAX"]
+
+RECORD_COLUMNS = (
+    "model", "model_key", "loss", "seed", "attack", "eps", "sample", "label",
+    "clean_pred", "adv_pred", "clean_second",
+    "clean_p_true", "clean_p_top", "clean_p_second",
+    "adv_p_true", "adv_p_top", "adv_p_second",
+    "clean_gap", "adv_gap", "linf", "l2",
+    "clean_correct", "success", "adv_is_clean_second",
+)
+
+#: Test sets up to this size keep penultimate features and adversarial images in the
+#: cache (for UMAP and the explorers); larger ones (the whole test set under FGSM and
+#: PGD) keep logits and distances only.
+ADV_IMAGES_MAX = 2000
+
+_UNIT_KEYS = ("logits", "linf", "l2")
+
+
+@dataclass
+class AttackResult:
+    """What :func:`evaluate` returns.
+
+    Attributes:
+        records: one row per (model, attack, eps, sample), columns :data:`RECORD_COLUMNS`.
+        labels: the attacked set's labels (int64, length n).
+        models: one row per model: ``model``, ``model_key``, ``loss``, ``seed``,
+            ``num_classes``.
+        attacks: record name -> every effective parameter of that attack, plus ``eps``
+            (its grid).
+        units: one row per (model, attack, eps): ``seconds`` spent (0 when cached),
+            ``from_cache`` and the cache ``path``.
+        images: the attacked clean images when the set is small enough to keep
+            (:data:`ADV_IMAGES_MAX`), else None.
+    """
+
+    records: pd.DataFrame
+    labels: np.ndarray
+    models: pd.DataFrame
+    attacks: dict[str, dict[str, Any]]
+    units: pd.DataFrame
+    images: np.ndarray | None = None
+    _clean: dict[str, dict[str, np.ndarray]] = field(repr=False, default_factory=dict)
+    _adv: dict[tuple[str, str, float], dict[str, np.ndarray]] = field(repr=False,
+                                                                       default_factory=dict)
+    _paths: dict[tuple[str, str, float], Path | None] = field(repr=False,
+                                                               default_factory=dict)
+
+    def _key(self, model: str) -> str:
+        keys = list(self.models["model_key"])
+        if model in keys:
+            return model
+        match = self.models.loc[self.models["model"] == model, "model_key"].tolist()
+        if len(match) == 1:
+            return match[0]
+        detail = "is ambiguous (several models share that name)" if match else "is unknown"
+        raise KeyError(f"model {model!r} {detail}; model keys: {keys}")
+
+    def _unit_key(self, model: str, attack: str, eps: float) -> tuple[str, str, float]:
+        key = self._key(model)
+        for k, a, e in self._adv:
+            if k == key and a == attack and math.isclose(e, float(eps), rel_tol=1e-9,
+                                                         abs_tol=1e-12):
+                return k, a, e
+        have = sorted({(a, e) for k, a, e in self._adv if k == key})
+        raise KeyError(f"no unit ({attack!r}, eps={eps!r}) for model {model!r}; "
+                       f"available: {have}")
+
+    def _unit(self, model: str, attack: str, eps: float) -> dict[str, np.ndarray]:
+        return self._adv[self._unit_key(model, attack, eps)]
+
+    def clean_logits(self, model: str) -> np.ndarray:
+        """Clean logits ``[n, K]`` of a model (its key, or its name when unique)."""
+        return self._clean[self._key(model)]["logits"]
+
+    def clean_features(self, model: str) -> np.ndarray:
+        """Clean penultimate features ``[n, F]`` (``model.features``)."""
+        return _need(self._clean[self._key(model)], "features", len(self.labels))
+
+    def adv_logits(self, model: str, attack: str, eps: float) -> np.ndarray:
+        """Logits ``[n, K]`` on the adversarial inputs of ``attack`` at ``eps``."""
+        return self._unit(model, attack, eps)["logits"]
+
+    def adv_features(self, model: str, attack: str, eps: float) -> np.ndarray:
+        """Penultimate features ``[n, F]`` of the adversarial inputs."""
+        return _need(self._unit(model, attack, eps), "features", len(self.labels))
+
+    def adv_images(self, model: str, attack: str, eps: float) -> np.ndarray:
+        """The adversarial inputs ``[n, C, H, W]`` themselves (read from the cache on
+        first use; kept only for small sets, see :data:`ADV_IMAGES_MAX`)."""
+        key = self._unit_key(model, attack, eps)
+        arrays = self._adv[key]
+        if "images" not in arrays:
+            path = self._paths.get(key)
+            loaded = load_entry(path, lambda p: load_npz(p, ("images",))) if path else None
+            if loaded is None:
+                raise KeyError(f"adversarial images of ({model!r}, {attack!r}, eps={eps!r}) "
+                               f"are not kept: only sets of up to {ADV_IMAGES_MAX} images "
+                               "with the cache on keep them")
+            arrays["images"] = loaded["images"]
+        return arrays["images"]
+
+
+def _need(arrays: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
+    if name not in arrays:
+        raise KeyError(f"{name} are not kept for a set of {n} images (only up to "
+                       f"{ADV_IMAGES_MAX}); attack a smaller subset for them")
+    return arrays[name]
+
+
+def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, features); features are ``[n, 0]`` for a model without ``features``."""
+    features_fn = getattr(model, "features", None)
+    head = getattr(model, "head", None)
+    if callable(features_fn) and isinstance(head, nn.Module):
+        feats = features_fn(x)
+        return head(feats), feats.flatten(1)
+    logits = model(x)
+    return logits, logits.new_zeros(x.shape[0], 0)
+
+
+def _top2(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Prediction, runner-up, softmax of the true/top/second class and logit gap."""
+    z = torch.from_numpy(logits).double()
+    top = z.topk(2, dim=1)
+    probs = z.softmax(dim=1)
+    rows = torch.arange(z.shape[0])
+    y = torch.from_numpy(labels)
+    return {
+        "pred": top.indices[:, 0].numpy(),
+        "second": top.indices[:, 1].numpy(),
+        "p_true": probs[rows, y].numpy(),
+        "p_top": probs[rows, top.indices[:, 0]].numpy(),
+        "p_second": probs[rows, top.indices[:, 1]].numpy(),
+        "gap": (top.values[:, 0] - top.values[:, 1]).numpy(),
+    }
+
+
+def _unit_records(meta: Mapping[str, Any], attack: str, eps: float, labels: np.ndarray,
+                  clean: Mapping[str, np.ndarray], adv: Mapping[str, np.ndarray],
+                  linf: np.ndarray, l2: np.ndarray) -> pd.DataFrame:
+    correct = clean["pred"] == labels
+    return pd.DataFrame({
+        "model": meta["model"], "model_key": meta["model_key"], "loss": meta["loss"],
+        "seed": np.int64(meta["seed"]), "attack": attack, "eps": float(eps),
+        "sample": np.arange(labels.shape[0], dtype=np.int64),
+        "label": labels,
+        "clean_pred": clean["pred"], "adv_pred": adv["pred"],
+        "clean_second": clean["second"],
+        "clean_p_true": clean["p_true"], "clean_p_top": clean["p_top"],
+        "clean_p_second": clean["p_second"],
+        "adv_p_true": adv["p_true"], "adv_p_top": adv["p_top"],
+        "adv_p_second": adv["p_second"],
+        "clean_gap": clean["gap"], "adv_gap": adv["gap"],
+        "linf": linf.astype(np.float64), "l2": l2.astype(np.float64),
+        "clean_correct": correct,
+        "success": correct & (adv["pred"] != labels),
+        "adv_is_clean_second": adv["pred"] == clean["second"],
+    })
+
+
+def _as_models(models: Any) -> list[Any]:
+    from .training import TrainedModel
+
+    if isinstance(models, TrainedModel):
+        return [models]
+    out = list(models)
+    for tm in out:
+        if not isinstance(tm, TrainedModel):
+            raise ValueError(f"models contains {type(tm).__name__}: expected "
+                             "training.TrainedModel objects (from training.train)")
+    return out
+
+
+def _torchattacks_version() -> str:
+    import torchattacks
+
+    return str(getattr(torchattacks, "__version__", "unknown"))
+
+
+def _check_subset(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.as_tensor(images).detach().cpu()
+    labels = torch.as_tensor(labels).detach().cpu()
+    if images.dim() < 2 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"images of shape {tuple(images.shape)} and labels of shape "
+                         f"{tuple(labels.shape)} do not match: expected N x C x H x W and N")
+    if images.shape[0] == 0:
+        raise ValueError("images is empty: give at least one sample")
+    images = images.float()
+    if float(images.min()) < 0.0 or float(images.max()) > 1.0:
+        raise ValueError(f"images must lie in [0, 1] (got [{float(images.min()):.4g}, "
+                         f"{float(images.max()):.4g}]); normalisation belongs in the model")
+    return images.contiguous(), labels.long().contiguous()
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int,
+             features: bool = True) -> dict[str, np.ndarray]:
+    was_training = model.training
+    model.eval()
+    try:
+        logits, feats = zip(*(_forward(model, x[s:s + batch_size])
+                              for s in range(0, x.shape[0], batch_size)))
+    finally:
+        model.train(was_training)
+    out = {"logits": torch.cat(logits).float().cpu().numpy()}
+    if features:
+        out["features"] = torch.cat(feats).float().cpu().numpy()
+    return out
+
+
+def _attack_unit(atk: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 batch_size: int, bar: Any, keep: bool) -> dict[str, np.ndarray]:
+    parts: dict[str, list[torch.Tensor]] = {"logits": [], "features": [], "linf": [], "l2": [],
+                                            "images": []}
+    for s in range(0, x.shape[0], batch_size):
+        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
+        adv = atk(xb, yb)
+        out = _predict(model, adv, batch_size, features=keep)
+        delta = (adv - xb).flatten(1)
+        parts["logits"].append(torch.from_numpy(out["logits"]))
+        parts["linf"].append(delta.abs().amax(1).cpu())
+        parts["l2"].append(delta.norm(dim=1).cpu())
+        if keep:
+            parts["features"].append(torch.from_numpy(out["features"]))
+            parts["images"].append(adv.detach().float().cpu())
+        bar.update(1)
+    return {k: torch.cat(v).numpy() for k, v in parts.items() if v}
+
+
+def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
+             images: torch.Tensor, labels: torch.Tensor, *,
+             eps_grid: Sequence[float] | None = None, device: str | torch.device = "auto",
+             batch_size: int = 1000, cache_dir: str | Path | None = None, cache: bool = True,
+             progress: bool = True, names: Sequence[str] | None = None) -> AttackResult:
+    """Attack every model with every attack at every eps, on one fixed test set.
+
+    Args:
+        models: ``training.TrainedModel`` objects (or one). Each is attacked in eval
+            mode on ``device`` and put back on its own device and mode afterwards.
+        attacks: :class:`~drsl_utils.attacks.AttackSpec` objects, names,
+            ``(name, params)`` or ``(name, params, eps)`` tuples, e.g.
+            ``[("pgd", {"steps": 10}), "fgsm"]``. Record names must be distinct.
+        images, labels: the attacked set, e.g. ``load_dataset(...).subset(n, seed=0)``'s
+            ``images`` (float in [0, 1], N x C x H x W) and ``labels`` (int, N).
+        eps_grid: eps values for every attack without its own ``AttackSpec.eps``.
+        device: ``"auto"`` (GPU if present), ``"cpu"`` or ``"cuda"``.
+        batch_size: samples per attack call; large batches are far faster than 128.
+            Random starts are drawn per batch, so results depend on it (and on the
+            device); cached units are reused whatever the batch size and device.
+        cache_dir: cache root (default ``cache.default_cache_dir()``).
+        cache: read and write the cache; False recomputes everything and writes nothing.
+        progress: one tqdm bar over models x attacks x eps x batches.
+        names: model names for the records; default ``tm.config.label``.
+
+    Returns:
+        An :class:`AttackResult`. Each unit and each model's clean pass is cached as
+        soon as it finishes, so a warm re-run takes seconds and a killed run loses at
+        most the unit in progress. Sets of up to :data:`ADV_IMAGES_MAX` images also keep
+        penultimate features and the adversarial images.
+    """
+    from tqdm.auto import tqdm
+
+    tms = _as_models(models)
+    if not tms:
+        raise ValueError("models is empty: give at least one TrainedModel")
+    keys = [tm.key for tm in tms]
+    if len(set(keys)) != len(keys):
+        raise ValueError("models contains the same model twice (equal model keys)")
+    if names is None:
+        names = [tm.config.label for tm in tms]
+    names = [str(n) for n in names]
+    if len(names) != len(tms):
+        raise ValueError(f"names has {len(names)} entries for {len(tms)} models")
+    specs = [AttackSpec.coerce(a) for a in attacks]
+    if not specs:
+        raise ValueError("attacks is empty: give at least one attack")
+    record_names = [s.record_name for s in specs]
+    if len(set(record_names)) != len(record_names):
+        raise ValueError(f"attacks have repeated record names {record_names}: give each "
+                         "AttackSpec a distinct label")
+    _check_positive_int("batch_size", batch_size)
+    images, labels = _check_subset(images, labels)
+    dim = int(np.prod(images.shape[1:]))
+    grids = []
+    for spec in specs:
+        grid = spec.eps if spec.eps is not None else eps_grid
+        if grid is None:
+            raise ValueError(f"attack {spec.record_name!r} has no eps grid: give "
+                             "AttackSpec(eps=[...]) or evaluate(eps_grid=[...])")
+        grid = [grid] if np.isscalar(grid) else list(grid)
+        grids.append(tuple(dict.fromkeys(_check_eps(e, spec.norm, dim) for e in grid)))
+
+    dev = resolve_device(device)
+    root = entry_dir("attacks", cache_dir)
+    subset = stable_hash("subset", tensor_fingerprint(images), tensor_fingerprint(labels))
+    keep = labels.shape[0] <= ADV_IMAGES_MAX
+    y_np = labels.numpy()
+    n = int(labels.shape[0])
+    n_batches = max(1, math.ceil(n / batch_size))
+    total = len(tms) * sum(len(g) for g in grids) * n_batches
+    bar = tqdm(total=total, desc="attacks", disable=not progress, mininterval=0.5)
+    unit_keys = ("logits", "features", "linf", "l2") if keep else _UNIT_KEYS
+    clean_keys = ("logits", "features") if keep else ("logits",)
+
+    frames: list[pd.DataFrame] = []
+    clean_arrays: dict[str, dict[str, np.ndarray]] = {}
+    adv_arrays: dict[tuple[str, str, float], dict[str, np.ndarray]] = {}
+    paths: dict[tuple[str, str, float], Path | None] = {}
+    unit_rows: list[dict[str, Any]] = []
+    model_rows: list[dict[str, Any]] = []
+    x_dev, y_dev = images.to(dev), labels.to(dev)
+    try:
+        for tm, name in zip(tms, names):
+            model = tm.model
+            meta = {"model": name, "model_key": tm.key, "loss": tm.config.loss,
+                    "seed": int(tm.config.seed)}
+            k = _num_classes(model, None)
+            model_rows.append({**meta, "num_classes": k})
+            home = next(model.parameters()).device
+            model.to(dev)
+            try:
+                folder = root / tm.key
+                clean_path = folder / f"clean_{stable_hash('clean', tm.key, subset, keep)}.npz"
+                predict = lambda m=model: _predict(m, x_dev, batch_size, features=keep)  # noqa: E731
+                if cache:
+                    clean, _ = compute_once(clean_path, lambda p: load_npz(p, clean_keys),
+                                            predict, save_npz)
+                else:
+                    clean = predict()
+                clean_arrays[tm.key] = clean
+                clean_stats = _top2(clean["logits"], y_np)
+                for spec, rec_name, grid in zip(specs, record_names, grids):
+                    resolved = spec.resolved
+                    for eps in grid:
+                        bar.set_postfix_str(f"{name} s{meta['seed']} {rec_name} eps={eps:g}")
+                        unit_key = stable_hash("attack-unit", tm.key, resolved, eps, subset,
+                                               _torchattacks_version(), keep)
+                        path = folder / f"{record_name(resolved)}_eps{eps:.6g}_{unit_key}.npz"
+                        start = time.perf_counter()
+
+                        def run(spec=spec, eps=eps, model=model) -> dict[str, np.ndarray]:
+                            atk = build_attack(spec.name, model, eps, **spec.params)
+                            return _attack_unit(atk, model, x_dev, y_dev, batch_size, bar, keep)
+
+                        if cache:
+                            arrays, from_cache = compute_once(
+                                path, lambda p: load_npz(p, unit_keys), run,
+                                lambda p, a: save_npz(p, a, compress=keep))
+                        else:
+                            arrays, from_cache = run(), False
+                        if from_cache:
+                            bar.update(n_batches)
+                        unit_rows.append({"model": name, "model_key": tm.key,
+                                          "attack": rec_name, "eps": eps,
+                                          "seconds": 0.0 if from_cache else
+                                          time.perf_counter() - start,
+                                          "from_cache": from_cache,
+                                          "path": str(path) if cache else None})
+                        arrays = {k_: v for k_, v in arrays.items() if k_ != "images"} \
+                            if from_cache else arrays
+                        adv_arrays[(tm.key, rec_name, eps)] = arrays
+                        paths[(tm.key, rec_name, eps)] = path if cache else None
+                        frames.append(_unit_records(meta, rec_name, eps, y_np, clean_stats,
+                                                    _top2(arrays["logits"], y_np),
+                                                    arrays["linf"], arrays["l2"]))
+            finally:
+                model.to(home)
+    finally:
+        bar.close()
+
+    records = pd.concat(frames, ignore_index=True)[list(RECORD_COLUMNS)]
+    models_df = pd.DataFrame(model_rows)
+    if models_df["num_classes"].nunique() == 1:
+        records.attrs["num_classes"] = int(models_df["num_classes"].iloc[0])
+    attack_params = {rn: {**spec.resolved, "eps": grid}
+                     for spec, rn, grid in zip(specs, record_names, grids)}
+    return AttackResult(records, y_np.copy(), models_df, attack_params,
+                        pd.DataFrame(unit_rows), images.numpy() if keep else None,
+                        clean_arrays, adv_arrays, paths)

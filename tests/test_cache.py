@@ -1,0 +1,144 @@
+"""The cache: keys that carry the code, guarded reads, one computation per key, tools."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drsl_utils import cache as C
+from drsl_utils.training import TrainConfig, train
+
+
+def test_numbers_have_one_spelling_in_keys():
+    assert C.stable_hash({"tau": 1}) == C.stable_hash({"tau": 1.0})
+    assert C.stable_hash({"tau": np.float32(0.5)}) == C.stable_hash({"tau": 0.5})
+    assert C.stable_hash({"tau": 1}) != C.stable_hash({"tau": 1.5})
+    assert C.stable_hash(True) != C.stable_hash(1)
+
+
+def test_code_fingerprint_follows_code_not_comments(tmp_path, monkeypatch):
+    mod = tmp_path / "losses.py"
+    mod.write_text('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 1  # note\n')
+    fp = C._module_fingerprint.__wrapped__
+
+    def fingerprint(text: str) -> str:
+        mod.write_text(text)
+        monkeypatch.setattr(C, "__file__", str(tmp_path / "cache.py"))
+        return fp("losses")
+
+    base = fingerprint('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 1  # note\n')
+    same = fingerprint('"""Other doc."""\n\ndef f(x):\n    """Changed."""\n    return x + 1\n')
+    other = fingerprint('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 2\n')
+    assert base == same != other
+
+
+def test_every_kind_has_a_current_folder(tmp_path):
+    for kind in C.KINDS:
+        d = C.entry_dir(kind, tmp_path)
+        assert d.parent == tmp_path / kind and len(d.name) == 10
+    with pytest.raises(ValueError, match="kind='nope'"):
+        C.code_fingerprint("nope")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage"])
+def test_a_broken_entry_is_named_quarantined_and_recomputed(tmp_path, damage):
+    path = C.entry_dir("attacks", tmp_path) / "k" / "unit.npz"
+    C.save_npz(path, {"logits": np.arange(6.0).reshape(2, 3)})
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"",
+                      "garbage": b"not a zip"}[damage])
+    calls = []
+    with pytest.warns(C.CacheWarning, match="unit.npz"):
+        value, from_cache = C.compute_once(path, lambda p: C.load_npz(p, ["logits"]),
+                                           lambda: calls.append(1) or {"logits": np.ones(3)},
+                                           C.save_npz)
+    assert not from_cache and calls == [1] and list(value["logits"]) == [1, 1, 1]
+    assert len(list((tmp_path / "quarantine").iterdir())) == 1
+    again, from_cache = C.compute_once(path, lambda p: C.load_npz(p, ["logits"]),
+                                       lambda: pytest.fail("recomputed"), C.save_npz)
+    assert from_cache and list(again["logits"]) == [1, 1, 1]
+
+
+def test_a_missing_field_counts_as_broken(tmp_path):
+    path = tmp_path / "attacks" / "x" / "u.npz"
+    C.save_npz(path, {"logits": np.zeros(2)})
+    with pytest.warns(C.CacheWarning, match="KeyError"):
+        assert C.load_entry(path, lambda p: C.load_npz(p, ["features"])) is None
+
+
+def test_corrupted_model_checkpoint_is_retrained_not_a_crash(tmp_path):
+    cfg = TrainConfig(dataset="digits", epochs=1, seed=0)
+    first = train(cfg, cache_dir=tmp_path, progress=False, device="cpu")
+    assert first.path.parent == C.entry_dir("models", tmp_path)
+    first.path.write_bytes(first.path.read_bytes()[:500])  # a killed copy, say
+    with pytest.warns(C.CacheWarning, match=first.path.name):
+        second = train(cfg, cache_dir=tmp_path, progress=False, device="cpu")
+    assert not second.from_cache
+    for a, b in zip(first.model.parameters(), second.model.parameters()):
+        assert torch.equal(a, b)  # retrained bit-identically
+    assert train(cfg, cache_dir=tmp_path, progress=False, device="cpu").from_cache
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    target = tmp_path / "d" / "f.bin"
+    C.atomic_write(target, lambda p: p.write_bytes(b"x" * 10))
+    with pytest.raises(RuntimeError):
+        C.atomic_write(target, lambda p: (p.write_bytes(b"half"), (_ for _ in ()).throw(
+            RuntimeError("killed"))))
+    assert target.read_bytes() == b"x" * 10
+    assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+
+def _slow_compute(path: str, log: str) -> None:
+    def compute():
+        with open(log, "a") as fh:
+            fh.write("computed\n")
+        time.sleep(1.0)
+        return {"v": np.arange(3)}
+
+    C.compute_once(Path(path), lambda p: C.load_npz(p, ["v"]), compute, C.save_npz)
+
+
+def test_two_processes_compute_a_key_once(tmp_path):
+    path = C.entry_dir("models", tmp_path) / "same.npz"
+    log = tmp_path / "log.txt"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_slow_compute, args=(str(path), str(log))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert log.read_text().count("computed") == 1
+    assert list(C.load_npz(path, ["v"])["v"]) == [0, 1, 2]
+
+
+def test_info_verify_and_prune(tmp_path, capsys):
+    current = C.entry_dir("embeddings", tmp_path)
+    old = tmp_path / "embeddings" / "0000000000"
+    C.save_npz(current / "a.npz", {"x": np.zeros(4)})
+    C.save_npz(old / "b.npz", {"x": np.zeros(4)})
+    (current / "broken.npy").write_bytes(b"\x93NUMPY broken")
+    rows = {r["code"]: r for r in C.info(tmp_path)}
+    assert rows[current.name]["current"] and not rows["0000000000"]["current"]
+    assert rows[current.name]["entries"] == 2
+    assert C.main(["--root", str(tmp_path), "info"]) == 0
+    assert "stale" in capsys.readouterr().out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok, broken = C.verify(tmp_path)
+    assert ok == 2 and [p.name for p in broken] == ["broken.npy"]
+    assert C.main(["--root", str(tmp_path), "verify"]) == 0  # already quarantined
+    removed = C.prune(tmp_path, dry_run=True)
+    assert old in removed and old.exists()
+    assert C.main(["--root", str(tmp_path), "prune"]) == 0
+    assert not old.exists() and (current / "a.npz").exists()
+    assert not (tmp_path / "quarantine").exists()
+    C.prune(tmp_path, older_than_days=0)
+    assert not (current / "a.npz").exists()

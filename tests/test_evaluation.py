@@ -1,0 +1,189 @@
+"""Tests of evaluation.py: records, stored arrays, RNG and mode hygiene, and the cache."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from drsl_utils import attacks as A
+from drsl_utils import evaluation as E
+from drsl_utils.cache import entry_dir
+from drsl_utils.data import load_dataset
+
+FAST_AA = {"version": "reduced", "steps": 5, "n_queries": 50, "n_target_classes": 2}
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def subset():
+    ds = load_dataset("digits", "test").subset(48, seed=0)
+    return ds.images, ds.labels
+
+
+def test_evaluate_rejects_bad_inputs(digits_model, subset):
+    x, y = subset
+    tm = digits_model
+    with pytest.raises(ValueError, match="name='nope'"):
+        E.evaluate([tm], ["nope"], x, y, eps_grid=[0.1], cache=False, progress=False)
+    with pytest.raises(ValueError, match="no eps grid"):
+        E.evaluate([tm], ["fgsm"], x, y, cache=False, progress=False)
+    with pytest.raises(ValueError, match="repeated record names"):
+        E.evaluate([tm], ["fgsm", ("fgsm", {"seed": 1})], x, y, eps_grid=[0.1],
+                   cache=False, progress=False)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        E.evaluate([tm], ["fgsm"], x * 2, y, eps_grid=[0.1], cache=False, progress=False)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        E.evaluate([tm], ["fgsm"], x, y, eps_grid=[0.1], batch_size=0, cache=False,
+                   progress=False)
+    with pytest.raises(ValueError, match=r"eps=8\.5.*sqrt\(d\)"):
+        E.evaluate([tm], [A.AttackSpec("pgd-l2", eps=[8.5])], x, y, progress=False,
+                   cache=False)
+
+
+SPECS = [
+    ("pgd", {"steps": 5}),
+    "fgsm",
+    A.AttackSpec("pgd-l2", {"steps": 5}, eps=[0.0, 1.0]),
+    A.AttackSpec("autoattack", FAST_AA),
+]
+
+
+@pytest.fixture(scope="module")
+def result(digits_model, subset, tmp_path_factory):
+    x, y = subset
+    return E.evaluate([digits_model], SPECS, x, y, eps_grid=[0.0, 0.1], batch_size=20,
+                      device="cpu", progress=False,
+                      cache_dir=tmp_path_factory.mktemp("attack-cache"))
+
+
+def test_records_have_the_schema(result, subset, digits_model):
+    rec = result.records
+    n = subset[1].shape[0]
+    assert list(rec.columns) == list(E.RECORD_COLUMNS)
+    assert len(rec) == (2 + 2 + 2 + 2) * n
+    assert set(rec["attack"]) == {"pgd", "fgsm", "pgd-l2", "autoattack-reduced"}
+    for col in ("seed", "sample", "label", "clean_pred", "adv_pred", "clean_second"):
+        assert pd.api.types.is_integer_dtype(rec[col]), col
+    for col in ("eps", "clean_p_true", "clean_p_top", "clean_p_second", "adv_p_true",
+                "adv_p_top", "adv_p_second", "clean_gap", "adv_gap", "linf", "l2"):
+        assert pd.api.types.is_float_dtype(rec[col]), col
+    for col in ("clean_correct", "success", "adv_is_clean_second"):
+        assert pd.api.types.is_bool_dtype(rec[col]), col
+    assert (rec["model"] == digits_model.config.label).all()
+    assert (rec["model_key"] == digits_model.key).all()
+    assert (rec["loss"] == "ce").all() and (rec["seed"] == 0).all()
+    np.testing.assert_array_equal(result.labels, subset[1].numpy())
+
+
+def test_records_agree_with_the_stored_logits(result, digits_model, subset):
+    rec, key = result.records, digits_model.key
+    clean = result.clean_logits(key)
+    assert clean.shape == (subset[1].shape[0], 10)
+    assert result.clean_features(digits_model.config.label).shape == (clean.shape[0], 256)
+    for (attack, eps), unit in rec.groupby(["attack", "eps"], sort=False):
+        logits = result.adv_logits(key, attack, eps)
+        assert result.adv_features(key, attack, eps).shape == (clean.shape[0], 256)
+        np.testing.assert_array_equal(unit["adv_pred"], logits.argmax(1))
+        np.testing.assert_array_equal(unit["clean_pred"], clean.argmax(1))
+        order = np.argsort(-clean, axis=1)
+        np.testing.assert_array_equal(unit["clean_second"], order[:, 1])
+        probs = torch.from_numpy(logits).double().softmax(1).numpy()
+        np.testing.assert_allclose(unit["adv_p_true"], probs[np.arange(len(probs)),
+                                                             unit["label"]], rtol=1e-6)
+        np.testing.assert_allclose(unit["adv_p_top"], probs.max(1), rtol=1e-6)
+        np.testing.assert_allclose(unit["adv_gap"], np.sort(logits, 1)[:, -1]
+                                   - np.sort(logits, 1)[:, -2], rtol=1e-5, atol=1e-6)
+        assert (unit["adv_p_top"] >= unit["adv_p_second"]).all()
+        assert (unit["clean_gap"] >= 0).all()
+        norm = "L2" if attack == "pgd-l2" else "Linf"
+        bound = unit["l2"] if norm == "L2" else unit["linf"]
+        assert (bound <= eps + TOL).all()
+        if eps == 0:
+            assert (unit["linf"] == 0).all()
+
+
+def test_stats_summaries_read_the_records(result):
+    from drsl_utils import stats
+
+    rec = result.records
+    ra = stats.robust_accuracy(rec)
+    assert len(ra) == 8 and (ra["n"] == rec["sample"].nunique()).all()
+    zero = ra[ra["eps"] == 0]
+    np.testing.assert_allclose(zero["robust_accuracy"], zero["clean_accuracy"])
+    assert (ra["robust_accuracy"] <= ra["clean_accuracy"] + 1e-12).all()
+    assert (ra[ra["eps"] > 0]["robust_accuracy"] < ra[ra["eps"] > 0]["clean_accuracy"]).all()
+    assert not (rec["success"] & ~rec["clean_correct"]).any()
+    # robust = clean - successes / n: success is counted over clean-correct samples only
+    np.testing.assert_allclose(ra["robust_accuracy"],
+                               ra["clean_accuracy"] * (1 - ra["success_rate"]))
+    assert (ra.loc[ra["eps"] == 0, "success_rate"] == 0).all()
+    sc = stats.second_class_fraction_ci(rec)
+    assert np.allclose(sc["chance"], 1 / 9)
+    assert sc.loc[sc["eps"] == 0, "fraction"].isna().all()
+
+
+def test_evaluate_keeps_rng_and_mode(digits_model, subset, cache_dir):
+    x, y = subset
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    digits_model.model.train()
+    try:
+        E.evaluate([digits_model], [("apgd-ce", {"steps": 3}), ("square", {"steps": 20})],
+                   x, y, eps_grid=[0.1], cache_dir=cache_dir, progress=False)
+        assert digits_model.model.training
+    finally:
+        digits_model.model.eval()
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_second_call_is_served_from_the_cache(digits_model, subset, cache_dir, monkeypatch):
+    x, y = subset
+    built = []
+    real = A.build_attack
+
+    def counting(*args, **kwargs):
+        built.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(E, "build_attack", counting)
+    specs = [("pgd", {"steps": 3}), "fgsm"]
+
+    def run(**kw):
+        return E.evaluate([digits_model], specs, x, y, eps_grid=[0.05, 0.1],
+                          cache_dir=cache_dir, progress=False, **kw)
+
+    first = run()
+    assert len(built) == 4 and not first.units["from_cache"].any()
+    files = sorted((entry_dir("attacks", cache_dir) / digits_model.key).glob("*.npz"))
+    assert len(files) == 5  # 4 units and the clean pass
+    second = run()
+    assert len(built) == 4 and second.units["from_cache"].all()
+    pd.testing.assert_frame_equal(first.records, second.records)
+    np.testing.assert_array_equal(first.adv_features(digits_model.key, "pgd", 0.1),
+                                  second.adv_features(digits_model.key, "pgd", 0.1))
+
+    run(batch_size=16)  # batch size and device are not part of the key
+    assert len(built) == 4
+    E.evaluate([digits_model], [("pgd", {"steps": 4})], x, y, eps_grid=[0.1],
+               cache_dir=cache_dir, progress=False)
+    assert len(built) == 5  # a changed parameter is a new unit
+    E.evaluate([digits_model], specs, x[:40], y[:40], eps_grid=[0.1],
+               cache_dir=cache_dir, progress=False)
+    assert len(built) == 7  # so is another subset
+    fresh = cache_dir.parent / "unused-cache"
+    E.evaluate([digits_model], specs, x, y, eps_grid=[0.1], cache=False, cache_dir=fresh,
+               progress=False)
+    assert len(built) == 9 and not fresh.exists()
+
+
+def test_unit_lookup_errors_name_what_exists(result, digits_model):
+    with pytest.raises(KeyError, match="available"):
+        result.adv_logits(digits_model.key, "pgd", 0.3)
+    with pytest.raises(KeyError, match="unknown"):
+        result.clean_logits("no-such-model")
+    assert math.isclose(result.attacks["pgd"]["steps"], 5)
+    assert result.attacks["autoattack-reduced"]["version"] == "reduced"
