@@ -7,6 +7,8 @@ PYTHON ?= python3
 PROFILE ?= quick
 # e.g. make figures SUITE_ARGS="--force" (re-execute unchanged notebooks) or "--only 02 03"
 SUITE_ARGS ?=
+# e.g. make lab LAB_ARGS="--port 8899"
+LAB_ARGS ?=
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
@@ -28,6 +30,9 @@ $(UV):
 
 $(STAMP): $(UV) uv.lock pyproject.toml
 	UV_PYTHON=$(PYTHON) $(UV) sync --locked --all-extras
+	@# Saving a notebook in JupyterLab must not put outputs into git: a clean filter
+	@# (nbstripout) strips them on `git add`; .gitattributes names the filter.
+	@if [ -d .git ]; then $(VENV)/bin/nbstripout --install --attributes .gitattributes; fi
 	@touch $@
 
 env: $(STAMP)
@@ -43,8 +48,11 @@ test: $(STAMP) data
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 
+# Token on (printed in the log), bound to 127.0.0.1, opened on notebooks/. Containers
+# often run as root, where JupyterLab insists on --allow-root; only then is it added.
 lab: $(STAMP) data
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
+	  $$(if [ "$$(id -u)" = 0 ]; then echo --allow-root; fi) $(LAB_ARGS)
 
 bench: $(STAMP) data
 	$(PY) benchmarks/run_all.py

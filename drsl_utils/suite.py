@@ -41,9 +41,9 @@ __all__ = ["DEPENDS", "notebooks", "run_notebook", "run_suite", "write_gallery",
 DEPENDS: dict[str, tuple[str, ...]] = {
     # 05 also waits for 00, which compiles and caches the UMAP kernels first.
     "02": ("01",), "03": ("01", "02"), "04": ("01",), "05": ("01", "02", "00"),
-    "07": ("06",), "08": ("04", "02"), "09": ("04", "06"),
+    "07": ("06",), "08": ("04", "02"), "09": ("04", "06"), "11": ("05", "02"),
 }
-PRIORITY = ("01", "00", "04", "02", "06", "07", "10", "08", "09", "03", "05")
+PRIORITY = ("01", "00", "04", "02", "06", "07", "10", "08", "09", "03", "05", "11")
 
 
 def notebooks(only: Sequence[str] | None = None,
@@ -62,9 +62,11 @@ def notebooks(only: Sequence[str] | None = None,
 def run_notebook(path: Path, profile: str, out_dir: Path, fig_dir: Path,
                  extra_parameters: dict | None = None) -> float:
     """Execute one notebook with papermill; returns its wall time in seconds. The
-    kernel inherits this process's environment (``DRSL_THREADS``, ``DRSL_CACHE_DIR``)."""
+    kernel inherits this process's environment (``DRSL_THREADS``, ``DRSL_CACHE_DIR``),
+    with ``DRSL_HEADLESS=1`` so explorers draw static views."""
     import papermill as pm
 
+    os.environ["DRSL_HEADLESS"] = "1"  # same value for every caller: no race
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile, "figures_dir": str(fig_dir)} | (extra_parameters or {})
     start = time.perf_counter()

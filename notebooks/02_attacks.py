@@ -41,7 +41,7 @@ figures_dir = None  # None: build/figures/<profile>; the main job passes figures
 # %%
 import pandas as pd
 
-from drsl_utils import claims, plots, stats
+from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("02_attacks", profile, dataset=dataset, seeds=seeds,
@@ -167,3 +167,14 @@ for claim_id, sub in [("isce-harder-dlr", robust_at(robust_zoo, "apgd-dlr")),
                                                                  ["CE", "I-SCE"])
                  + " (I-SCE as a margin loss, m = 1, s = 1)")
 report.finish()
+
+# %% [markdown]
+# ## Explore
+# Pick an attack, a loss and an eps: robust accuracy along eps (every loss; the chosen one
+# bold), the p2 histogram before and after the attack, and the share of successful attacks
+# that land on the clean runner-up. Run in JupyterLab for the widgets; the main job shows
+# a static view.
+
+# %%
+explore.sweep(pd.concat([full.records, subset.records, few.records], ignore_index=True),
+              controls=("attack",), title="Attacks of CE, GCE and DRSL")

@@ -37,7 +37,7 @@ seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
 # %%
-from drsl_utils import claims, plots, stats
+from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("03_second_softmax", profile, dataset=dataset, seeds=seeds,
@@ -91,3 +91,11 @@ report.claim("drsl-p2-vs-gap", claims.per_seed(aucs, "diff"),
              detail="AUC of a small logit gap per model: "
              + stats.describe_means(aucs, "auc_b", MAIN))
 report.finish()
+
+# %% [markdown]
+# ## Explore
+# The p2 histograms before and after PGD for each loss and eps; watch how the "after"
+# histogram moves as eps grows, and how often the attack lands on the runner-up.
+
+# %%
+explore.sweep(records, title="PGD on the whole test set")

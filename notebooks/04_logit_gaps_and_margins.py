@@ -39,7 +39,7 @@ figures_dir = None  # None: build/figures/<profile>; the main job passes figures
 # %%
 import numpy as np
 
-from drsl_utils import claims, plots, stats
+from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("04_logit_gaps_and_margins", profile, dataset=dataset, seeds=seeds,
@@ -118,3 +118,13 @@ report.claim("sovr-raises-margins", claims.paired(clean, "small_margin", "SOVR-A
              detail="share of margins < 1: " + stats.describe_means(
                  clean, "small_margin", ["PGD-AT", "SOVR-AT"], scale=100, digits=1, unit="%"))
 report.finish()
+
+# %% [markdown]
+# ## Explore
+# The same models under PGD (the attack units notebook 08 reads from the cache): compare
+# how the adversarially trained models' p2 and robust accuracy move with eps.
+
+# %%
+grid = sorted(set(P.eps_grid) | {P.at_eps})
+pgd = ex.attack_zoo(P, zoo, [ex.pgd_spec(P)], eps_grid=grid, device=device)
+explore.sweep(pgd.records, title="PGD on standard and adversarially trained models")

@@ -40,7 +40,7 @@ figures_dir = None  # None: build/figures/<profile>; the main job passes figures
 # %%
 import pandas as pd
 
-from drsl_utils import claims, embed
+from drsl_utils import claims, embed, explore
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("05_umap_adversarial_clusters", profile, dataset=dataset, seeds=seeds,
@@ -88,3 +88,13 @@ report.claim("drsl-umap-purity", claims.paired(metrics, "knn_adv_purity", "DRSL"
              detail="kNN purity of the adversarial class: "
              + ", ".join(f"{m} {v:.2f}" for m, v in means["knn_adv_purity"].items()))
 report.finish()
+
+# %% [markdown]
+# ## Explore
+# Click a point (a clean sample, or a diamond: its adversarial version) to see the clean
+# and adversarial images, the perturbation, and the softmax before and after the attack.
+# "next: not on runner-up" jumps to an attack that did not land on the clean runner-up.
+
+# %%
+explore.samples(result, panels, zoo, attack="pgd", eps=P.eps_mid,
+                class_names=ex.class_names(P))

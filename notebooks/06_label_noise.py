@@ -38,7 +38,7 @@ figures_dir = None  # None: build/figures/<profile>; the main job passes figures
 # %%
 import pandas as pd
 
-from drsl_utils import claims, plots, stats
+from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("06_label_noise", profile, dataset=dataset, seeds=seeds,
@@ -100,3 +100,20 @@ report.claim("gce-memorises-less", claims.paired(sub, "memorised", "GCE", "CE"),
              detail="flipped labels memorised: " + stats.describe_means(sub, "memorised",
                                                                        NAMES))
 report.finish()
+
+# %% [markdown]
+# ## Explore
+# Models trained on noisy labels, attacked with PGD at the middle eps on the fixed subset:
+# pick the noise kind, the loss and the noise rate.
+
+# %%
+frames = []
+for kind in KINDS:
+    for rate in RATES:
+        noise = {"noise": kind, "noise_rate": rate} if rate > 0 else {}
+        noisy_zoo = ex.train_zoo(S, NAMES, device=device, **noise)
+        frames.append(ex.attack_zoo(S, noisy_zoo, [ex.pgd_spec(P)], eps_grid=[P.eps_mid],
+                                    device=device).records.assign(noise=kind, noise_rate=rate))
+explore.sweep(pd.concat(frames, ignore_index=True), sweep="noise_rate",
+              controls=("noise", "attack"),
+              title=f"PGD at eps={P.eps_mid} on models trained with noisy labels")

@@ -42,7 +42,7 @@ figures_dir = None  # None: build/figures/<profile>; the main job passes figures
 # %%
 import pandas as pd
 
-from drsl_utils import claims, plots, stats
+from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("07_tau_sweep", profile, dataset=dataset, seeds=seeds,
@@ -138,3 +138,15 @@ report.claim("drsl-tau-entropy", claims.paired(ent, "nontrue_entropy", ends[max(
              detail="mean non-true entropy (nats): "
              + stats.describe_means(ent, "nontrue_entropy", list(ends.values())))
 report.finish()
+
+# %% [markdown]
+# ## Explore
+# Move along the tau grid (logit or probability space): robust accuracy, the p2
+# histograms and where the attacks land, for each tau.
+
+# %%
+drsl = pgd.records[pgd.records["model"].str.startswith("DRSL-")].copy()
+drsl["space"] = drsl["model"].str.extract(r"DRSL-(\w+)")[0]
+drsl["tau"] = drsl["model"].str.extract(r"tau=([0-9.e+-]+)")[0].astype(float)
+explore.sweep(drsl.drop(columns="model"), sweep="tau", line="space",
+              controls=("attack",), title=f"PGD at eps={P.eps_mid} along the tau grid")
