@@ -573,7 +573,7 @@ class SampleExplorer(_Explorer):
         detail = go.Figure(make_subplots(
             rows=1, cols=4, column_widths=[0.18, 0.18, 0.18, 0.46], horizontal_spacing=0.04,
             subplot_titles=("clean", "adversarial", "perturbation", "softmax")))
-        detail.update_layout(height=260, template="simple_white", barmode="group",
+        detail.update_layout(height=260, width=660, template="simple_white", barmode="group",
                              margin=dict(l=10, r=10, t=40, b=60),
                              legend=dict(orientation="h", y=-0.35))
         for col, scale in ((1, "gray_r"), (2, "gray_r"), (3, "RdBu")):
@@ -597,7 +597,7 @@ class SampleExplorer(_Explorer):
             t.on_click(self._on_click)
         self._box = W.VBox([W.HBox([self._model_w, self._index_w, button]),
                             W.HBox([self._fig, W.VBox([self._detail, self._html],
-                                                      layout=W.Layout(width="640px"))])])
+                                                      layout=W.Layout(width="680px"))])])
         self._box.add_class("drsl-sample-explorer")
         return self._box
 
@@ -655,6 +655,7 @@ class SampleExplorer(_Explorer):
             sel = next(t for t in self._fig.data if t.meta == "sel")
             sel.update(x=[float(p.clean_2d[i, 0])], y=[float(p.clean_2d[i, 1])], mode="markers",
                        name="selected", marker=dict(size=16, symbol="circle-open",
+                                                    color="black",
                                                     line=dict(width=3, color="black")))
             self._fig.layout.title.text = f"{self.model}: {self.attack} at eps={self.eps:g}"
         clean_img = self.images[i].mean(0)

@@ -172,12 +172,18 @@ def test_explorers_notebook_runs_and_responds(lab):
         driver.get(f"{base}/lab/tree/{name}?token={token}")
         _wait(lambda: driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), 60,
               "the notebook to open")
-        _wait(lambda: "Idle" in driver.find_element(
-            By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator, #jp-main-statusbar").get_attribute(
-            "innerHTML") or driver.find_elements(By.CSS_SELECTOR, ".jp-mod-idle"), 60,
-            "the kernel to start")
+        _wait(lambda: "Idle" in driver.find_element(By.ID, "jp-main-statusbar").text, 60,
+              "the kernel to start")
         start = time.time()
-        _menu(driver, "Run", "Run All Cells")
+        for _attempt in range(3):  # the menu can swallow a click while the page settles
+            _menu(driver, "Run", "Run All Cells")
+            try:
+                _wait(lambda: any(("*" in p.text or "1" in p.text) for p in
+                                  driver.find_elements(By.CSS_SELECTOR, ".jp-InputArea-prompt")),
+                      15, "cells to start running")
+                break
+            except AssertionError:
+                driver.find_element(By.TAG_NAME, "body").click()
         _wait(lambda: driver.find_elements(By.CSS_SELECTOR, ".drsl-sweep-explorer .js-plotly-plot"),
               120, "the sweep explorer")
         timings["first_view_s"] = time.time() - start
@@ -241,6 +247,9 @@ def test_explorers_notebook_runs_and_responds(lab):
         timings["click_to_panel_ms"] = 1000 * (time.time() - t0)
         assert "sample" in clicked and "runner-up" in clicked
         driver.save_screenshot(str(SHOTS / "03_sample_clicked.png"))
+    except BaseException:
+        driver.save_screenshot(str(SHOTS / "failure.png"))
+        raise
     finally:
         (SHOTS / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
         driver.quit()

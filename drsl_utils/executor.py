@@ -1,0 +1,704 @@
+"""Where expensive units run: inline, in local worker processes, or on a Slurm cluster.
+
+A *unit* is one independent, cached piece of work (training one model, attacking one
+model). The on-disk cache (``cache.py``) is the source of truth: a unit writes its entry
+there, so a unit that finished survives a killed job, and running the same units again
+only loads them. An :class:`Executor` only decides where ``fn(item)`` is called:
+
+- ``inline``: a plain loop in this process (the default).
+- ``local``: a pool of ``spawn``-ed worker processes on this machine, each with its share
+  of the cores as torch threads (``DRSL_THREADS``).
+- ``slurm``: one Slurm job array per :meth:`Executor.map` call, through submitit. The
+  queue is watched with ``squeue`` and a deadline (without Slurm accounting, submitit's
+  own ``result()`` waits forever for a job that Slurm killed). A job that failed, was
+  cancelled, ran out of time or memory, or left the queue without a result is submitted
+  once more (``retries``); what still fails is raised as one :class:`UnitFailed` after
+  the other units finished.
+
+``fn`` must be a picklable top-level function (importable by name in the workers and in
+the Slurm jobs), and ``items`` picklable values. Choose an executor with
+:func:`get_executor` (argument, else ``$DRSL_EXECUTOR``, else ``inline``); cluster
+settings come from :class:`SlurmConfig` (``slurm.toml``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+__all__ = [
+    "EXECUTORS",
+    "SlurmConfig",
+    "UnitFailed",
+    "Failure",
+    "Executor",
+    "InlineExecutor",
+    "LocalExecutor",
+    "SlurmExecutor",
+    "get_executor",
+    "current_job_id",
+    "slurm_available",
+]
+
+EXECUTORS = ("inline", "local", "slurm")
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Slurm job states in which a job may still produce its result.
+_ACTIVE_STATES = frozenset({
+    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+    "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
+})
+#: How long a finished job's result file may take to appear (a shared filesystem lags).
+_RESULT_GRACE_S = {"COMPLETED": 15.0}
+_DEFAULT_GRACE_S = 3.0
+#: ``sinfo`` node states in which a node takes jobs (flags such as ``~`` stripped).
+_USABLE_NODE_STATES = ("idle", "mix", "mixed", "alloc", "allocated")
+
+
+# ------------------------------------------------------------------------ configuration
+
+
+@dataclass
+class SlurmConfig:
+    """How units are submitted to Slurm (one job per unit, in one array per call).
+
+    Attributes:
+        partition: the Slurm partition (None: the cluster's default).
+        time_min: time limit of one unit, in minutes.
+        cpus_per_task: cores per unit; the unit's torch uses as many threads.
+        gpus_per_node: GPUs per unit (0: none requested).
+        mem_gb: memory per unit, in GB.
+        max_parallel: at most this many units of one array run at a time.
+        folder: where submitit writes job scripts, pickles and logs; must be on a
+            filesystem the nodes share (default ``<cache root>/slurm``).
+        poll_s: seconds between two looks at the queue.
+        deadline_s: the longest one wait (submission to last result of one array) may
+            take; jobs still queued or running then are cancelled and reported (None:
+            ``time_min * 60 * 2 + 300``).
+        retries: how many times a job that Slurm ended without a result (failed,
+            cancelled, out of time or memory, gone from the queue) is submitted again.
+            A unit that raised a Python exception is not retried.
+        extra: more submitit Slurm parameters, e.g. ``{"slurm_account": "lab"}``
+            (the ``slurm_`` prefix may be left out).
+    """
+
+    partition: str | None = None
+    time_min: int = 60
+    cpus_per_task: int = 2
+    gpus_per_node: int = 0
+    mem_gb: float = 8
+    max_parallel: int = 64
+    folder: Path | None = None
+    poll_s: float = 1.0
+    deadline_s: float | None = None
+    retries: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("time_min", "cpus_per_task", "max_parallel"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+        for name in ("gpus_per_node", "retries"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}={value!r}: must be an integer >= 0")
+        if not self.mem_gb > 0:
+            raise ValueError(f"mem_gb={self.mem_gb!r}: must be > 0")
+        if not self.poll_s > 0:
+            raise ValueError(f"poll_s={self.poll_s!r}: must be > 0")
+        if self.deadline_s is not None and not self.deadline_s > 0:
+            raise ValueError(f"deadline_s={self.deadline_s!r}: must be > 0 (or None)")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"extra={self.extra!r}: must be a table of submitit parameters")
+        if self.folder is not None:
+            self.folder = Path(self.folder).expanduser()
+
+    @property
+    def log_folder(self) -> Path:
+        """The folder submitit writes to (``folder``, or ``<cache root>/slurm``)."""
+        if self.folder is not None:
+            return self.folder
+        from .cache import default_cache_dir
+
+        return default_cache_dir() / "slurm"
+
+    @property
+    def deadline(self) -> float:
+        """``deadline_s``, or its default ``time_min * 60 * 2 + 300`` seconds."""
+        if self.deadline_s is not None:
+            return float(self.deadline_s)
+        return self.time_min * 60 * 2 + 300.0
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The settings a config file may hold."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> SlurmConfig:
+        """Read a config file, then apply ``overrides`` (those that are None are ignored).
+
+        The file is ``path``, else ``$DRSL_SLURM_CONFIG``, else ``slurm.toml`` in the
+        repository root if there is one (else the defaults). It is TOML with the
+        attribute names as keys; ``extra`` is a table::
+
+            partition = "gpu"
+            time_min = 120
+            gpus_per_node = 1
+            [extra]
+            slurm_account = "lab"
+
+        Raises:
+            ValueError: a key that is not a setting (the message lists the valid ones),
+                or a value out of range.
+            FileNotFoundError: an explicitly named file does not exist.
+        """
+        if path is None and os.environ.get("DRSL_SLURM_CONFIG"):
+            path = os.environ["DRSL_SLURM_CONFIG"]
+        values: dict[str, Any] = {}
+        if path is not None:
+            file = Path(path).expanduser()
+            if not file.is_file():
+                raise FileNotFoundError(f"Slurm config {file} does not exist")
+        else:
+            file = _REPO_ROOT / "slurm.toml"
+        if file.is_file():
+            with file.open("rb") as fh:
+                values = tomllib.load(fh)
+            cls._check_keys(values, f"in {file}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        cls._check_keys(given, "in the overrides")
+        return cls(**(values | given))
+
+    @classmethod
+    def _check_keys(cls, values: dict[str, Any], where: str) -> None:
+        unknown = sorted(set(values) - set(cls.keys()))
+        if unknown:
+            raise ValueError(f"unknown Slurm setting(s) {unknown} {where}; "
+                             f"valid keys: {', '.join(cls.keys())}")
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One unit that did not produce a result.
+
+    Attributes:
+        unit: ``describe(item)``.
+        index: the item's position in the call.
+        job_id: the Slurm job of the last attempt (None inline and local).
+        state: the final state (``FAILED``, ``CANCELLED``, ``TIMEOUT``, ...,
+            ``EXCEPTION`` when the function raised).
+        attempts: how many times the unit was run.
+        logs: paths of the last attempt's stdout and stderr logs.
+        traceback: the Python traceback, when the function raised.
+        log_tail: the end of the stderr log, when there is no traceback.
+    """
+
+    unit: str
+    index: int
+    job_id: str | None
+    state: str
+    attempts: int = 1
+    logs: tuple[str, ...] = ()
+    traceback: str | None = None
+    log_tail: str | None = None
+
+    def describe(self) -> str:
+        """A few lines for an error message."""
+        where = f"Slurm job {self.job_id}" if self.job_id else "local run"
+        tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
+        lines = [f"unit {self.unit}: {where}, state {self.state} after {tries}"]
+        if self.logs:
+            lines.append(f"  logs: {', '.join(self.logs)}")
+        if self.traceback:
+            lines.append("  " + self.traceback.rstrip().replace("\n", "\n  "))
+        elif self.log_tail:
+            lines.append("  end of stderr:\n    " + self.log_tail.rstrip().replace("\n", "\n    "))
+        return "\n".join(lines)
+
+
+class UnitFailed(RuntimeError):
+    """Some units of one :meth:`Executor.map` call failed; the others finished.
+
+    Attributes:
+        failures: one :class:`Failure` per failed unit.
+        results: the results in item order, None where the unit failed.
+    """
+
+    def __init__(self, failures: Sequence[Failure], results: Sequence[Any] = ()):
+        self.failures = list(failures)
+        self.results = list(results)
+        total = len(self.results) or len(self.failures)
+        head = f"{len(self.failures)} of {total} unit(s) failed"
+        super().__init__(head + ":\n" + "\n".join(f.describe() for f in self.failures))
+
+
+# ------------------------------------------------------------------------- job identity
+
+
+def current_job_id() -> str | None:
+    """The Slurm job this process runs in: ``"<array job>_<task>"`` for an array task,
+    the plain job id otherwise, None outside Slurm. Units store it in their metadata."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_job and task:
+        return f"{array_job}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def slurm_available() -> bool:
+    """True when ``sbatch`` exists and ``sinfo`` answers within 5 s with a node that is
+    idle, mixed or allocated (that is, one that runs jobs)."""
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return False
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if out.returncode != 0:
+        return False
+    for line in out.stdout.split():
+        state = line.strip()
+        if "*" in state:  # the node does not respond
+            continue
+        if state.rstrip("~#!%$@^-+") in _USABLE_NODE_STATES:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"${name}={value!r}: must be an integer") from None
+    if number < 1:
+        raise ValueError(f"${name}={value!r}: must be >= 1")
+    return number
+
+
+def _use_threads(threads: int) -> None:
+    """Make this process (and torch, once imported) use ``threads`` intra-op threads."""
+    os.environ["DRSL_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _run_unit(fn: Callable[[Any], Any], item: Any, threads: int | None) -> Any:
+    """What a worker process or a Slurm job runs: set the thread count, call ``fn``."""
+    if threads is not None:
+        _use_threads(threads)
+    return fn(item)
+
+
+def _square(x: float) -> float:
+    """A trivial unit (for tests and for measuring the executors' overhead)."""
+    return x * x
+
+
+def _getpid(_: Any) -> int:
+    """A trivial unit that reports which process ran it (for tests)."""
+    return os.getpid()
+
+
+def _describe_safe(describe: Callable[[Any], str], item: Any) -> str:
+    try:
+        return str(describe(item))
+    except Exception as error:  # noqa: BLE001 - a message must not fail
+        return f"<item: describe failed with {error!r}>"
+
+
+def _job_name(desc: str) -> str:
+    return "drsl-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", desc).strip("-") or "units")[:40]
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class Executor:
+    """Runs ``fn(item)`` for every item and returns the results in item order.
+
+    Attributes:
+        name: ``"inline"``, ``"local"`` or ``"slurm"``.
+        last_jobs: per item of the last :meth:`map` call, the Slurm job that produced
+            its result (``"123_4"``), or None (inline, local, or the unit failed
+            before it was submitted).
+    """
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.last_jobs: list[str | None] = []
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
+            describe: Callable[[Any], str] = repr, desc: str = "units") -> list[Any]:
+        """Run ``fn(item)`` for each item; results in the order of ``items``.
+
+        Args:
+            fn: a picklable top-level function of one argument.
+            items: picklable arguments, one per unit.
+            describe: names a unit in progress output and error messages.
+            desc: label of the progress bar (and of the Slurm jobs).
+
+        Raises:
+            UnitFailed: (local, slurm) some units failed; raised after all others ended.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class InlineExecutor(Executor):
+    """A plain loop in this process; an exception in a unit propagates at once."""
+
+    name = "inline"
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
+            describe: Callable[[Any], str] = repr, desc: str = "units") -> list[Any]:
+        items = list(items)
+        self.last_jobs = [None] * len(items)
+        return [fn(item) for item in items]
+
+
+class LocalExecutor(Executor):
+    """``workers`` spawned processes on this machine, ``threads`` torch threads each.
+
+    Args:
+        workers: number of worker processes (at most one per unit is started).
+        threads: torch threads per worker (default ``$DRSL_THREADS``, else the cores
+            divided by ``workers``, at least 1).
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int, threads: int | None = None) -> None:
+        super().__init__()
+        if workers < 1:
+            raise ValueError(f"workers={workers!r}: must be >= 1")
+        self.workers = workers
+        self.threads = threads or _env_int("DRSL_THREADS") or max(1, _cores() // workers)
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor(workers={self.workers}, threads={self.threads})"
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
+            describe: Callable[[Any], str] = repr, desc: str = "units") -> list[Any]:
+        items = list(items)
+        self.last_jobs = [None] * len(items)
+        if not items:
+            return []
+        results: list[Any] = [None] * len(items)
+        failures: list[Failure] = []
+        context = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
+                                    mp_context=context, initializer=_use_threads,
+                                    initargs=(self.threads,)) as pool:
+            futures = {pool.submit(_run_unit, fn, item, self.threads): i
+                       for i, item in enumerate(items)}
+            try:
+                with tqdm(total=len(items), desc=desc, unit="unit") as bar:
+                    for future in cf.as_completed(futures):
+                        i = futures[future]
+                        try:
+                            results[i] = future.result()
+                        except BrokenProcessPool as error:
+                            failures.append(Failure(_describe_safe(describe, items[i]), i, None,
+                                                    "CRASHED", traceback=repr(error)))
+                        except Exception as error:
+                            text = "".join(traceback.format_exception(error))
+                            failures.append(Failure(_describe_safe(describe, items[i]), i, None,
+                                                    "EXCEPTION", traceback=text))
+                        bar.update(1)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        if failures:
+            raise UnitFailed(sorted(failures, key=lambda f: f.index), results)
+        return results
+
+
+@dataclass
+class _Attempt:
+    """One submission of one unit."""
+
+    index: int
+    job: Any  # submitit.Job
+    number: int
+    submitted: float
+    state: str = "PENDING"
+    ended: float | None = None  # when the queue first showed it ended without a result
+
+
+class SlurmExecutor(Executor):
+    """One submitit job array per :meth:`map` call, watched with ``squeue``.
+
+    Args:
+        config: the cluster settings (default: :meth:`SlurmConfig.load`).
+
+    Raises:
+        RuntimeError: no Slurm here (``sbatch`` is not on the PATH).
+    """
+
+    name = "slurm"
+
+    def __init__(self, config: SlurmConfig | None = None) -> None:
+        super().__init__()
+        if shutil.which("sbatch") is None:
+            raise RuntimeError(
+                "executor 'slurm' needs Slurm, but there is no 'sbatch' on the PATH. Use "
+                "'--executor local' (or DRSL_EXECUTOR=local) to run units in worker "
+                "processes here, or start a single-node cluster on this machine with "
+                "'bash scripts/slurm-local.sh start' (as root).")
+        self.config = config if config is not None else SlurmConfig.load()
+
+    def __repr__(self) -> str:
+        return f"SlurmExecutor({self.config!r})"
+
+    # -- submission
+
+    def _submitit_executor(self, desc: str) -> Any:
+        import submitit
+
+        cfg = self.config
+        folder = cfg.log_folder
+        folder.mkdir(parents=True, exist_ok=True)
+        ex = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        params: dict[str, Any] = {
+            "name": _job_name(desc),
+            "timeout_min": cfg.time_min,
+            "cpus_per_task": cfg.cpus_per_task,
+            "mem_gb": cfg.mem_gb,
+            "slurm_array_parallelism": cfg.max_parallel,
+        }
+        if cfg.gpus_per_node:
+            params["gpus_per_node"] = cfg.gpus_per_node
+        if cfg.partition:
+            params["slurm_partition"] = cfg.partition
+        for key, value in cfg.extra.items():
+            params[key if key.startswith("slurm_") else f"slurm_{key}"] = value
+        ex.update_parameters(**params)
+        return ex
+
+    def _submit(self, ex: Any, fn: Callable[[Any], Any], items: Sequence[Any],
+                indices: Sequence[int]) -> list[_Attempt]:
+        threads = self.config.cpus_per_task
+        jobs = ex.map_array(_run_unit, [fn] * len(indices), [items[i] for i in indices],
+                            [threads] * len(indices))
+        now = time.monotonic()
+        return [_Attempt(i, job, 1, now) for i, job in zip(indices, jobs)]
+
+    # -- watching
+
+    @staticmethod
+    def _queue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
+        """``{job id: state}`` from ``squeue`` (finished jobs included while Slurm keeps
+        them); None when squeue could not be asked (try again at the next poll)."""
+        arrays = sorted({j.split("_")[0] for j in job_ids})
+        if not arrays:
+            return {}
+        try:
+            out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T",
+                                  "-j", ",".join(arrays)],
+                                 capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if out.returncode != 0:
+            if "Invalid job id" in out.stderr:
+                return {}  # none of them is known any more
+            return None
+        states = {}
+        for line in out.stdout.splitlines():
+            job_id, _, state = line.strip().partition("|")
+            if job_id:
+                states[job_id] = state.strip().split()[0] if state.strip() else "UNKNOWN"
+        return states
+
+    @staticmethod
+    def _outcome(job: Any) -> tuple[str, Any] | None:
+        """``("success", result)`` or ``("error", traceback)`` once the result file is
+        there, else None."""
+        from submitit.core.utils import pickle_load
+
+        path = job.paths.result_pickle
+        try:
+            path.parent.chmod(path.parent.stat().st_mode)  # refresh a cached NFS listing
+        except OSError:
+            pass
+        if not path.exists():
+            return None
+        try:
+            return pickle_load(path)
+        except EOFError:  # still being written (it is moved into place, but be safe)
+            return None
+
+    @staticmethod
+    def _cancel(job_ids: Iterable[str]) -> None:
+        ids = sorted(set(job_ids))
+        if ids:
+            subprocess.run(["scancel", *ids], capture_output=True, timeout=30, check=False)
+
+    @staticmethod
+    def _log_tail(path: Path, lines: int = 20) -> str | None:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return None
+        tail = "\n".join(text.rstrip().splitlines()[-lines:])
+        return tail or None
+
+    def _failure(self, attempt: _Attempt, unit: str, state: str,
+                 trace: str | None = None) -> Failure:
+        paths = attempt.job.paths
+        return Failure(unit, attempt.index, attempt.job.job_id, state, attempt.number,
+                       (str(paths.stdout), str(paths.stderr)), trace,
+                       None if trace else self._log_tail(paths.stderr))
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
+            describe: Callable[[Any], str] = repr, desc: str = "units") -> list[Any]:
+        items = list(items)
+        n = len(items)
+        self.last_jobs = [None] * n
+        if not n:
+            return []
+        cfg = self.config
+        ex = self._submitit_executor(desc)
+        results: list[Any] = [None] * n
+        failures: list[Failure] = []
+        active = self._submit(ex, fn, items, range(n))
+        for attempt in active:
+            self.last_jobs[attempt.index] = attempt.job.job_id
+        try:
+            with tqdm(total=n, desc=desc, unit="unit") as bar:
+                while active:
+                    time.sleep(cfg.poll_s)
+                    states = self._queue_states([a.job.job_id for a in active])
+                    now = time.monotonic()
+                    still: list[_Attempt] = []
+                    again: list[_Attempt] = []
+                    for attempt in active:
+                        unit = _describe_safe(describe, items[attempt.index])
+                        outcome = self._outcome(attempt.job)
+                        if outcome is not None:
+                            kind, value = outcome
+                            if kind == "success":
+                                results[attempt.index] = value
+                            else:
+                                failures.append(self._failure(attempt, unit, "FAILED (exception)",
+                                                              str(value)))
+                            bar.update(1)
+                            continue
+                        if states is not None:
+                            attempt.state = states.get(attempt.job.job_id, "VANISHED")
+                        if attempt.state in _ACTIVE_STATES or states is None:
+                            attempt.ended = None
+                            if now - attempt.submitted > cfg.deadline:
+                                self._cancel([attempt.job.job_id])
+                                state = (f"DEADLINE (still {attempt.state} after "
+                                         f"{cfg.deadline:.0f} s; cancelled)")
+                                failures.append(self._failure(attempt, unit, state))
+                                bar.update(1)
+                            else:
+                                still.append(attempt)
+                            continue
+                        # Ended without a result file: give the filesystem a moment.
+                        if attempt.ended is None:
+                            attempt.ended = now
+                        grace = _RESULT_GRACE_S.get(attempt.state, _DEFAULT_GRACE_S)
+                        if now - attempt.ended < grace:
+                            still.append(attempt)
+                        elif attempt.number <= cfg.retries:
+                            again.append(attempt)
+                        else:
+                            failures.append(self._failure(attempt, unit, attempt.state))
+                            bar.update(1)
+                    if again:
+                        bar.write(f"{desc}: resubmitting " + ", ".join(
+                            f"{_describe_safe(describe, items[a.index])} (job {a.job.job_id} "
+                            f"{a.state})" for a in again))
+                        retry = self._submit(ex, fn, items, [a.index for a in again])
+                        for old, new in zip(again, retry):
+                            new.number = old.number + 1
+                            self.last_jobs[new.index] = new.job.job_id
+                        still.extend(retry)
+                    active = still
+                    counts = {s: sum(a.state == s for a in active) for s in ("RUNNING", "PENDING")}
+                    bar.set_postfix_str(f"{counts['RUNNING']} running, {counts['PENDING']} queued",
+                                        refresh=False)
+        except BaseException:
+            # Interrupted (Ctrl-C) or broken: do not leave jobs behind in the queue.
+            self._cancel(a.job.job_id for a in active)
+            raise
+        if failures:
+            raise UnitFailed(sorted(failures, key=lambda f: f.index), results)
+        return results
+
+
+# ----------------------------------------------------------------------------- factory
+
+
+def get_executor(name: str | None = None, *, workers: int | None = None,
+                 slurm: SlurmConfig | None = None) -> Executor:
+    """The executor called ``name`` (else ``$DRSL_EXECUTOR``, else ``"inline"``).
+
+    Args:
+        name: ``"inline"``, ``"local"`` or ``"slurm"``.
+        workers: ``local`` worker processes (default ``$DRSL_WORKERS``, else the cores
+            divided by ``$DRSL_THREADS`` (1 if unset), at least 1).
+        slurm: cluster settings for ``slurm`` (default :meth:`SlurmConfig.load`).
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones).
+        RuntimeError: ``slurm`` where no Slurm is reachable.
+    """
+    if name is None:
+        name = os.environ.get("DRSL_EXECUTOR", "").strip() or "inline"
+    key = name.strip().lower()
+    if key not in EXECUTORS:
+        raise ValueError(f"executor={name!r}: must be one of {', '.join(EXECUTORS)}")
+    if key == "inline":
+        return InlineExecutor()
+    if key == "local":
+        if workers is None:
+            workers = _env_int("DRSL_WORKERS")
+        if workers is None:
+            workers = max(1, _cores() // (_env_int("DRSL_THREADS") or 1))
+        return LocalExecutor(workers)
+    return SlurmExecutor(slurm)
