@@ -50,7 +50,7 @@ from .cache import (
 )
 from .runtime import resolve_device
 
-__all__ = ["RECORD_COLUMNS", "AttackResult", "evaluate", "ADV_IMAGES_MAX"]
+__all__ = ["RECORD_COLUMNS", "AttackResult", "evaluate", "missing_units", "ADV_IMAGES_MAX"]
 
 RECORD_COLUMNS = (
     "model", "model_key", "loss", "seed", "attack", "eps", "sample", "label",
@@ -280,6 +280,47 @@ def _attack_unit(atk: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor
     return {k: torch.cat(v).numpy() for k, v in parts.items() if v}
 
 
+def _grids(specs: Sequence[AttackSpec], eps_grid: Any, images: torch.Tensor
+           ) -> list[tuple[float, ...]]:
+    dim = int(np.prod(images.shape[1:]))
+    grids = []
+    for spec in specs:
+        grid = spec.eps if spec.eps is not None else eps_grid
+        if grid is None:
+            raise ValueError(f"attack {spec.record_name!r} has no eps grid: give "
+                             "AttackSpec(eps=[...]) or evaluate(eps_grid=[...])")
+        grid = [grid] if np.isscalar(grid) else list(grid)
+        grids.append(tuple(dict.fromkeys(_check_eps(e, spec.norm, dim) for e in grid)))
+    return grids
+
+
+def _subset_key(images: torch.Tensor, labels: torch.Tensor) -> tuple[str, bool]:
+    subset = stable_hash("subset", tensor_fingerprint(images), tensor_fingerprint(labels))
+    return subset, labels.shape[0] <= ADV_IMAGES_MAX
+
+
+def _unit_path(folder: Path, model_key: str, resolved: Mapping[str, Any], eps: float,
+               subset: str, keep: bool) -> Path:
+    unit_key = stable_hash("attack-unit", model_key, resolved, eps, subset,
+                           _torchattacks_version(), keep)
+    return folder / f"{record_name(resolved)}_eps{eps:.6g}_{unit_key}.npz"
+
+
+def missing_units(model_keys: Sequence[str], attacks: Sequence[Any], images: torch.Tensor,
+                  labels: torch.Tensor, *, eps_grid: Sequence[float] | None = None,
+                  cache_dir: str | Path | None = None) -> list[str]:
+    """The model keys (of ``model_keys``) with at least one attack unit not yet in the
+    cache: what an executor has to compute before :func:`evaluate` can load the rest."""
+    specs = [AttackSpec.coerce(a) for a in attacks]
+    images, labels = _check_subset(images, labels)
+    grids = _grids(specs, eps_grid, images)
+    root = entry_dir("attacks", cache_dir)
+    subset, keep = _subset_key(images, labels)
+    return [key for key in model_keys if any(
+        not _unit_path(root / key, key, spec.resolved, eps, subset, keep).exists()
+        for spec, grid in zip(specs, grids) for eps in grid)]
+
+
 def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
              images: torch.Tensor, labels: torch.Tensor, *,
              eps_grid: Sequence[float] | None = None, device: str | torch.device = "auto",
@@ -333,20 +374,11 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                          "AttackSpec a distinct label")
     _check_positive_int("batch_size", batch_size)
     images, labels = _check_subset(images, labels)
-    dim = int(np.prod(images.shape[1:]))
-    grids = []
-    for spec in specs:
-        grid = spec.eps if spec.eps is not None else eps_grid
-        if grid is None:
-            raise ValueError(f"attack {spec.record_name!r} has no eps grid: give "
-                             "AttackSpec(eps=[...]) or evaluate(eps_grid=[...])")
-        grid = [grid] if np.isscalar(grid) else list(grid)
-        grids.append(tuple(dict.fromkeys(_check_eps(e, spec.norm, dim) for e in grid)))
+    grids = _grids(specs, eps_grid, images)
 
     dev = resolve_device(device)
     root = entry_dir("attacks", cache_dir)
-    subset = stable_hash("subset", tensor_fingerprint(images), tensor_fingerprint(labels))
-    keep = labels.shape[0] <= ADV_IMAGES_MAX
+    subset, keep = _subset_key(images, labels)
     y_np = labels.numpy()
     n = int(labels.shape[0])
     n_batches = max(1, math.ceil(n / batch_size))
@@ -386,9 +418,7 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                     resolved = spec.resolved
                     for eps in grid:
                         bar.set_postfix_str(f"{name} s{meta['seed']} {rec_name} eps={eps:g}")
-                        unit_key = stable_hash("attack-unit", tm.key, resolved, eps, subset,
-                                               _torchattacks_version(), keep)
-                        path = folder / f"{record_name(resolved)}_eps{eps:.6g}_{unit_key}.npz"
+                        path = _unit_path(folder, tm.key, resolved, eps, subset, keep)
                         start = time.perf_counter()
 
                         def run(spec=spec, eps=eps, model=model) -> dict[str, np.ndarray]:

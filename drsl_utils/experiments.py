@@ -16,6 +16,7 @@ so a name means the same model in every notebook and figure.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,16 +277,22 @@ def scratch_figures_dir(profile: str | Profile) -> Path:
 
 def setup(notebook: str, profile: str = "quick", *, dataset: str | None = None,
           seeds: Sequence[int] | None = None, figures_dir_: str | Path | None = None,
-          **overrides: Any) -> tuple[Profile, Report]:
+          executor: str | None = None, **overrides: Any) -> tuple[Profile, Report]:
     """The first call of every notebook: the profile (with the notebook's parameters
     applied) and the :class:`report.Report` its figures and findings go to.
 
     Figures go to ``figures_dir_`` when given (the main job passes ``figures/``), else
     to :func:`scratch_figures_dir`, so a notebook run by hand never writes into the
-    committed gallery."""
+    committed gallery. ``executor`` (``"inline"``, ``"local"``, ``"slurm"``; default
+    ``$DRSL_EXECUTOR``, else inline) says where missing models and attack units run."""
+    from .executor import get_executor
     from .runtime import set_threads
 
     set_threads()
+    if executor is not None:
+        get_executor(executor)  # validates the name
+        # Where this kernel's missing training and attack units run (executor.py).
+        os.environ["DRSL_EXECUTOR"] = executor
     prof = get_profile(profile, dataset=dataset, seeds=seeds, **overrides)
     out = Path(figures_dir_) if figures_dir_ else scratch_figures_dir(prof)
     context = tuple(d for d in (figures_dir(prof),) if d.resolve() != out.resolve())
@@ -340,13 +347,41 @@ def attack_zoo(profile: Profile, zoo: dict[str, list[TrainedModel]], attacks: Se
 
     Returns an ``evaluation.AttackResult`` whose ``model`` column holds the zoo names.
     """
-    from .evaluation import evaluate
+    from .evaluation import evaluate, missing_units
+    from .executor import get_executor
 
     sub = eval_data(profile, on)
     models, names = flatten_zoo(zoo)
-    return evaluate(models, attacks, sub.images, sub.labels,
-                    eps_grid=profile.eps_grid if eps_grid is None else eps_grid,
+    grid = profile.eps_grid if eps_grid is None else eps_grid
+    runner = get_executor()
+    if runner.name != "inline":
+        # Fan out first: every model with a missing unit becomes one unit of work (all
+        # its attacks and eps), run by the executor; then everything loads here.
+        todo = set(missing_units([m.key for m in models], attacks, sub.images, sub.labels,
+                                 eps_grid=grid))
+        units = [(m.config, list(attacks), profile, on, tuple(grid), device)
+                 for m in models if m.key in todo]
+        if units:
+            runner.map(_attack_unit, units, desc="attacks",
+                       describe=lambda u: f"attack {u[0].label} (key {u[0].key}) with "
+                                          f"{[getattr(a, 'record_name', a) for a in u[1]]}")
+    return evaluate(models, attacks, sub.images, sub.labels, eps_grid=grid,
                     names=names, device=device, progress=progress)
+
+
+def _attack_unit(unit: tuple[Any, ...]) -> str | None:
+    """One attack unit for an executor: every attack and eps of one model (a picklable
+    top-level function); returns the Slurm job it ran in, if any."""
+    from .evaluation import evaluate
+    from .executor import current_job_id
+    from .training import train
+
+    config, attacks, profile, on, grid, device = unit
+    tm = train(config, device=device, progress=False)
+    sub = eval_data(profile, on)
+    evaluate([tm], attacks, sub.images, sub.labels, eps_grid=list(grid), device=device,
+             progress=False)
+    return current_job_id()
 
 
 def clean_stats(profile: Profile, zoo: dict[str, list[TrainedModel]],

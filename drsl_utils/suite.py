@@ -143,7 +143,8 @@ def _mark_failed(fig_dir: Path, notebook: str) -> bool:
 
 def run_suite(profile: str = "quick", only: Sequence[str] | None = None,
               fig_dir: Path | None = None, jobs: int | None = None,
-              force: bool = False, notebook_dir: Path | None = None) -> dict[str, float]:
+              force: bool = False, notebook_dir: Path | None = None,
+              executor: str | None = None) -> dict[str, float]:
     """Run the notebooks and rebuild the gallery; returns seconds per notebook
     (0.0 for a notebook skipped as up to date).
 
@@ -193,6 +194,11 @@ def run_suite(profile: str = "quick", only: Sequence[str] | None = None,
     # Kernels inherit these: runtime.set_threads (called by experiments.setup) reads the
     # thread count, and the explorers draw static views when run headless.
     env = {"DRSL_THREADS": str(threads), "DRSL_HEADLESS": "1"}
+    if executor is not None:
+        from .executor import get_executor
+
+        get_executor(executor)  # validates the name before anything runs
+        env["DRSL_EXECUTOR"] = executor
     previous = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -344,13 +350,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="notebooks run at once (default: cores / 2, at least 2)")
     parser.add_argument("--notebook-dir", type=Path, default=None,
                         help="run the notebooks of another folder (default: notebooks/)")
+    parser.add_argument("--executor", choices=("inline", "local", "slurm"), default=None,
+                        help="where missing training and attack units run (default: "
+                             "$DRSL_EXECUTOR, else inline); see docs/cluster.md")
     parser.add_argument("--force", action="store_true",
                         help="re-execute notebooks even when their inputs are unchanged")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         run_suite(args.profile, args.only, args.figures_dir, jobs=args.jobs, force=args.force,
-                  notebook_dir=args.notebook_dir)
+                  notebook_dir=args.notebook_dir, executor=args.executor)
     except SuiteFailed as exc:
         print(f"\n{exc}; their last results are labelled stale in the claims report:",
               file=sys.stderr)

@@ -187,6 +187,8 @@ class TrainedModel:
         train_seconds: wall time the training took when it ran (also when loaded).
         from_cache: whether this call loaded it instead of training.
         path: the cache file.
+        job: the Slurm job that trained it (``"<array job>_<task>"``), or None when it
+            was trained outside Slurm.
     """
 
     config: TrainConfig
@@ -197,6 +199,7 @@ class TrainedModel:
     train_seconds: float
     from_cache: bool
     path: Path | None = None
+    job: str | None = None
 
     @property
     def device(self) -> torch.device:
@@ -287,6 +290,8 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
         return blob, model
 
     def compute() -> tuple[dict[str, Any], Classifier]:
+        from .executor import current_job_id
+
         teacher_probs = None
         if config.teacher is not None:
             teacher = train(config.teacher, device=dev, data_root=data_root,
@@ -302,7 +307,7 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         blob = {"state_dict": state, "history": history,
                 "test_accuracy": accuracy(model, test.images, test.labels),
-                "train_seconds": seconds,
+                "train_seconds": seconds, "job": current_job_id(),
                 "config": json.dumps(dataclasses.asdict(config), sort_keys=True)}
         return blob, model
 
@@ -315,7 +320,7 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
     model.to(dev).eval()
     return TrainedModel(config, model, config.key, blob["history"],
                         float(blob["test_accuracy"]), float(blob["train_seconds"]),
-                        from_cache=from_cache, path=path)
+                        from_cache=from_cache, path=path, job=blob.get("job"))
 
 
 def _teacher_probs(config: TrainConfig, teacher: TrainedModel,
@@ -428,15 +433,44 @@ def _check_finite(step_losses: torch.Tensor, lo: int, hi: int, epoch: int,
         f"or a smaller loss weight")
 
 
-def train_many(configs: Sequence[TrainConfig], *, progress: bool = True,
-               **kwargs: Any) -> list[TrainedModel]:
-    """Train (or load) each configuration in turn; see :func:`train` for ``kwargs``.
+def is_cached(config: TrainConfig, cache_dir: str | Path | None = None) -> bool:
+    """Whether a model for ``config`` is in the cache (not whether it is readable)."""
+    return _cache_path(config, cache_dir).exists()
 
-    Every finished run is cached as soon as it ends, so re-running a killed job only
-    redoes the run that was in progress.
+
+def _train_unit(unit: tuple[TrainConfig, dict[str, Any]]) -> dict[str, Any]:
+    """One training unit for an executor (a picklable top-level function)."""
+    config, kwargs = unit
+    tm = train(config, progress=False, **kwargs)
+    return {"key": tm.key, "test_accuracy": tm.test_accuracy, "job": tm.job}
+
+
+def train_many(configs: Sequence[TrainConfig], *, progress: bool = True,
+               executor: str | None = None, **kwargs: Any) -> list[TrainedModel]:
+    """Train (or load) each configuration; see :func:`train` for ``kwargs``.
+
+    With ``executor`` ``"local"`` or ``"slurm"`` (default: ``$DRSL_EXECUTOR``, else
+    ``"inline"``; see :mod:`drsl_utils.executor`), the configurations missing from the
+    cache are first trained all at once by that executor (one Slurm job array), then
+    every model is loaded here. Every finished run is cached as soon as it ends, so
+    re-running a killed job only redoes the runs that were in progress.
     """
     from tqdm.auto import tqdm
 
+    from .cache import default_cache_dir
+    from .executor import get_executor
+
+    runner = get_executor(executor)
+    if runner.name != "inline":
+        unit_kwargs = {k: v for k, v in kwargs.items() if k in (
+            "device", "data_root", "amp", "channels_last", "compile")}
+        unit_kwargs["cache_dir"] = str(kwargs.get("cache_dir") or default_cache_dir())
+        missing = list({c.key: c for c in configs
+                        if not is_cached(c, kwargs.get("cache_dir"))}.values())
+        if missing:
+            runner.map(_train_unit, [(c, unit_kwargs) for c in missing],
+                       describe=lambda u: f"train {u[0].label} (key {u[0].key})",
+                       desc="train")
     results = []
     for config in tqdm(configs, desc="models", disable=not progress or len(configs) < 2,
                        leave=False):

@@ -33,6 +33,7 @@
 profile = "quick"   # "smoke" | "quick" | "paper"
 dataset = None      # None: the profile's dataset
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None        # None: the profile's seeds
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -43,7 +44,7 @@ from drsl_utils import claims, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("01_train_models", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 MAIN = list(ex.MAIN_LOSSES)
 OTHERS = ["MAE", "DRSL-prob", "I-SCE", "OVR"]
 {n: ex.model_config(P, n).loss_params for n in MAIN + OTHERS}

@@ -35,6 +35,7 @@
 profile = "quick"   # "smoke" | "quick" | "paper"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -45,7 +46,7 @@ from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("02_attacks", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 MAIN = list(ex.MAIN_LOSSES)
 OTHERS = ["MAE", "DRSL-prob", "I-SCE", "OVR"]
 SUITE = ex.attack_suite(P)

@@ -33,6 +33,7 @@
 profile = "quick"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -41,7 +42,7 @@ from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("03_second_softmax", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 MAIN = list(ex.MAIN_LOSSES)
 zoo = ex.train_zoo(P, MAIN, device=device)
 result = ex.attack_zoo(P, zoo, [ex.pgd_spec(P)], on="test", device=device)

@@ -34,6 +34,7 @@
 profile = "quick"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -44,7 +45,7 @@ from drsl_utils import claims, embed, explore
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("05_umap_adversarial_clusters", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 NAMES = list(ex.MAIN_LOSSES)
 zoo = ex.train_zoo(P, NAMES, device=device)
 result = ex.attack_zoo(P, zoo, [ex.pgd_spec(P)], device=device)

@@ -32,6 +32,7 @@
 profile = "quick"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -42,7 +43,7 @@ from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("06_label_noise", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 S = P.sweep()
 NAMES = ["CE", "GCE", "MAE", "DRSL"]
 RATES = [0.0, 0.2, 0.4]

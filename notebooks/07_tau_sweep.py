@@ -36,6 +36,7 @@
 profile = "quick"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -46,7 +47,7 @@ from drsl_utils import claims, explore, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("07_tau_sweep", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 S = P.sweep()
 DEFAULT = ex.model_config(S, "DRSL").loss_params["tau"]
 TAUS = {"logit": [DEFAULT * f for f in (0.1, 0.3, 1.0, 3.0, 10.0)], "prob": [1.0, 10.0, 100.0]}

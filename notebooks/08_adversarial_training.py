@@ -38,6 +38,7 @@
 profile = "quick"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -48,7 +49,7 @@ from drsl_utils import claims, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("08_adversarial_training", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 CONTROL = ex.AT_CONTROL
 AT = list(ex.AT_ZOO)
 NAMES = [CONTROL, "CE", "DRSL", *AT]

@@ -35,6 +35,7 @@
 profile = "quick"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -46,7 +47,7 @@ from drsl_utils import experiments as ex
 from drsl_utils.distill import DISTILL_VARIANTS
 
 P, report = ex.setup("09_distillation", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 S = P.sweep()
 teachers = ex.train_zoo(P, ["PGD-AT"], seeds=S.seeds, device=device)["PGD-AT"]
 zoo = {"CE (labels)": ex.train_zoo(S, ["CE"], device=device)["CE"],

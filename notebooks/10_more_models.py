@@ -33,6 +33,7 @@
 profile = "quick"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -45,7 +46,7 @@ from drsl_utils import claims, plots, stats
 from drsl_utils import experiments as ex
 
 P, report = ex.setup("10_more_models", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 S = P.sweep()
 NAMES = list(ex.MAIN_LOSSES)
 setups = []

@@ -29,6 +29,7 @@
 profile = "quick"
 dataset = None
 device = "auto"
+executor = None  # where missing units run: "inline", "local" or "slurm" (None: $DRSL_EXECUTOR)
 seeds = None
 figures_dir = None  # None: build/figures/<profile>; the main job passes figures/
 
@@ -37,7 +38,7 @@ from drsl_utils import experiments as ex
 from drsl_utils import explore
 
 P, report = ex.setup("11_explore", profile, dataset=dataset, seeds=seeds,
-                     figures_dir_=figures_dir)
+                     figures_dir_=figures_dir, executor=executor)
 MAIN = list(ex.MAIN_LOSSES)
 zoo = ex.train_zoo(P, MAIN, device=device, progress=False)
 result = ex.attack_zoo(P, zoo, [ex.pgd_spec(P), ex.dlr_spec(P)], device=device,
