@@ -68,6 +68,8 @@ _ACTIVE_STATES = frozenset({
 #: How long a finished job's result file may take to appear (a shared filesystem lags).
 _RESULT_GRACE_S = {"COMPLETED": 15.0}
 _DEFAULT_GRACE_S = 3.0
+#: Slurm's default MaxArraySize is 1001: bigger calls are split into arrays of this size.
+_MAX_ARRAY = 1000
 #: ``sinfo`` node states in which a node takes jobs (flags such as ``~`` stripped).
 _USABLE_NODE_STATES = ("idle", "mix", "mixed", "alloc", "allocated")
 
@@ -89,9 +91,10 @@ class SlurmConfig:
         folder: where submitit writes job scripts, pickles and logs; must be on a
             filesystem the nodes share (default ``<cache root>/slurm``).
         poll_s: seconds between two looks at the queue.
-        deadline_s: the longest one wait (submission to last result of one array) may
-            take; jobs still queued or running then are cancelled and reported (None:
-            ``time_min * 60 * 2 + 300``).
+        deadline_s: the longest wait for one unit: a job running longer than this, or
+            a job still queued while nothing of its call started or ended for this long,
+            is cancelled and reported (None: ``time_min * 60 * 2 + 300``). It guards
+            against waiting forever; Slurm's own time limit normally ends a job first.
         retries: how many times a job that Slurm ended without a result (failed,
             cancelled, out of time or memory, gone from the queue) is submitted again.
             A unit that raised a Python exception is not retried.
@@ -464,6 +467,8 @@ class _Attempt:
     number: int
     submitted: float
     state: str = "PENDING"
+    reason: str = ""  # why it is pending, per squeue
+    started: float | None = None  # when the queue first showed it past PENDING
     ended: float | None = None  # when the queue first showed it ended without a result
 
 
@@ -488,6 +493,7 @@ class SlurmExecutor(Executor):
                 "processes here, or start a single-node cluster on this machine with "
                 "'bash scripts/slurm-local.sh start' (as root).")
         self.config = config if config is not None else SlurmConfig.load()
+        self._moved = 0.0  # when a unit of the running call last started or ended
 
     def __repr__(self) -> str:
         return f"SlurmExecutor({self.config!r})"
@@ -519,23 +525,28 @@ class SlurmExecutor(Executor):
 
     def _submit(self, ex: Any, fn: Callable[[Any], Any], items: Sequence[Any],
                 indices: Sequence[int]) -> list[_Attempt]:
+        """Submit ``items[i]`` for each index, as one array (or a few, for huge calls)."""
         threads = self.config.cpus_per_task
-        jobs = ex.map_array(_run_unit, [fn] * len(indices), [items[i] for i in indices],
-                            [threads] * len(indices))
+        jobs = []
+        for lo in range(0, len(indices), _MAX_ARRAY):
+            part = indices[lo:lo + _MAX_ARRAY]
+            jobs += ex.map_array(_run_unit, [fn] * len(part), [items[i] for i in part],
+                                 [threads] * len(part))
         now = time.monotonic()
         return [_Attempt(i, job, 1, now) for i, job in zip(indices, jobs)]
 
     # -- watching
 
     @staticmethod
-    def _queue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
-        """``{job id: state}`` from ``squeue`` (finished jobs included while Slurm keeps
-        them); None when squeue could not be asked (try again at the next poll)."""
+    def _queue_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]] | None:
+        """``{job id: (state, reason)}`` from ``squeue``, finished jobs included while
+        Slurm keeps them (``MinJobAge``); None when squeue could not be asked (the
+        next poll tries again)."""
         arrays = sorted({j.split("_")[0] for j in job_ids})
         if not arrays:
             return {}
         try:
-            out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T",
+            out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r",
                                   "-j", ",".join(arrays)],
                                  capture_output=True, text=True, timeout=30, check=False)
         except (OSError, subprocess.SubprocessError):
@@ -546,9 +557,9 @@ class SlurmExecutor(Executor):
             return None
         states = {}
         for line in out.stdout.splitlines():
-            job_id, _, state = line.strip().partition("|")
+            job_id, state, reason = (line.strip().split("|") + ["", ""])[:3]
             if job_id:
-                states[job_id] = state.strip().split()[0] if state.strip() else "UNKNOWN"
+                states[job_id] = ((state.split() or ["UNKNOWN"])[0], reason.strip())
         return states
 
     @staticmethod
@@ -598,7 +609,7 @@ class SlurmExecutor(Executor):
         self.last_jobs = [None] * n
         if not n:
             return []
-        cfg = self.config
+        self._moved = time.monotonic()  # when a unit of this call last started or ended
         ex = self._submitit_executor(desc)
         results: list[Any] = [None] * n
         failures: list[Failure] = []
@@ -608,67 +619,94 @@ class SlurmExecutor(Executor):
         try:
             with tqdm(total=n, desc=desc, unit="unit") as bar:
                 while active:
-                    time.sleep(cfg.poll_s)
-                    states = self._queue_states([a.job.job_id for a in active])
-                    now = time.monotonic()
-                    still: list[_Attempt] = []
-                    again: list[_Attempt] = []
-                    for attempt in active:
-                        unit = _describe_safe(describe, items[attempt.index])
-                        outcome = self._outcome(attempt.job)
-                        if outcome is not None:
-                            kind, value = outcome
-                            if kind == "success":
-                                results[attempt.index] = value
-                            else:
-                                failures.append(self._failure(attempt, unit, "FAILED (exception)",
-                                                              str(value)))
-                            bar.update(1)
-                            continue
-                        if states is not None:
-                            attempt.state = states.get(attempt.job.job_id, "VANISHED")
-                        if attempt.state in _ACTIVE_STATES or states is None:
-                            attempt.ended = None
-                            if now - attempt.submitted > cfg.deadline:
-                                self._cancel([attempt.job.job_id])
-                                state = (f"DEADLINE (still {attempt.state} after "
-                                         f"{cfg.deadline:.0f} s; cancelled)")
-                                failures.append(self._failure(attempt, unit, state))
-                                bar.update(1)
-                            else:
-                                still.append(attempt)
-                            continue
-                        # Ended without a result file: give the filesystem a moment.
-                        if attempt.ended is None:
-                            attempt.ended = now
-                        grace = _RESULT_GRACE_S.get(attempt.state, _DEFAULT_GRACE_S)
-                        if now - attempt.ended < grace:
-                            still.append(attempt)
-                        elif attempt.number <= cfg.retries:
-                            again.append(attempt)
-                        else:
-                            failures.append(self._failure(attempt, unit, attempt.state))
-                            bar.update(1)
-                    if again:
-                        bar.write(f"{desc}: resubmitting " + ", ".join(
-                            f"{_describe_safe(describe, items[a.index])} (job {a.job.job_id} "
-                            f"{a.state})" for a in again))
-                        retry = self._submit(ex, fn, items, [a.index for a in again])
-                        for old, new in zip(again, retry):
-                            new.number = old.number + 1
-                            self.last_jobs[new.index] = new.job.job_id
-                        still.extend(retry)
-                    active = still
-                    counts = {s: sum(a.state == s for a in active) for s in ("RUNNING", "PENDING")}
-                    bar.set_postfix_str(f"{counts['RUNNING']} running, {counts['PENDING']} queued",
-                                        refresh=False)
+                    time.sleep(self.config.poll_s)
+                    active = self._poll(ex, fn, items, active, results, failures, describe,
+                                        desc, bar)
         except BaseException:
-            # Interrupted (Ctrl-C) or broken: do not leave jobs behind in the queue.
+            # Interrupted (Ctrl-C) or broken: leave no jobs behind in the queue.
             self._cancel(a.job.job_id for a in active)
             raise
         if failures:
             raise UnitFailed(sorted(failures, key=lambda f: f.index), results)
         return results
+
+    def _poll(self, ex: Any, fn: Callable[[Any], Any], items: Sequence[Any],
+              active: list[_Attempt], results: list[Any], failures: list[Failure],
+              describe: Callable[[Any], str], desc: str, bar: Any) -> list[_Attempt]:
+        """One look at the result files and the queue; returns the attempts still out.
+
+        A unit whose result file holds a value is done; one holding a traceback failed
+        (not retried: the code raised). A job that left the running states without a
+        result is resubmitted while ``retries`` allow, else reported. The deadline
+        counts a job's time from when it started; a job still queued may wait for it as
+        long as the queue moves (some unit of this call started or ended within the
+        deadline), so throttled arrays are not cut short.
+        """
+        cfg = self.config
+        deadline = cfg.deadline
+        states = self._queue_states([a.job.job_id for a in active])
+        now = time.monotonic()
+        still: list[_Attempt] = []
+        again: list[_Attempt] = []
+        for attempt in active:
+            unit = _describe_safe(describe, items[attempt.index])
+            outcome = self._outcome(attempt.job)
+            if outcome is not None:
+                kind, value = outcome
+                if kind == "success":
+                    results[attempt.index] = value
+                else:
+                    failures.append(self._failure(attempt, unit, "FAILED (exception)",
+                                                  str(value)))
+                self._moved = now
+                bar.update(1)
+                continue
+            if states is not None:
+                attempt.state, attempt.reason = states.get(attempt.job.job_id,
+                                                           ("VANISHED", ""))
+            if attempt.state in _ACTIVE_STATES or states is None:
+                attempt.ended = None
+                if attempt.started is None and attempt.state not in ("PENDING", "REQUEUED"):
+                    attempt.started = self._moved = now
+                if attempt.started is not None:
+                    late = now - attempt.started > deadline
+                    what = f"still {attempt.state} {deadline:.0f} s after it started"
+                else:
+                    late = now - max(attempt.submitted, self._moved) > deadline
+                    why = f" ({attempt.reason})" if attempt.reason else ""
+                    what = (f"still {attempt.state}{why}, nothing in the queue moved for "
+                            f"{deadline:.0f} s")
+                if late:
+                    self._cancel([attempt.job.job_id])
+                    failures.append(self._failure(attempt, unit,
+                                                  f"DEADLINE ({what}; cancelled)"))
+                    bar.update(1)
+                else:
+                    still.append(attempt)
+                continue
+            # Ended without a result file: give a shared filesystem a moment.
+            if attempt.ended is None:
+                attempt.ended = now
+            if now - attempt.ended < _RESULT_GRACE_S.get(attempt.state, _DEFAULT_GRACE_S):
+                still.append(attempt)
+            elif attempt.number <= cfg.retries:
+                again.append(attempt)
+            else:
+                failures.append(self._failure(attempt, unit, attempt.state))
+                self._moved = now
+                bar.update(1)
+        if again:
+            bar.write(f"{desc}: submitting again: " + "; ".join(
+                f"{_describe_safe(describe, items[a.index])} (job {a.job.job_id} {a.state})"
+                for a in again))
+            retry = self._submit(ex, fn, items, [a.index for a in again])
+            for old, new in zip(again, retry):
+                new.number = old.number + 1
+                self.last_jobs[new.index] = new.job.job_id
+            still.extend(retry)
+        running = sum(a.started is not None for a in still)
+        bar.set_postfix_str(f"{running} running, {len(still) - running} queued", refresh=False)
+        return still
 
 
 # ----------------------------------------------------------------------------- factory

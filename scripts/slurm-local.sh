@@ -35,7 +35,7 @@ daemon_pid() {  # daemon_pid NAME: the id of the running daemon, from its pid fi
     local file pid
     file=$(pidfile "$1")
     [ -s "$file" ] || return 1
-    pid=$(tr -dc '0-9' <"$file")
+    pid=$(tr -dc '0-9' 2>/dev/null <"$file") || return 1
     [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
     # A stale pid file may name a process that is something else now.
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] || return 1
