@@ -200,7 +200,7 @@ def slurm(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(TESTS_DIR) + (os.pathsep + path if path else ""))
     monkeypatch.setenv("DRSL_THREADS", "1")
     return SlurmConfig(folder=tmp_path / "slurm", cpus_per_task=1, mem_gb=1, time_min=5,
-                       poll_s=0.25, deadline_s=100, retries=1)
+                       poll_s=0.25, deadline_s=300, retries=1)
 
 
 @pytest.mark.slurm
