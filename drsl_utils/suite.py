@@ -46,6 +46,9 @@ DEPENDS: dict[str, tuple[str, ...]] = {
 PRIORITY = ("01", "00", "04", "02", "06", "07", "10", "08", "09", "03", "05", "11")
 
 
+_THREAD_POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                 "NUMBA_NUM_THREADS")
+
 def notebooks(only: Sequence[str] | None = None,
               notebook_dir: Path | None = None) -> list[Path]:
     """The numbered notebooks in ``notebooks/`` (or ``notebook_dir``), optionally
@@ -192,8 +195,11 @@ def run_suite(profile: str = "quick", only: Sequence[str] | None = None,
         return seconds
 
     # Kernels inherit these: runtime.set_threads (called by experiments.setup) reads the
-    # thread count, and the explorers draw static views when run headless.
-    env = {"DRSL_THREADS": str(threads), "DRSL_HEADLESS": "1"}
+    # thread count, and the explorers draw static views when run headless. The thread
+    # pools torch does not own (OpenMP, OpenBLAS, MKL, numba: UMAP and pynndescent) get
+    # the same count, so two kernels side by side do not oversubscribe the cores.
+    env = {"DRSL_THREADS": str(threads), "DRSL_HEADLESS": "1",
+           **{k: str(threads) for k in _THREAD_POOLS}}
     if executor is not None:
         from .executor import get_executor
 
