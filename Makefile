@@ -20,7 +20,7 @@ STAMP := $(VENV)/.drsl-installed
 # Our commands let Python keep its bytecode in the environment and __pycache__ (ignored).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: figures test lab bench data env lint clean-cache help
+.PHONY: figures test lab bench data env gitfilter lint clean-cache help
 
 help:
 	@echo "make figures  - regenerate figures/ from real Fashion-MNIST (PROFILE=$(PROFILE))"
@@ -34,27 +34,33 @@ $(UV):
 
 $(STAMP): $(UV) uv.lock pyproject.toml
 	UV_PYTHON=$(PYTHON) $(UV) sync --locked --all-extras
-	@# Saving a notebook in JupyterLab must not put outputs into git: a clean filter
-	@# (nbstripout) strips them on `git add`; .gitattributes names the filter.
-	@if [ -d .git ]; then $(VENV)/bin/nbstripout --install --attributes .gitattributes; fi
 	@touch $@
 
-env: $(STAMP)
+# Saving a notebook in JupyterLab must not put outputs into git: a clean filter
+# (nbstripout) strips them on `git add`; .gitattributes names the filter. --keep-id keeps
+# the committed cell ids, so a fresh clone reads as unchanged.
+gitfilter: $(STAMP)
+	@if [ -d .git ]; then \
+	  $(VENV)/bin/nbstripout --install --attributes .gitattributes && \
+	  git config filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id' && \
+	  git config diff.ipynb.textconv '"$(abspath $(PY))" -m nbstripout --keep-id -t'; fi
+
+env: $(STAMP) gitfilter
 
 data:
 	@bash scripts/fetch_data.sh
 
-figures: $(STAMP) data
+figures: $(STAMP) gitfilter data
 	$(PY) -m drsl_utils.suite --profile $(PROFILE) $(SUITE_ARGS)
 
-test: $(STAMP) data
+test: $(STAMP) gitfilter data
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 
 # Token on (printed in the log), bound to 127.0.0.1, opened on notebooks/. Containers
 # often run as root, where JupyterLab insists on --allow-root; only then is it added.
-lab: $(STAMP) data
+lab: $(STAMP) gitfilter data
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
 	  $$(if [ "$$(id -u)" = 0 ]; then echo --allow-root; fi) $(LAB_ARGS)
 

@@ -76,6 +76,19 @@ def _code(cells) -> list[str]:
     return [_text(c["source"]).strip() for c in cells if c["cell_type"] == "code"]
 
 
+def test_committed_notebooks_are_stripped():
+    """Every committed notebook is exactly what the set-up's clean filter makes of it
+    (no outputs, cell ids kept), so a fresh clone shows no change in git."""
+    import subprocess
+    import sys
+
+    for path in NOTEBOOKS:
+        out = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id"],
+                             input=path.read_text(), capture_output=True, text=True,
+                             check=True).stdout
+        assert out == path.read_text(), f"{path.name} is not stripped: run nbstripout on it"
+
+
 def test_saving_outputs_does_not_dirty_git(tmp_path):
     """With the set-up's nbstripout filter, a notebook saved with outputs (as JupyterLab's
     autosave does) shows no change in git."""
@@ -93,8 +106,10 @@ def test_saving_outputs_does_not_dirty_git(tmp_path):
     shutil.copy(NOTEBOOKS[0], tmp_path / "nb.ipynb")
     subprocess.run([sys.executable, "-m", "nbstripout", "--install", "--attributes",
                     ".gitattributes"], cwd=tmp_path, check=True)
+    git("config", "filter.nbstripout.clean", f'"{sys.executable}" -m nbstripout --keep-id')
     git("add", ".")
     git("commit", "-qm", "stripped")
+    assert git("show", "HEAD:nb.ipynb").stdout == NOTEBOOKS[0].read_text()  # as committed
     nb = nbformat.read(tmp_path / "nb.ipynb", as_version=4)
     code = next(c for c in nb.cells if c.cell_type == "code")
     code.execution_count = 3
