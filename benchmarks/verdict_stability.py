@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label}: {len(t)} claims, {counts}; inconclusive "
               f"{(t['verdict'] == 'inconclusive').mean():.0%}")
     print(f"agreement: {int(both['agree'].sum())} of {n} claims "
-          f"({both['agree'].mean():.0%}); differ: "
+          f"({both['agree'].mean():.1%}); differ: "
           f"{', '.join(both.index[~both['agree']]) or 'none'}")
     return 0
 
