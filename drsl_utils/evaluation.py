@@ -50,7 +50,8 @@ from .cache import (
 )
 from .runtime import resolve_device
 
-__all__ = ["RECORD_COLUMNS", "AttackResult", "evaluate", "missing_units", "ADV_IMAGES_MAX"]
+__all__ = ["RECORD_COLUMNS", "AttackResult", "evaluate", "missing_units", "unit_job",
+           "ADV_IMAGES_MAX"]
 
 RECORD_COLUMNS = (
     "model", "model_key", "loss", "seed", "attack", "eps", "sample", "label",
@@ -222,6 +223,21 @@ def _as_models(models: Any) -> list[Any]:
             raise ValueError(f"models contains {type(tm).__name__}: expected "
                              "training.TrainedModel objects (from training.train)")
     return out
+
+
+def _job() -> np.ndarray:
+    """The Slurm job computing this unit ("" outside Slurm), stored with the unit."""
+    from .executor import current_job_id
+
+    return np.array(current_job_id() or "")
+
+
+def unit_job(path: str | Path) -> str | None:
+    """The Slurm job that computed the cached attack unit at ``path`` (None: not under
+    Slurm, or an entry written before job ids were recorded)."""
+    with np.load(path, allow_pickle=False) as z:
+        job = str(z["job"]) if "job" in z.files else ""
+    return job or None
 
 
 def _torchattacks_version() -> str:
@@ -428,7 +444,7 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                         if cache:
                             arrays, from_cache = compute_once(
                                 path, lambda p: load_npz(p, unit_keys), run,
-                                lambda p, a: save_npz(p, a, compress=keep))
+                                lambda p, a: save_npz(p, {**a, "job": _job()}, compress=keep))
                         else:
                             arrays, from_cache = run(), False
                         if from_cache:

@@ -272,3 +272,49 @@ def test_slurm_cancelled_job_is_retried_then_reported(slurm):
     assert log.parent.is_dir() and str(log) in str(err)
     assert "sleep 30.0" in str(err) and "CANCELLED" in str(err)
     assert time.monotonic() - start < 120
+
+
+@pytest.mark.slurm
+def test_slurm_smoke_models_and_attacks_equal_inline_and_record_their_jobs(slurm, tmp_path,
+                                                                           monkeypatch,
+                                                                           request):
+    """The smoke profile's own training and attack units, through attack_zoo with the
+    Slurm executor: the records equal the inline run's, and every model and attack unit
+    in the cache names the Slurm job that computed it."""
+    import numpy as np
+
+    from drsl_utils import experiments as ex
+    from drsl_utils.evaluation import unit_job
+
+    config = tmp_path / "slurm.toml"
+    config.write_text(f'cpus_per_task = 1\nmem_gb = 1\ntime_min = 5\npoll_s = 0.25\n'
+                      f'deadline_s = 300\nfolder = "{tmp_path / "jobs"}"\n')
+    monkeypatch.setenv("DRSL_SLURM_CONFIG", str(config))
+    import torch
+
+    from drsl_utils.runtime import set_threads
+
+    request.addfinalizer(functools.partial(torch.set_num_threads, torch.get_num_threads()))
+    set_threads(1)  # as the Slurm units (cpus_per_task = 1): same numerics
+    P = ex.get_profile("smoke")
+    runs = {}
+    for executor in ("inline", "slurm"):
+        monkeypatch.setenv("DRSL_CACHE_DIR", str(tmp_path / executor))
+        monkeypatch.setenv("DRSL_EXECUTOR", executor)
+        zoo = ex.train_zoo(P, ["CE", "DRSL"], seeds=[0], device="cpu", progress=False)
+        result = ex.attack_zoo(P, zoo, [ex.pgd_spec(P)], device="cpu", progress=False)
+        runs[executor] = (zoo, result)
+    (zoo_i, res_i), (zoo_s, res_s) = runs["inline"], runs["slurm"]
+    for name in ("CE", "DRSL"):
+        assert zoo_i[name][0].key == zoo_s[name][0].key
+        assert zoo_i[name][0].test_accuracy == zoo_s[name][0].test_accuracy
+    cols = ["model", "eps", "sample", "adv_pred", "success"]
+    assert res_i.records[cols].equals(res_s.records[cols])
+    assert np.array_equal(res_i.records["adv_p_top"].to_numpy(),
+                          res_s.records["adv_p_top"].to_numpy())
+    assert all(tms[0].job and tms[0].job.split("_")[0].isdigit() for tms in zoo_s.values())
+    assert all(tms[0].job is None for tms in zoo_i.values())
+    slurm_units = [p for p in res_s._paths.values()]
+    assert slurm_units and all(unit_job(p) and unit_job(p).split("_")[0].isdigit()
+                               for p in slurm_units)
+    assert all(unit_job(p) is None for p in res_i._paths.values())
