@@ -37,13 +37,16 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 	@touch $@
 
 # Saving a notebook in JupyterLab must not put outputs into git: a clean filter
-# (nbstripout) strips them on `git add`; .gitattributes names the filter. --keep-id keeps
-# the committed cell ids, so a fresh clone reads as unchanged.
+# (nbstripout) strips them on `git add`; the committed .gitattributes names the filter.
+# These are the settings `nbstripout --install` writes, plus --keep-id, which keeps the
+# committed cell ids so that a fresh clone reads as unchanged.
+NBSTRIP := "$(abspath $(PY))" -m nbstripout --keep-id
 gitfilter: $(STAMP)
 	@if [ -d .git ]; then \
-	  $(VENV)/bin/nbstripout --install --attributes .gitattributes && \
-	  git config filter.nbstripout.clean '"$(abspath $(PY))" -m nbstripout --keep-id' && \
-	  git config diff.ipynb.textconv '"$(abspath $(PY))" -m nbstripout --keep-id -t'; fi
+	  git config filter.nbstripout.clean '$(NBSTRIP)' && \
+	  git config filter.nbstripout.smudge cat && \
+	  git config filter.nbstripout.required true && \
+	  git config diff.ipynb.textconv '$(NBSTRIP) -t'; fi
 
 env: $(STAMP) gitfilter
 

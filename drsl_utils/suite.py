@@ -49,6 +49,7 @@ PRIORITY = ("01", "00", "04", "02", "06", "07", "10", "08", "09", "03", "05", "1
 _THREAD_POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                  "NUMBA_NUM_THREADS")
 
+
 def notebooks(only: Sequence[str] | None = None,
               notebook_dir: Path | None = None) -> list[Path]:
     """The numbered notebooks in ``notebooks/`` (or ``notebook_dir``), optionally

@@ -314,7 +314,7 @@ def test_slurm_smoke_models_and_attacks_equal_inline_and_record_their_jobs(slurm
                           res_s.records["adv_p_top"].to_numpy())
     assert all(tms[0].job and tms[0].job.split("_")[0].isdigit() for tms in zoo_s.values())
     assert all(tms[0].job is None for tms in zoo_i.values())
-    slurm_units = [p for p in res_s._paths.values()]
+    slurm_units = list(res_s.units["path"])
     assert slurm_units and all(unit_job(p) and unit_job(p).split("_")[0].isdigit()
                                for p in slurm_units)
-    assert all(unit_job(p) is None for p in res_i._paths.values())
+    assert all(unit_job(p) is None for p in res_i.units["path"])
