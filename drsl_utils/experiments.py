@@ -65,8 +65,10 @@ class Profile:
             ``{"mlp": {"hidden": 128}}``.
         epochs: training epochs of standard models.
         seeds: the seeds of the main comparison (CE, GCE, DRSL).
-        other_seeds: how many of ``seeds`` every other comparison uses (the other
-            losses, adversarial training, the sweeps, distillation, more models).
+        other_seeds: how many of ``seeds`` every other comparison that yields a verdict
+            uses (the other losses, adversarial training, the sweeps, distillation).
+        figure_seeds: how many of ``seeds`` the models and attacks that no verdict rests
+            on use (they only draw a figure or a table row); at most ``other_seeds``.
         batch_size, lr: optimiser settings (Adam).
         train_size: train on a fixed subset of this size (None: the whole train split).
         eval_size: size of the fixed test subset that the expensive attacks (APGD,
@@ -84,7 +86,8 @@ class Profile:
         sweep_epochs: epochs of those grids (None: ``epochs``).
         validation_size: held-out training images (never trained on by the grids) for
             choices that must not look at the test set, such as tau in ``07``.
-        more_models: the architectures of the "more models" comparison (notebook 10).
+        more_models: the architectures of the "more models" comparison (notebook 10): CE
+            against DRSL on ``seeds``, the main comparison's seeds.
         more_models_train_size, more_models_epochs: their training (None: the grids').
     """
 
@@ -94,6 +97,7 @@ class Profile:
     epochs: int
     seeds: tuple[int, ...]
     other_seeds: int = 5
+    figure_seeds: int = 3
     arch_params: dict[str, dict[str, int]] = field(default_factory=dict)
     batch_size: int = 128
     lr: float = 1e-3
@@ -122,6 +126,11 @@ class Profile:
     def seeds_other(self) -> tuple[int, ...]:
         """The seeds of every comparison other than the main one."""
         return self.seeds[:self.other_seeds]
+
+    @property
+    def seeds_figure(self) -> tuple[int, ...]:
+        """The seeds of models and attacks that only draw a figure (no verdict)."""
+        return self.seeds[:min(self.figure_seeds, self.other_seeds)]
 
     @property
     def eps_mid(self) -> float:
@@ -157,7 +166,7 @@ PROFILES: dict[str, Profile] = {
                      embed_size=2000, sweep_train_size=20000,
                      more_models_train_size=10000, more_models_epochs=3),
     "paper": Profile("paper", "fashion-mnist", "cnn", epochs=30, seeds=tuple(range(8)),
-                     other_seeds=5, eval_size=10000,
+                     other_seeds=5, figure_seeds=5, eval_size=10000,
                      eps_grid=(0.01, 0.02, 0.03, 0.05, 0.1, 0.15), pgd_steps=20,
                      at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000,
                      sweep_train_size=55000, more_models=("cnn", "resnet18")),

@@ -28,7 +28,8 @@
 # adversarial-class cluster (in units of that cluster's RMS radius), and the class
 # purity of their nearest clean neighbours. "At the tips" means attached to a cluster
 # (distance about 1-2, one purity high); "spread out" means between clusters. The
-# numbers are computed for every seed, each with its own UMAP.
+# numbers are computed for every seed, each with its own UMAP (for CE and DRSL, whose
+# comparison is the verdict; GCE on the first three seeds only, to save time).
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -69,8 +70,10 @@ report.figure(embed.plot_adversarial_umap(panels, class_names=ex.class_names(P))
 # %%
 rows = []
 for i, seed in enumerate(P.seeds):
-    seed_panels = ex.umap_panels(P, result, zoo, attack="pgd", eps=P.eps_mid, seed_index=i,
-                                 progress=False)
+    # The verdicts compare DRSL with CE; GCE is embedded on the figure seeds only.
+    names = NAMES if i < len(P.seeds_figure) else ["CE", "DRSL"]
+    seed_panels = ex.umap_panels(P, result, {n: zoo[n] for n in names}, attack="pgd",
+                                 eps=P.eps_mid, seed_index=i, progress=False)
     rows.append(embed.cluster_metrics_table(seed_panels).reset_index().assign(seed=seed))
 metrics = pd.concat(rows, ignore_index=True)
 cols = ["n_adv", "true_dist", "adv_dist", "true_radius_pct", "knn_true_purity",

@@ -13,6 +13,9 @@ def test_profiles_and_overrides():
     assert p.dataset == "fashion-mnist" and p.n_seeds >= 8 and len(p.seeds_other) >= 5
     q = ex.get_profile("quick", dataset=None, seeds=[5], epochs=2)
     assert q.dataset == "fashion-mnist" and q.seeds == (5,) and q.epochs == 2
+    # What no verdict rests on uses a prefix of the verdicts' seeds, never more of them.
+    assert p.seeds_figure == p.seeds[:3] and set(p.seeds_figure) <= set(p.seeds_other)
+    assert ex.get_profile("quick", figure_seeds=9).seeds_figure == p.seeds_other
     s = ex.get_profile("quick").sweep()
     assert s.seeds == p.seeds_other and s.train_size == p.sweep_train_size
     assert p.eps_mid == 0.05 and ex.get_profile("paper").eps_mid == 0.05
