@@ -246,15 +246,20 @@ def model_config(profile: Profile, name: str, seed: int = 0, **changes: Any) -> 
 
 
 def train_zoo(profile: Profile, names: Iterable[str], *, seeds: Sequence[int] | None = None,
-              device: str = "auto", progress: bool = True,
+              drawn: Iterable[str] = (), device: str = "auto", progress: bool = True,
               **changes: Any) -> dict[str, list[TrainedModel]]:
     """Train (or load from the cache) every zoo model in ``names`` for every seed.
 
-    Returns ``{name: [one TrainedModel per seed]}``.
+    ``drawn``: those of ``names`` that no verdict rests on; they get only the first
+    ``len(profile.seeds_figure)`` of the seeds.
+
+    Returns ``{name: [one TrainedModel per seed]}``, in the order of ``names``.
     """
     names = list(names)
     seeds = tuple(profile.seeds if seeds is None else seeds)
-    pairs = [(n, s) for n in names for s in seeds]
+    drawn = set(drawn)
+    pairs = [(n, s) for n in names
+             for s in (seeds[:len(profile.seeds_figure)] if n in drawn else seeds)]
     configs = [model_config(profile, n, s, **dict(changes)) for n, s in pairs]
     trained = train_many(configs, device=device, progress=progress)
     out: dict[str, list[TrainedModel]] = {n: [] for n in names}

@@ -68,8 +68,8 @@ FIGURE_SEEDS = len(P.seeds_figure)
 
 # %%
 zoo = (ex.train_zoo(P, MAIN, device=device)
-       | ex.train_zoo(P, OTHERS, seeds=P.seeds_other, device=device)
-       | ex.train_zoo(P, FIGURE_LOSSES, seeds=P.seeds_figure, device=device))
+       | ex.train_zoo(P, OTHERS + FIGURE_LOSSES, seeds=P.seeds_other, drawn=FIGURE_LOSSES,
+                      device=device))
 main_zoo = {n: zoo[n] for n in MAIN}
 full = ex.attack_zoo(P, main_zoo, CHEAP, on="test", device=device)
 subset = ex.attack_zoo(P, main_zoo, DLR, device=device)

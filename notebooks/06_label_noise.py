@@ -53,20 +53,13 @@ print(f"label-noise grid: {len(NAMES)} losses x {len(KINDS)} kinds x {len(RATES)
       f"{S.n_seeds} seeds ({', '.join(DRAWN)}: {len(P.seeds_figure)}), "
       f"{S.train_size or 'all'} training images, {S.epochs} epochs")
 
-
-def noisy_zoo(**noise):
-    """CE, GCE, MAE and DRSL trained with ``noise`` (cached; MAE on the figure seeds)."""
-    zoo = (ex.train_zoo(S, [n for n in NAMES if n not in DRAWN], device=device, **noise)
-           | ex.train_zoo(S, DRAWN, seeds=P.seeds_figure, device=device, **noise))
-    return {n: zoo[n] for n in NAMES}
-
-
 # %%
-rows = []
+rows, zoos = [], {}
 for kind in KINDS:
     for rate in RATES:
         noise = {"noise": kind, "noise_rate": rate} if rate > 0 else {}
-        for name, tms in noisy_zoo(**noise).items():
+        zoos[kind, rate] = ex.train_zoo(S, NAMES, drawn=DRAWN, device=device, **noise)
+        for name, tms in zoos[kind, rate].items():
             rows += [{"model": name, "seed": tm.config.seed, "noise": kind, "noise_rate": rate,
                       "test_accuracy": tm.test_accuracy, **ex.memorisation(tm)} for tm in tms]
 noise_df = pd.DataFrame(rows)
@@ -82,8 +75,8 @@ report.figure(plots.plot_seed_curves(noise_df, x="noise_rate", y="test_accuracy"
               "label_noise_accuracy",
               f"{P.dataset}: clean test accuracy against the training label-noise rate, "
               f"symmetric and pair-flip, per loss, mean over {S.n_seeds} seeds (MAE, on "
-              f"which no verdict rests: {len(P.seeds_figure)}) with the seed range as a band ({S.train_size or 'all'} training images, {S.epochs} "
-              "epochs).")
+              f"which no verdict rests: {len(P.seeds_figure)}) with the seed range as a "
+              f"band ({S.train_size or 'all'} training images, {S.epochs} epochs).")
 
 # %%
 noisy = noise_df[noise_df["noise_rate"] > 0]
@@ -120,12 +113,10 @@ report.finish()
 
 # %%
 frames = []
-for kind in KINDS:
-    for rate in RATES:
-        noise = {"noise": kind, "noise_rate": rate} if rate > 0 else {}
-        drawn = {n: m[:len(P.seeds_figure)] for n, m in noisy_zoo(**noise).items()}
-        frames.append(ex.attack_zoo(S, drawn, [ex.pgd_spec(P)], eps_grid=[P.eps_mid],
-                                    device=device).records.assign(noise=kind, noise_rate=rate))
+for (kind, rate), noisy_zoo in zoos.items():
+    drawn = {n: m[:len(P.seeds_figure)] for n, m in noisy_zoo.items()}
+    frames.append(ex.attack_zoo(S, drawn, [ex.pgd_spec(P)], eps_grid=[P.eps_mid],
+                                device=device).records.assign(noise=kind, noise_rate=rate))
 explore.sweep(pd.concat(frames, ignore_index=True), sweep="noise_rate",
               controls=("noise", "attack"),
               title=f"PGD at eps={P.eps_mid} on models trained with noisy labels")

@@ -61,14 +61,12 @@ print(f"tau grid {TAUS}, {S.n_seeds} seeds (the prob reading, {', '.join(DRAWN)}
       f"{P.eps_mid}")
 
 # %%
-zoo = (ex.train_zoo(S, [n for n in REFERENCES if n not in DRAWN], device=device)
-       | ex.train_zoo(S, DRAWN, seeds=P.seeds_figure, device=device))
-zoo = {n: zoo[n] for n in REFERENCES}
+zoo = ex.train_zoo(S, REFERENCES, drawn=DRAWN, device=device)
 for space, taus in TAUS.items():
     base = "DRSL" if space == "logit" else "DRSL-prob"
-    seeds_ = None if space == "logit" else P.seeds_figure  # the verdicts use the logit reading
+    drawn = [base] if space == "prob" else []  # the verdicts use the logit reading
     for tau in taus:
-        zoo[f"DRSL-{space} tau={tau:.3g}"] = ex.train_zoo(S, [base], seeds=seeds_,
+        zoo[f"DRSL-{space} tau={tau:.3g}"] = ex.train_zoo(S, [base], drawn=drawn,
                                                           device=device,
                                                           loss_params={"tau": tau})[base]
 pgd = ex.attack_zoo(S, zoo, [ex.pgd_spec(P)], eps_grid=[P.eps_mid], on="test", device=device)

@@ -82,3 +82,12 @@ def test_train_zoo_and_runs_table(tmp_path, monkeypatch):
     from drsl_utils.claims import paired
 
     assert sorted(paired(runs, "test_accuracy", "CE", "MAE")) == list(p.seeds)
+
+
+def test_train_zoo_drawn_models_get_the_figure_seeds(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRSL_CACHE_DIR", str(tmp_path))
+    p = ex.get_profile("smoke", epochs=1, figure_seeds=1)
+    zoo = ex.train_zoo(p, ["MAE", "CE"], drawn=["MAE"], progress=False, device="cpu")
+    assert list(zoo) == ["MAE", "CE"]
+    assert [tm.config.seed for tm in zoo["MAE"]] == list(p.seeds_figure) == [p.seeds[0]]
+    assert [tm.config.seed for tm in zoo["CE"]] == list(p.seeds)
