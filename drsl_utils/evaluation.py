@@ -6,7 +6,8 @@ every eps of its grid, in large batches and with one progress bar, and caches ev
 :class:`AttackResult`: a tidy ``records`` DataFrame with one row per (model, attack,
 eps, sample) (columns :data:`RECORD_COLUMNS`), plus the clean and adversarial logits,
 penultimate features and, for small test sets, the adversarial images themselves
-(which the explorers show). Statistics and plots read the records
+(which the explorers show). Only clean-correct samples are attacked; a clean error
+keeps its clean image. Statistics and plots read the records
 (:mod:`drsl_utils.stats`); nothing here summarises them.
 
 Cache: ``<cache>/attacks/<code>/<model key>/`` (see :mod:`drsl_utils.cache`). A unit's
@@ -278,12 +279,26 @@ def _predict(model: nn.Module, x: torch.Tensor, batch_size: int,
 
 
 def _attack_unit(atk: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 batch_size: int, bar: Any, keep: bool) -> dict[str, np.ndarray]:
+                 todo: torch.Tensor, batch_size: int, bar: Any,
+                 keep: bool) -> dict[str, np.ndarray]:
+    """Attack the samples marked in ``todo`` (the clean-correct ones) in batches of
+    ``batch_size``; every other sample keeps its clean image (the centre of its eps ball,
+    already misclassified). Returns logits (and features and images if ``keep``) of
+    every sample, and the L-inf and L2 size of each perturbation."""
+    adv_all = x.clone()
+    rows = todo.nonzero().squeeze(1)
+    n_batches = max(1, math.ceil(x.shape[0] / batch_size))
+    done = 0
+    for s in range(0, rows.numel(), batch_size):
+        r = rows[s:s + batch_size]
+        adv_all[r] = atk(x[r], y[r])
+        done += 1
+        bar.update(1)
+    bar.update(max(0, n_batches - done))  # the bar counts batches of the whole set
     parts: dict[str, list[torch.Tensor]] = {"logits": [], "features": [], "linf": [], "l2": [],
                                             "images": []}
     for s in range(0, x.shape[0], batch_size):
-        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-        adv = atk(xb, yb)
+        xb, adv = x[s:s + batch_size], adv_all[s:s + batch_size]
         out = _predict(model, adv, batch_size, features=keep)
         delta = (adv - xb).flatten(1)
         parts["logits"].append(torch.from_numpy(out["logits"]))
@@ -292,7 +307,6 @@ def _attack_unit(atk: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor
         if keep:
             parts["features"].append(torch.from_numpy(out["features"]))
             parts["images"].append(adv.detach().float().cpu())
-        bar.update(1)
     return {k: torch.cat(v).numpy() for k, v in parts.items() if v}
 
 
@@ -343,6 +357,12 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
              batch_size: int = 1000, cache_dir: str | Path | None = None, cache: bool = True,
              progress: bool = True, names: Sequence[str] | None = None) -> AttackResult:
     """Attack every model with every attack at every eps, on one fixed test set.
+
+    Only the samples a model classifies correctly when clean are attacked, as in
+    AutoAttack's reference code; a clean error keeps its clean image as its
+    "adversarial" one (zero perturbation). It counts as a failure in robust accuracy
+    either way, and every adversarial statistic (success, the softmax after the attack)
+    is taken over clean-correct samples, so attacking it would only cost time.
 
     Args:
         models: ``training.TrainedModel`` objects (or one). Each is attacked in eval
@@ -430,6 +450,10 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                     clean = predict()
                 clean_arrays[tm.key] = clean
                 clean_stats = _top2(clean["logits"], y_np)
+                # Only clean-correct samples are attacked (as in AutoAttack's reference
+                # code): a clean error already counts against robust accuracy, and every
+                # adversarial statistic is taken over clean-correct samples.
+                todo = torch.from_numpy(clean_stats["pred"] == y_np).to(dev)
                 for spec, rec_name, grid in zip(specs, record_names, grids):
                     resolved = spec.resolved
                     for eps in grid:
@@ -437,9 +461,10 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                         path = _unit_path(folder, tm.key, resolved, eps, subset, keep)
                         start = time.perf_counter()
 
-                        def run(spec=spec, eps=eps, model=model) -> dict[str, np.ndarray]:
+                        def run(spec=spec, eps=eps, model=model, todo=todo) -> dict[str, np.ndarray]:
                             atk = build_attack(spec.name, model, eps, **spec.params)
-                            return _attack_unit(atk, model, x_dev, y_dev, batch_size, bar, keep)
+                            return _attack_unit(atk, model, x_dev, y_dev, todo, batch_size,
+                                                bar, keep)
 
                         if cache:
                             arrays, from_cache = compute_once(

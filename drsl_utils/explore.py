@@ -521,7 +521,7 @@ class SampleExplorer(_Explorer):
         s = self.sample_info()
         if not s["attack_succeeded"]:
             verdict = ("the attack did not flip it" if s["clean_pred"] == s["label"]
-                       else "already misclassified before the attack")
+                       else "already misclassified before the attack, so not attacked")
         elif s["landed_on_runner_up"]:
             verdict = "the attack landed on the clean runner-up"
         else:

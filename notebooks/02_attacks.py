@@ -28,8 +28,9 @@
 # subset. Margin-based and gradient-free attacks matter here: a loss that only
 # saturates the softmax would look robust under PGD (which attacks cross-entropy) and
 # not under APGD-DLR or Square, so the robustness verdicts rest on APGD-DLR, with PGD,
-# Square and AutoAttack as secondary rows. Robust accuracy counts clean errors as
-# failures; attack success is counted over clean-correct samples only.
+# Square and AutoAttack as secondary rows. Only clean-correct samples are attacked (as in
+# AutoAttack's reference code): robust accuracy counts clean errors as failures, and
+# attack success is counted over clean-correct samples only.
 
 # %% tags=["parameters"]
 profile = "quick"   # "smoke" | "quick" | "paper"

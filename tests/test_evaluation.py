@@ -126,6 +126,25 @@ def test_stats_summaries_read_the_records(result):
     assert sc.loc[sc["eps"] == 0, "fraction"].isna().all()
 
 
+def test_clean_errors_are_not_attacked(digits_model, subset):
+    x, y = subset
+    y = y.clone()
+    wrong = torch.tensor([0, 5, 17, 30])
+    y[wrong] = (y[wrong] + 1) % 10  # these samples are now clean errors of the model
+    res = E.evaluate([digits_model], [("pgd", {"steps": 3})], x, y, eps_grid=[0.1],
+                     batch_size=16, cache=False, progress=False, device="cpu")
+    rec = res.records.sort_values("sample")
+    errors = ~rec["clean_correct"].to_numpy()
+    assert errors[wrong.numpy()].all()
+    # a clean error keeps its clean image: no perturbation, the clean logits
+    assert (rec["linf"].to_numpy()[errors] == 0).all()
+    adv, clean = res.adv_logits(digits_model.key, "pgd", 0.1), res.clean_logits(digits_model.key)
+    np.testing.assert_allclose(adv[errors], clean[errors], rtol=1e-6, atol=1e-6)
+    # every clean-correct sample is attacked
+    assert (rec["linf"].to_numpy()[~errors] > 0).all()
+    assert not rec["success"].to_numpy()[errors].any()
+
+
 def test_evaluate_keeps_rng_and_mode(digits_model, subset, cache_dir):
     x, y = subset
     torch.manual_seed(7)
