@@ -287,14 +287,12 @@ def _attack_unit(atk: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor
     every sample, and the L-inf and L2 size of each perturbation."""
     adv_all = x.clone()
     rows = todo.nonzero().squeeze(1)
-    n_batches = max(1, math.ceil(x.shape[0] / batch_size))
-    done = 0
     for s in range(0, rows.numel(), batch_size):
         r = rows[s:s + batch_size]
         adv_all[r] = atk(x[r], y[r])
-        done += 1
         bar.update(1)
-    bar.update(max(0, n_batches - done))  # the bar counts batches of the whole set
+    # the bar counts batches of the whole set: add those the skipped samples would take
+    bar.update(max(1, math.ceil(x.shape[0] / batch_size)) - math.ceil(rows.numel() / batch_size))
     parts: dict[str, list[torch.Tensor]] = {"logits": [], "features": [], "linf": [], "l2": [],
                                             "images": []}
     for s in range(0, x.shape[0], batch_size):
