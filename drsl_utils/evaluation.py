@@ -163,14 +163,24 @@ def _need(arrays: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, features); features are ``[n, 0]`` for a model without ``features``."""
-    features_fn = getattr(model, "features", None)
+    """(logits, features). The logits always come from ``model(x)``, never from a
+    re-composition of the model's parts: a model whose ``forward`` does more than
+    ``head(features(x))`` (a temperature, an ensemble) must be measured as it predicts.
+    The features are the input of ``model.head`` in that same call, read by a forward
+    hook; they are ``[n, 0]`` for a model without a ``head`` module."""
     head = getattr(model, "head", None)
-    if callable(features_fn) and isinstance(head, nn.Module):
-        feats = features_fn(x)
-        return head(feats), feats.flatten(1)
-    logits = model(x)
-    return logits, logits.new_zeros(x.shape[0], 0)
+    if not isinstance(head, nn.Module):
+        logits = model(x)
+        return logits, logits.new_zeros(x.shape[0], 0)
+    seen: list[torch.Tensor] = []
+    handle = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    try:
+        logits = model(x)
+    finally:
+        handle.remove()
+    if not seen:  # forward never called its head: no features to show
+        return logits, logits.new_zeros(x.shape[0], 0)
+    return logits, seen[-1].flatten(1)
 
 
 def _top2(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
