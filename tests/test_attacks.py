@@ -181,3 +181,64 @@ def test_l2_eps_beyond_the_input_box_raises(digits_model, subset):
 def test_attack_spec_rejects_eps_in_params():
     with pytest.raises(ValueError, match="eps grid as"):
         A.AttackSpec("pgd", {"eps": 0.1})
+
+
+# _project is the guarantee behind "||adv - x|| <= eps and adv in [0, 1]" for every
+# attack; the attacks above already stay inside the ball, so only these direct tests fail
+# when the projection is loosened. Values are dyadic so every expected value is exact.
+def _image(values: list[list[float]]) -> torch.Tensor:
+    """A batch of 1x1x2 "images" (N, C, H, W) from rows of two pixels."""
+    return torch.tensor(values, dtype=torch.float32).view(-1, 1, 1, 2)
+
+
+def test_linf_projection_clamps_each_pixel_to_the_ball_then_the_box():
+    x = _image([[0.5, 0.5], [0.125, 0.875], [0.5, 0.25]])
+    adv = _image([[1.0, 0.0],     # outside the ball on both sides
+                  [-1.0, 2.0],    # outside the ball and the box
+                  [0.625, -0.5]])  # one pixel inside the ball, one outside
+    expected = _image([[0.75, 0.25],   # x +- eps
+                       [0.0, 1.0],     # x +- eps = -0.125, 1.125, then the box
+                       [0.625, 0.0]])  # the inside pixel unchanged; 0.25 - eps = 0
+    assert torch.equal(A._project(adv, x, 0.25, "Linf"), expected)
+
+
+def test_l2_projection_is_a_radial_shrink_then_a_clamp_to_the_box():
+    eps = 0.625
+    x = _image([[0.25, 0.25], [0.875, 0.25]])
+    # Both deltas are (0.75, 1.0), of length 1.25 = 2 eps: the shrink halves them.
+    adv = x + _image([[0.75, 1.0], [0.75, 1.0]])
+    expected = _image([[0.625, 0.75],  # x + (0.375, 0.5): on the sphere, inside the box
+                       [1.0, 0.75]])   # x + (0.375, 0.5) = (1.25, 0.75), then the box
+    out = A._project(adv, x, eps, "L2")
+    assert torch.equal(out, expected)
+    # The clamp keeps the point in the ball (|clamped - x| <= |delta| per pixel), but it is
+    # not the nearest point of ball-and-box to adv: (1, 0.25 + sqrt(eps^2 - 0.125^2)) lies
+    # in both and is closer. The test pins the operation the code performs.
+    closer = _image([[1.0, 0.25 + (eps**2 - 0.125**2) ** 0.5]])[0]
+    assert (closer - x[1]).norm() <= eps + 1e-6
+    assert (closer - adv[1]).norm() < (out[1] - adv[1]).norm()
+    assert (out - x).flatten(1).norm(dim=1).max() <= eps
+
+
+@pytest.mark.parametrize("norm", ["Linf", "L2"])
+def test_points_inside_the_ball_and_the_box_are_unchanged(norm):
+    x = _image([[0.5, 0.5], [0.0, 1.0], [0.25, 0.75]])
+    adv = _image([[0.625, 0.375],  # inside both balls (Linf 0.125, L2 0.177)
+                  [0.0, 1.0],      # adv == x, delta 0 (the L2 shrink divides by |delta|)
+                  [0.5, 0.75]])    # on the sphere of either ball: |delta| = eps = 0.25
+    assert torch.equal(A._project(adv, x, 0.25, norm), adv)
+
+
+@pytest.mark.parametrize("norm", ["Linf", "L2"])
+def test_projection_lands_in_the_ball_and_the_box_and_is_idempotent(norm):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 4, 4, generator=gen)
+    adv = x + 3 * torch.randn(64, 1, 4, 4, generator=gen)  # far outside ball and box
+    eps = 0.1 if norm == "Linf" else 0.5
+    out = A._project(adv, x, eps, norm)
+    delta = (out - x).flatten(1)
+    size = delta.abs().amax(1) if norm == "Linf" else delta.norm(dim=1)
+    assert float(size.max()) <= eps + 1e-6
+    assert float(size.min()) > 0  # moved, not collapsed onto x
+    assert out.min() >= 0 and out.max() <= 1
+    torch.testing.assert_close(A._project(out, x, eps, norm), out, rtol=0, atol=1e-6)
