@@ -328,9 +328,18 @@ def _attack_mode(model: nn.Module) -> Iterator[None]:
 
 
 def _project(adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Closest point to ``adv`` (for Linf; the radial shrink for L2) within the eps ball
-    around ``x`` and inside [0, 1]. Clamping to the box after the ball keeps it in the
-    ball because ``x`` itself lies in the box."""
+    """Bring ``adv`` into the eps ball around ``x`` and into the box [0, 1].
+
+    Linf: clamp each pixel of ``delta = adv - x`` to [-eps, eps], then clamp ``x + delta``
+    to [0, 1]; both sets are boxes, so this is the nearest point of their intersection.
+    L2: a radial shrink, ``delta * min(1, eps / ||delta||_2)`` per sample, then a clamp
+    of ``x + delta`` to [0, 1]. That is not the nearest point of ball and box (which has
+    no closed form), but it is cheap, leaves points already inside both unchanged, and
+    stays in the ball: ``x`` lies in the box, so the clamp only moves a pixel towards
+    ``x`` and ``||delta||`` can only shrink. This is the guarantee behind
+    ``||adv - x|| <= eps`` for every attack; tests/test_attacks.py tests the operation
+    itself with exact values.
+    """
     delta = adv - x
     if norm == "Linf":
         delta = delta.clamp(-eps, eps)
