@@ -705,6 +705,7 @@ def plot_seed_curves(df: pd.DataFrame, *, x: str, y: str, hue: str = "model",
         handles: dict[str, Any] = {}
         for ax, panel in zip(axes.flat, panels):
             sub = agg[agg["_panel"] == panel]
+            seeds: dict[str, int] = {}
             for name, style in styles.items():
                 s = sub[sub[hue] == name].sort_values(x)
                 if s.empty:
@@ -718,10 +719,9 @@ def plot_seed_curves(df: pd.DataFrame, *, x: str, y: str, hue: str = "model",
                 ax.fill_between(xs, lo, hi, color=style.color, alpha=0.2, lw=0)
                 (line,) = ax.plot(xs, s["mean"], color=style.color, ls=style.linestyle,
                                   marker=style.marker, ms=3.5)
-                n = int(s["count"].max())
-                handles.setdefault(f"{name} (n={n})", line)
-            if panel_by:
-                ax.set_title(panel)
+                seeds[name] = int(s["count"].max())
+                handles.setdefault(str(name), line)
+            ax.set_title(_seed_title(panel, seeds), fontsize=STYLE["axes.titlesize"] - 1)
             ax.set_xscale(xscale)
             ax.set_xlabel(xlabel or x)
             if ylim is not None:
@@ -730,8 +730,23 @@ def plot_seed_curves(df: pd.DataFrame, *, x: str, y: str, hue: str = "model",
             ax.set_ylabel(ylabel or y.replace("_", " "))
         if title:
             _suptitle(fig, title)
-        _legend(fig, list(handles.values()), list(handles), title=f"{hue} (seeds)")
+        _legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
+
+
+def _seed_title(panel: str, seeds: dict[str, int]) -> str:
+    """A panel title that says how many seeds its lines average. The count belongs to the
+    panel, not the legend: the same model can have 8 seeds under one attack and 3 under
+    another, and a legend entry per (model, count) listed each model twice."""
+    counts = set(seeds.values())
+    if not counts:
+        return panel
+    if len(counts) == 1:
+        n = counts.pop()
+        what = f"n = {n} seed{'s' if n != 1 else ''}"
+    else:
+        what = "seeds: " + ", ".join(f"{name} {n}" for name, n in seeds.items())
+    return textwrap.fill(f"{panel} ({what})" if panel else what, 40)
 
 
 def plot_second_class_bars(frac_df: pd.DataFrame, *, hue: str = "model",

@@ -160,3 +160,16 @@ def test_second_class_bars_handles_groups_without_successes(records, tmp_path):
     fig = plots.plot_second_class_bars(frac)
     assert any(t.get_text() == "n=0" for ax in fig.axes for t in ax.texts)
     plt.close(fig)
+
+
+def test_seed_counts_go_per_panel_not_per_legend_entry(records):
+    # PGD on both seeds of every model, FGSM on seed 0 only: the legend used to list
+    # each model twice ("ce (n=2)" and "ce (n=1)").
+    robust = stats.robust_accuracy(records)
+    robust = robust[(robust["attack"] == "pgd") | (robust["seed"] == 0)]
+    fig = plots.plot_robust_accuracy(robust)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert sorted(legend) == sorted(MODELS), legend
+    titles = {ax.get_title().split(" ")[0]: ax.get_title() for ax in fig.axes if ax.get_title()}
+    assert "n = 2 seeds" in titles["pgd"] and "n = 1 seed)" in titles["fgsm"], titles
+    plt.close(fig)
