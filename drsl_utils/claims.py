@@ -5,37 +5,94 @@ measured once per training seed (a paired difference between two models trained 
 the same seed, or one model's statistic against a fixed reference), a **direction**
 (``greater``, ``less``, or ``equivalent`` for "the same within a margin") and a
 **smallest effect of interest** (SESOI) in the estimand's own units, with one line that
-justifies it. The claims live in :data:`CLAIMS`; notebooks measure the per-seed values
-and hand them over (``Report.claim(id, values)``); nothing else decides.
+justifies it. Each claim has a **role**: a paper ``finding``, a project ``check`` (a
+sanity or control check) or a ``demo`` (the tour). The claims live in :data:`CLAIMS`
+(declared in :mod:`.claim_table`); notebooks measure the per-seed values and hand them
+over (``Report.claim(id, values)``); nothing else decides.
 
 The rule (the same for every claim)
 -----------------------------------
-The unit of replication is the seed. Over the ``n`` per-seed values ``x_s`` a one-sample
-t statistic gives two one-sided p-values:
+The unit of replication is the seed. Over the ``n`` per-seed values (display units) the
+mean ``m`` has the standard error ``se = sqrt(sd^2 / n + v_img)``, where ``v_img`` is
+the image-sampling variance of the mean for rows measured on a fixed image subset
+(:func:`image_variance`; 0 otherwise). Its degrees of freedom follow Welch and
+Satterthwaite with the image term taken as known (thousands of images):
+``df = se^4 / ((sd^2 / n)^2 / (n - 1))``, which is ``n - 1`` when ``v_img = 0`` and
+grows as the image term takes over. Writing ``d`` for the effect signed so that the
+claimed direction is positive, three one-sided t-tests:
 
-- ``p_holds``: against "no effect in the claimed direction" (H0: theta <= 0 for
-  ``greater``); for ``equivalent`` the TOST p-value against "|theta| >= SESOI";
-- ``p_not``: against "an effect at least as large as the SESOI" (H0: theta >= SESOI for
-  ``greater``); for ``equivalent``, against "inside the margin".
+- ``p_holds``: H0 ``d <= 0`` (for ``equivalent``: TOST, H0 ``|theta| >= SESOI``, the
+  larger of the two one-sided p-values);
+- ``p_not``: H0 ``d >= SESOI`` (for ``equivalent``: H0 ``|theta| <= SESOI``, the
+  Bonferroni union ``min(1, 2 min(p_above, p_below))``, whose size is at most alpha
+  at the margin, where the uncorrected minimum reached 0.059 at alpha 0.05);
+- reversal, H0 ``d >= 0`` (``1 - p_holds``), judged at ``p_not``'s level.
 
-Primary claims form one family: Holm's step-down procedure adjusts ``p_holds`` across
-the family (and, separately, ``p_not``), keeping the family-wise error rate of each kind
-of verdict at ``alpha = 0.05``. Then
+**One family.** The Holm family is the *declared* set of primary findings
+(:func:`declared_family`), not what happens to be on record: a declared primary with
+no evidence is reported as **not run** and still counts (its p-values are 1), as does
+one with fewer than two seeds. Checks and demos are never in it. Holm's step-down
+procedure adjusts ``p_holds`` across the family, and separately ``p_not``; each test is
+one-sided at ``alpha = 0.05``.
 
-- **holds** when the adjusted ``p_holds < alpha`` (the interval excludes zero in the
-  claimed direction; for ``equivalent``, the interval lies inside the margin);
-- **does not hold** when the adjusted ``p_not < alpha`` (the interval rules out an
-  effect as large as the SESOI in the claimed direction, or lies on the other side);
-- **inconclusive** otherwise; the row then says what the 95 % interval rules out and
-  roughly how many seeds a decision would need at the observed spread.
+**Bounds that match the decision.** Holm rejects a hypothesis when
+``p < alpha / k``, where ``k`` (the row's *multiplier*, :func:`holm_multipliers`) is
+``p_adj / p`` before the cap at 1: ``m - j + 1`` at step ``j``, or more when the
+procedure stopped earlier. Every printed bound is the one-sided t-bound at confidence
+``1 - alpha / k`` of its own test, so a bound excludes a value exactly when the
+Holm-adjusted test rejects it: the lower bound (``m - t_{1-alpha/k_h} se``, claimed
+direction) clears zero exactly when the row holds, the upper bound
+(``m + t_{1-alpha/k_n} se``) falls below the SESOI exactly when it does not hold. Rows
+outside the family use ``k = 1``: a two-sided 90 % interval. Equivalence rows print the
+TOST interval (each side at ``1 - alpha/k``) unless they are *not equivalent*, which
+prints the interval at ``1 - alpha/(2k)`` each side that lies wholly outside the
+margin. Notes on inconclusive rows quote these bounds, so what they rule out is ruled
+out after the adjustment.
 
-Secondary rows (other attacks, other variants of a primary claim) use the same tests
-without the family adjustment and are labelled as such. With fewer than two seeds
-nothing is decided.
+**Verdicts** (:data:`VERDICTS`), from the two bounds ``L`` and ``U`` (claimed
+direction positive):
 
-Stability: :func:`stability` recomputes every verdict (Holm included) on resamples of
-the seeds: leaving each seed out, and random halves. The share of resamples that agree
-with the reported verdict goes into the report's ``stability`` column.
+- ``holds``: ``L > 0`` and ``U >= SESOI`` (shown in the claimed direction, not shown
+  to be below the SESOI);
+- ``negligible``: ``L > 0`` and ``U < SESOI`` (real, but shown smaller than the SESOI);
+- ``does not hold``: ``U < SESOI``, ``L <= 0`` and ``U >= 0``;
+- ``reversed``: ``U < 0`` (shown on the opposite side);
+- ``inconclusive``: ``L <= 0 < SESOI <= U``;
+- equivalence claims: ``equivalent`` (TOST interval inside the margin),
+  ``not equivalent`` (interval wholly outside it), ``inconclusive``;
+- ``not run``: a declared primary with no evidence.
+
+The family-wise error of each kind of wrong verdict is at most alpha: a *holds* (or
+*negligible*, or *equivalent*) where the truth is no effect needs a false rejection in
+the ``p_holds`` family; a *does not hold* / *negligible* / *reversed* / *not
+equivalent* where the effect is at least the SESOI needs one in the ``p_not`` family.
+A *reversed* verdict where ``0 <= d < SESOI`` is controlled per row at ``alpha / k_n``.
+
+**Replication** (:func:`fresh_run_probabilities`): the predictive probability that a
+fresh run with the same seed count, at the same family standing (the same multipliers),
+reads each verdict. The fresh mean is ``m' = m + sqrt(2) se T`` with ``T`` a t variate
+on ``df`` degrees of freedom (the usual predictive distribution of a replicate mean
+under a flat prior: the uncertainty of the estimate plus the fresh run's own), its
+standard error is taken as today's, and each verdict is an interval of ``m'``. The
+report's **replication** is the probability of a fresh *holds* (*equivalent*): the
+replication probability of the finding (Goodman 1992). It is calibrated where it
+matters: simulated with the SESOI at 1.25 per-seed sd, 5 and 8 seeds and the committed
+family, it averages 0.5 at the effect where the power is 0.5 and at least 0.9 at three
+times the SESOI (``tests/test_claims.py``). The report also prints the predictive
+probability of the row's *own* verdict (``same``); it cannot fall below about 0.5 near
+a boundary, since the verdict is chosen by the same data, so read ``same < 0.9`` as "a
+fresh run may well disagree". Leave-one-seed-out agreement (:func:`loso_agreement`)
+flags a verdict carried by one seed.
+
+**Power** (:func:`design_power`, :func:`seeds_needed`): the probability of *holds*
+(*equivalent*) when the true effect is the SESOI (zero for equivalence), at the
+observed sd and the row's Holm-adjusted level ``alpha / k_h``; a primary row is
+*underpowered* below 0.8. Seeds needed for 0.8 come as a range: from the ends of the
+95 % chi-square interval of the sd (with 4 degrees of freedom the true need lies
+between about 0.4x and 8x the point value).
+
+Secondary findings, checks and demos use the same tests without the family adjustment.
+With fewer than two seeds nothing is decided.
 """
 
 from __future__ import annotations
@@ -53,26 +110,56 @@ from .runtime import check_choice
 
 __all__ = [
     "ALPHA",
+    "POWER_TARGET",
     "DIRECTIONS",
+    "ROLES",
+    "DIRECTIONAL_VERDICTS",
+    "EQUIVALENCE_VERDICTS",
+    "POSITIVE_VERDICTS",
     "VERDICTS",
     "Claim",
     "Evidence",
+    "TestResult",
     "CLAIMS",
     "register",
     "get_claim",
+    "claims_for",
+    "defined_ids",
+    "declared_family",
     "t_test",
     "holm",
-    "assess",
-    "stability",
+    "holm_multipliers",
+    "decide",
+    "bounds",
+    "fresh_run_probabilities",
+    "design_power",
     "seeds_needed",
+    "assess",
+    "loso_agreement",
+    "evidence_frame",
     "paired",
     "per_seed",
+    "image_variance",
     "describe",
 ]
 
+#: One-sided error level of every test (and of each bound before Holm's adjustment).
 ALPHA = 0.05
+#: A primary claim whose design power at its SESOI is below this is underpowered.
+POWER_TARGET = 0.8
 DIRECTIONS = ("greater", "less", "equivalent")
-VERDICTS = ("holds", "does not hold", "inconclusive")
+#: ``finding``: a paper's finding (primary rows form the Holm family); ``check``: a
+#: project sanity or control check; ``demo``: the tour. Only findings are counted in the
+#: report's headline.
+ROLES = ("finding", "check", "demo")
+DIRECTIONAL_VERDICTS = ("holds", "negligible", "does not hold", "reversed", "inconclusive")
+EQUIVALENCE_VERDICTS = ("equivalent", "not equivalent", "inconclusive")
+#: The verdict a replication is counted on, per direction kind.
+POSITIVE_VERDICTS = {"directional": "holds", "equivalent": "equivalent"}
+#: Every label the rule can print, in report order ("not run": a declared primary
+#: finding without evidence; it still counts in Holm's family).
+VERDICTS = ("holds", "equivalent", "negligible", "does not hold", "not equivalent",
+            "reversed", "inconclusive", "not run")
 
 #: Every declared claim by id. The project's own declarations live in
 #: :mod:`drsl_utils.claim_table` (data, apart from the rule); a user adds one with
@@ -98,9 +185,12 @@ class Claim:
         scale: display units per raw unit (100 turns fractions into percentage points).
         units: the display units, e.g. ``"pp"``.
         digits: decimals shown.
-        primary: in the Holm family (one primary test per claim); secondary rows are
-            other attacks or variants of a primary claim.
+        primary: in the Holm family (one primary row per paper finding); secondary rows
+            are other attacks or variants. Only a ``finding`` can be primary.
         unit: the unit of replication, as shown in the report.
+        role: ``finding`` (a paper's finding), ``check`` (a project sanity or control
+            check: never in the family nor in the headline counts) or ``demo`` (the
+            tour).
     """
 
     id: str
@@ -116,13 +206,23 @@ class Claim:
     digits: int = 2
     primary: bool = True
     unit: str = "seed (paired)"
+    role: str = "finding"
 
     def __post_init__(self) -> None:
         check_choice("direction", self.direction, DIRECTIONS)
+        check_choice("role", self.role, ROLES)
         if not (math.isfinite(self.sesoi) and self.sesoi > 0):
             raise ValueError(f"sesoi={self.sesoi!r} for claim {self.id!r}: must be > 0")
         if not self.why.strip():
             raise ValueError(f"claim {self.id!r} needs a one-line justification of its SESOI")
+        if self.primary and self.role != "finding":
+            raise ValueError(f"primary=True for claim {self.id!r} with role={self.role!r}: "
+                             "only role 'finding' can be primary")
+
+    @property
+    def in_family(self) -> bool:
+        """Whether the claim belongs to the Holm family (a primary finding)."""
+        return self.primary and self.role == "finding"
 
     def fmt(self, value: float, sign: bool = True) -> str:
         """A display-unit number with the claim's digits and units."""
@@ -142,6 +242,9 @@ class Evidence:
         detail: the context a reader needs, computed by the notebook (means per model,
             pooled rates, the attack and eps), as text.
         notebook, profile: where and under which profile it was measured.
+        image_var: the variance (raw units squared) of the across-seed mean that comes
+            from a fixed image subset shared by all seeds (:func:`image_variance`); 0
+            for rows on the full test set or with no image sampling.
     """
 
     claim: str
@@ -149,10 +252,15 @@ class Evidence:
     detail: str = ""
     notebook: str = ""
     profile: str = ""
+    image_var: float = 0.0
 
     def __post_init__(self) -> None:
         get_claim(self.claim)
         self.values = {int(k): float(v) for k, v in dict(self.values).items()}
+        self.image_var = float(self.image_var)
+        if not (math.isfinite(self.image_var) and self.image_var >= 0):
+            raise ValueError(f"image_var={self.image_var!r} for claim {self.claim!r}: must "
+                             "be a finite number >= 0")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -162,7 +270,8 @@ class Evidence:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Evidence:
         return cls(data["claim"], {int(k): v for k, v in data["values"].items()},
-                   data.get("detail", ""), data.get("notebook", ""), data.get("profile", ""))
+                   data.get("detail", ""), data.get("notebook", ""), data.get("profile", ""),
+                   data.get("image_var", 0.0))
 
 
 # ----------------------------------------------------------------------------- tests
@@ -172,274 +281,544 @@ class Evidence:
 class TestResult:
     """What one claim's per-seed values say, before any family adjustment.
 
-    ``mean``, ``sd``, ``low`` and ``high`` (the 95 % t-interval) are in display units;
-    ``n`` counts the seeds that entered.
+    ``mean``, ``sd`` and ``se`` are in display units; ``se`` includes the image term;
+    ``df`` its degrees of freedom; ``n`` counts the seeds that entered. ``p_holds``,
+    ``p_not`` and ``p_rev`` are the one-sided p-values of the rule (see the module).
     """
 
     n: int
     mean: float
     sd: float
-    low: float
-    high: float
+    se: float
+    df: float
     p_holds: float
     p_not: float
+    p_rev: float
 
 
-def _t_sf(t: float, df: int) -> float:
-    """P(T >= t), with the degenerate cases of a zero standard error handled."""
-    if math.isnan(t):
-        return 0.5
-    if math.isinf(t):
-        return 0.0 if t > 0 else 1.0
-    return float(sps.t.sf(t, df))
+def _t_sf(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """P(T >= t) elementwise; NaN (0/0: no spread and no effect) gives 0.5."""
+    t, df = np.broadcast_arrays(np.asarray(t, np.float64), np.asarray(df, np.float64))
+    shape = t.shape
+    t, df = t.reshape(-1), df.reshape(-1)
+    out = np.full(t.shape, 0.5)
+    ok = ~np.isnan(t) & ~np.isnan(df)
+    out[ok] = sps.t.sf(t[ok], df[ok])
+    out[np.isnan(df)] = np.nan
+    return out.reshape(shape)
 
 
-def _ratio(num: float, se: float) -> float:
-    if se > 0:
-        return num / se
-    if num == 0:
-        return math.nan
-    return math.copysign(math.inf, num)
+def _ratio(num: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """``num / se`` with ``se = 0`` read as an infinitely precise estimate."""
+    num, se = np.broadcast_arrays(np.asarray(num, np.float64), np.asarray(se, np.float64))
+    shape = num.shape
+    num, se = num.reshape(-1), se.reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num / se
+    zero = se == 0
+    out[zero] = np.where(num[zero] == 0, np.nan, np.copysign(np.inf, num[zero]))
+    return out.reshape(shape)
 
 
-def t_test(values: Iterable[float], direction: str, sesoi: float,
-           level: float = 0.95) -> TestResult:
-    """The two one-sided t-tests of the rule on per-seed values (display units).
+def _pvalues(mean: np.ndarray, se: np.ndarray, df: np.ndarray, direction: str,
+             sesoi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p_holds, p_not, p_rev)`` of the rule, elementwise (see the module)."""
+    if direction == "equivalent":
+        p_above = 1.0 - _t_sf(_ratio(mean - sesoi, se), df)   # H0 theta >= +sesoi
+        p_below = _t_sf(_ratio(mean + sesoi, se), df)         # H0 theta <= -sesoi
+        p_holds = np.maximum(p_above, p_below)
+        q_above = _t_sf(_ratio(mean - sesoi, se), df)         # H0 theta <= +sesoi
+        q_below = 1.0 - _t_sf(_ratio(mean + sesoi, se), df)   # H0 theta >= -sesoi
+        p_not = np.minimum(1.0, 2.0 * np.minimum(q_above, q_below))
+        return p_holds, p_not, np.full(p_holds.shape, np.nan)
+    d = mean if direction == "greater" else -mean
+    p_holds = _t_sf(_ratio(d, se), df)                        # H0 d <= 0
+    p_not = 1.0 - _t_sf(_ratio(d - sesoi, se), df)            # H0 d >= sesoi
+    return p_holds, p_not, 1.0 - p_holds                      # reversal: H0 d >= 0
+
+
+def _se_df(sd: np.ndarray, n: np.ndarray, image_var: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Standard error with the image term, and its Welch-Satterthwaite df."""
+    seed_var = sd**2 / n
+    se = np.sqrt(seed_var + image_var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(seed_var > 0, se**4 / (seed_var**2 / (n - 1)),
+                      np.where(image_var > 0, np.inf, n - 1.0))
+    return se, df
+
+
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-wise ``(n, mean, sd)`` of a 2-D array, NaNs dropped; sd 0 when the values
+    agree up to rounding (identical models have no spread at all)."""
+    ok = np.isfinite(x)
+    n = ok.sum(axis=1).astype(np.float64)
+    xs = np.where(ok, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = xs.sum(axis=1) / n
+        var = (np.where(ok, x - mean[:, None], 0.0) ** 2).sum(axis=1) / (n - 1)
+    sd = np.sqrt(var)
+    sd = np.where(sd <= 1e-12 * np.maximum(1.0, np.abs(mean)), 0.0, sd)
+    sd = np.where(n >= 2, sd, np.nan)
+    return n, mean, sd
+
+
+def t_test(values: Iterable[float] | np.ndarray, direction: str, sesoi: float, *,
+           image_var: float = 0.0) -> TestResult | list[TestResult]:
+    """The one-sided t-tests of the rule on per-seed values (display units).
 
     Args:
-        values: one estimand per seed (NaNs are dropped).
+        values: one estimand per seed (NaNs are dropped); a 2-D array is read as one
+            replication per row and gives a list (the simulations use it).
         direction: ``greater``, ``less`` or ``equivalent``.
         sesoi: the smallest effect of interest (> 0).
-        level: coverage of the reported two-sided interval.
+        image_var: image-sampling variance of the mean, in display units squared.
 
     Returns:
-        A :class:`TestResult`; p-values are NaN with fewer than two values.
+        A :class:`TestResult` (a list of them for 2-D input); p-values are NaN with
+        fewer than two values.
     """
     check_choice("direction", direction, DIRECTIONS)
-    x = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = int(x.size)
-    if n == 0:
-        return TestResult(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
-    m = float(x.mean())
-    if n < 2:
-        return TestResult(1, m, math.nan, math.nan, math.nan, math.nan, math.nan)
-    sd = float(x.std(ddof=1))
-    # Values equal up to rounding (e.g. identical models) have no spread at all.
-    if sd <= 1e-12 * max(1.0, abs(m)):
-        sd = 0.0
-    se = sd / math.sqrt(n)
-    df = n - 1
-    half = float(sps.t.ppf(0.5 + level / 2, df)) * se
-    if direction == "equivalent":
-        p_upper = 1.0 - _t_sf(_ratio(m - sesoi, se), df)    # H0: theta >= +sesoi
-        p_lower = _t_sf(_ratio(m + sesoi, se), df)          # H0: theta <= -sesoi
-        p_holds = max(p_upper, p_lower)
-        p_not = min(_t_sf(_ratio(m - sesoi, se), df),       # H0: theta <= +sesoi
-                    1.0 - _t_sf(_ratio(m + sesoi, se), df))  # H0: theta >= -sesoi
-    else:
-        sign = 1.0 if direction == "greater" else -1.0
-        d = sign * m
-        p_holds = _t_sf(_ratio(d, se), df)                   # H0: theta <= 0
-        p_not = 1.0 - _t_sf(_ratio(d - sesoi, se), df)       # H0: theta >= sesoi
-    return TestResult(n, m, sd, m - half, m + half, float(p_holds), float(p_not))
+    x = np.asarray(list(values) if not isinstance(values, np.ndarray) else values,
+                   dtype=np.float64)
+    flat = x.ndim == 1
+    x = x.reshape(1, -1) if flat else x
+    arr = _test_arrays(x, direction, sesoi, image_var)
+    out = [TestResult(int(n), float(m), float(sd), float(se), float(df), float(ph),
+                      float(pn), float(pr))
+           for n, m, sd, se, df, ph, pn, pr in zip(*(arr[k] for k in (
+               "n", "mean", "sd", "se", "df", "p_holds", "p_not", "p_rev")))]
+    return out[0] if flat else out
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (NaNs stay NaN and do not count in the family).
+def _test_arrays(x: np.ndarray, direction: str, sesoi: float,
+                 image_var: float | np.ndarray = 0.0) -> dict[str, np.ndarray]:
+    n, mean, sd = _moments(x)
+    se, df = _se_df(sd, n, np.broadcast_to(np.asarray(image_var, np.float64), n.shape))
+    p_h, p_n, p_r = _pvalues(mean, se, df, direction, sesoi)
+    return {"n": n, "mean": mean, "sd": sd, "se": se, "df": df, "p_holds": p_h,
+            "p_not": p_n, "p_rev": p_r}
 
-    ``adj_(j) = max_{k <= j} min(1, (m - k + 1) p_(k))`` over the sorted finite p-values.
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaNs stay NaN and do not count; a 2-D array
+    is one family per row).
+
+    ``adj_(j) = min(1, max_{k <= j} (m - k + 1) p_(k))`` over the sorted finite p-values.
+    To count a member that has no p-value (a primary not run), pass 1 for it.
     """
     p = np.asarray(pvalues, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(p))
-    m = finite.size
-    if m == 0:
-        return out
-    order = finite[np.argsort(p[finite], kind="stable")]
-    running = 0.0
-    for rank, idx in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[idx]))
-        out[idx] = running
-    return out
+    return np.minimum(1.0, p * holm_multipliers(p))
 
 
-def seeds_needed(mean: float, sd: float, sesoi: float, direction: str,
-                 alpha: float = ALPHA, power: float = 0.8, max_n: int = 10_000) -> int | None:
-    """Roughly how many seeds would decide the claim if the observed mean and spread
-    were the truth: the smallest ``n`` whose one-sided t-test at ``alpha`` reaches
-    ``power`` (normal approximation to the noncentral t) for the nearer decision
-    (*holds* or *does not hold*). None when neither is in reach (the mean sits right at
-    a boundary, or the spread is unknown)."""
+def holm_multipliers(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Each member's Holm multiplier ``k = p_adj / p`` before the cap at 1, so that the
+    member is rejected at family-wise level alpha exactly when ``p < alpha / k``; its
+    matching one-sided bound has confidence ``1 - alpha / k``. ``k = m - j + 1`` at
+    step ``j`` unless the procedure stopped earlier (then larger). A zero p-value gets
+    its step's ``m - j + 1``. NaNs give NaN. A 2-D array is one family per row."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    flat = p.ndim == 1
+    p2 = p.reshape(1, -1) if flat else p
+    out = np.full(p2.shape, np.nan)
+    finite = np.isfinite(p2)
+    m = finite.sum(axis=1, keepdims=True)
+    order = np.argsort(np.where(finite, p2, np.inf), axis=1, kind="stable")
+    ps = np.take_along_axis(p2, order, axis=1)
+    step = np.arange(p2.shape[1])[None, :]
+    factor = (m - step).astype(np.float64)
+    running = np.maximum.accumulate(np.where(np.isfinite(ps), factor * ps, -np.inf), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mult = np.where(ps > 0, running / ps, factor)
+    mult = np.where(np.isfinite(ps), np.maximum(mult, factor), np.nan)
+    np.put_along_axis(out, order, mult, axis=1)
+    return out[0] if flat else out
+
+
+def _crit(level: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """The one-sided t critical value ``t_{1 - level, df}`` (NaN where unknown)."""
+    level, df = np.broadcast_arrays(np.asarray(level, np.float64), np.asarray(df, np.float64))
+    shape = level.shape
+    level, df = level.reshape(-1), df.reshape(-1)
+    out = np.full(level.shape, np.nan)
+    ok = np.isfinite(level) & ~np.isnan(df) & (level > 0)
+    out[ok] = sps.t.isf(level[ok], df[ok])
+    return out.reshape(shape)
+
+
+def decide(p_holds: np.ndarray, p_not: np.ndarray, p_rev: np.ndarray, direction: str,
+           k_holds: np.ndarray | float = 1.0, k_not: np.ndarray | float = 1.0,
+           alpha: float = ALPHA) -> np.ndarray:
+    """The verdicts of the rule from the raw one-sided p-values and each row's Holm
+    multipliers (1 outside the family): a test rejects when ``p * k < alpha``.
+
+    Returns:
+        An array of labels from :data:`DIRECTIONAL_VERDICTS` or
+        :data:`EQUIVALENCE_VERDICTS`; NaN p-values (fewer than two seeds) read
+        *inconclusive*.
+    """
     check_choice("direction", direction, DIRECTIONS)
-    if not (math.isfinite(mean) and math.isfinite(sd)):
-        return None
+    p_h, p_n, p_r, k_h, k_n = np.broadcast_arrays(
+        *(np.asarray(a, np.float64) for a in (p_holds, p_not, p_rev, k_holds, k_not)))
+    with np.errstate(invalid="ignore"):
+        h = p_h * k_h < alpha
+        nt = p_n * k_n < alpha
+        if direction == "equivalent":
+            return np.select([h, nt], ["equivalent", "not equivalent"], "inconclusive")
+        r = nt & (p_r * k_n < alpha)
+    return np.select([h & ~nt, h & nt, r, nt],
+                     ["holds", "negligible", "reversed", "does not hold"], "inconclusive")
+
+
+def bounds(mean: np.ndarray, se: np.ndarray, df: np.ndarray, direction: str,
+           k_holds: np.ndarray | float = 1.0, k_not: np.ndarray | float = 1.0,
+           alpha: float = ALPHA, not_equivalent: np.ndarray | bool = False
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bounds that match the decision, in the estimand's own sign.
+
+    Directional: the bound on the claimed side of the estimate has confidence
+    ``1 - alpha / k_holds`` (it clears zero exactly when the row holds), the other
+    ``1 - alpha / k_not`` (it falls below the SESOI exactly when the row does not hold).
+    Equivalence: the TOST interval (``1 - alpha / k_holds`` each side), or for rows that
+    are ``not_equivalent`` the interval at ``1 - alpha / (2 k_not)`` each side.
+
+    Returns:
+        ``(low, high, conf_low, conf_high)``: the bounds and each one's one-sided
+        confidence.
+    """
+    mean, se, df, k_h, k_n, ne = np.broadcast_arrays(
+        *(np.asarray(a, np.float64) for a in (mean, se, df, k_holds, k_not, not_equivalent)))
+    a_h, a_n = alpha / k_h, alpha / k_n
     if direction == "equivalent":
-        distances = [sesoi - abs(mean), abs(mean) - sesoi]
+        a = np.where(ne > 0, a_n / 2, a_h)
+        half = _crit(a, df) * se
+        return mean - half, mean + half, 1 - a, 1 - a
+    lo_a, hi_a = (a_h, a_n) if direction == "greater" else (a_n, a_h)
+    return (mean - _crit(lo_a, df) * se, mean + _crit(hi_a, df) * se, 1 - lo_a, 1 - hi_a)
+
+
+def _cdf(x: np.ndarray, loc: np.ndarray, scale: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """P(loc + scale * T <= x) for a t variate; a zero scale is a point mass (ties
+    split evenly)."""
+    z = _ratio(np.asarray(x, np.float64) - loc, scale)
+    return 1.0 - _t_sf(z, df)
+
+
+def fresh_run_probabilities(mean: np.ndarray, se: np.ndarray, df: np.ndarray,
+                            direction: str, sesoi: float, k_holds: np.ndarray | float = 1.0,
+                            k_not: np.ndarray | float = 1.0, alpha: float = ALPHA
+                            ) -> dict[str, np.ndarray]:
+    """The predictive probability of each verdict in a fresh run with the same seed
+    count and the same multipliers (method in the module docstring).
+
+    The fresh mean is ``m' = m + sqrt(2) se T_df`` and its standard error is ``se``;
+    each verdict is an interval of ``m'``. Returns ``{verdict: probability}`` arrays;
+    NaN where the spread is unknown.
+    """
+    check_choice("direction", direction, DIRECTIONS)
+    mean, se, df, k_h, k_n = np.broadcast_arrays(
+        *(np.asarray(a, np.float64) for a in (mean, se, df, k_holds, k_not)))
+    scale = math.sqrt(2.0) * se
+    c_h = _crit(alpha / k_h, df)
+    if direction == "equivalent":
+        c_ne = _crit(alpha / (2 * k_n), df)
+
+        def inside(w: np.ndarray) -> np.ndarray:
+            p = _cdf(w, mean, scale, df) - _cdf(-w, mean, scale, df)
+            return np.where(w > 0, p, 0.0)
+
+        eq = inside(sesoi - c_h * se)
+        ne = 1.0 - inside(sesoi + c_ne * se)
+        out = {"equivalent": eq, "not equivalent": ne, "inconclusive": 1.0 - eq - ne}
     else:
-        d = mean if direction == "greater" else -mean
-        distances = [d, sesoi - d]
-    distance = max(distances)
-    if distance <= 0:
-        return None
-    if sd == 0:
-        return 2
-    z_power = float(sps.norm.ppf(power))
-    for n in range(2, max_n + 1):
-        crit = float(sps.t.ppf(1 - alpha, n - 1))
-        if distance * math.sqrt(n) / sd >= crit + z_power:
-            return n
-    return None
+        sign = 1.0 if direction == "greater" else -1.0
+        d = sign * mean
+        c_n = _crit(alpha / k_n, df)
+        a, b, r0 = c_h * se, sesoi - c_n * se, -c_n * se
+
+        def below(x: np.ndarray) -> np.ndarray:
+            return _cdf(x, d, scale, df)
+
+        holds = 1.0 - below(np.maximum(a, b))
+        negl = np.where(a < b, below(b) - below(a), 0.0)
+        rev = below(r0)
+        dnh = np.maximum(below(np.minimum(a, b)) - rev, 0.0)
+        out = {"holds": holds, "negligible": negl, "does not hold": dnh, "reversed": rev,
+               "inconclusive": np.maximum(1.0 - holds - negl - dnh - rev, 0.0)}
+    unknown = ~np.isfinite(se)
+    return {k: np.where(unknown, np.nan, np.clip(v, 0.0, 1.0)) for k, v in out.items()}
+
+
+def design_power(sd: float, n: float, sesoi: float, direction: str, *,
+                 alpha: float = ALPHA, image_var: float = 0.0) -> float:
+    """The probability that the positive verdict's test rejects at one-sided level
+    ``alpha`` (pass ``ALPHA / k_holds`` for a primary row) when the true effect is the
+    SESOI (zero for an equivalence claim) and the spread is ``sd``, with ``n`` seeds.
+
+    Directional: ``P(T'(df, ncp) > t_{1-alpha, df})`` with ``ncp = SESOI / se``
+    (noncentral t). Equivalence (TOST at a true zero):
+    ``max(0, 2 F_t(SESOI / se - t_{1-alpha, df}) - 1)``, the usual approximation that
+    treats ``se`` as known. NaN when ``sd`` is unknown.
+    """
+    check_choice("direction", direction, DIRECTIONS)
+    if not (math.isfinite(sd) and n >= 2):
+        return math.nan
+    se, df = _se_df(np.float64(sd), np.float64(n), np.float64(image_var))
+    se, df = float(se), float(df)
+    if se == 0:
+        return 1.0
+    crit = float(sps.t.isf(alpha, df))
+    if direction == "equivalent":
+        return max(0.0, 2.0 * float(sps.t.cdf(sesoi / se - crit, df)) - 1.0)
+    return float(sps.nct.sf(crit, df, sesoi / se)) if math.isfinite(df) else \
+        float(sps.norm.sf(crit - sesoi / se))
+
+
+def seeds_needed(sd: float, n: int, sesoi: float, direction: str, *, alpha: float = ALPHA,
+                 image_var: float = 0.0, power: float = POWER_TARGET, conf: float = 0.95,
+                 max_n: int = 100_000) -> tuple[int | None, int | None, int | None]:
+    """Seeds for :func:`design_power` to reach ``power``, as a range.
+
+    The observed ``sd`` over ``n`` seeds is uncertain: its ``conf`` chi-square interval
+    ``sd * sqrt((n-1) / chi2_{(1+conf)/2, n-1})`` to ``sd * sqrt((n-1) /
+    chi2_{(1-conf)/2, n-1})`` gives the low and high ends; the middle value uses the
+    observed ``sd``. None where the power cannot be reached (the image term alone is too
+    large) or the spread is unknown.
+
+    Returns:
+        ``(low, point, high)`` seed counts.
+    """
+    check_choice("direction", direction, DIRECTIONS)
+    if not (math.isfinite(sd) and n >= 2):
+        return None, None, None
+    dfree = n - 1
+    sds = (sd * math.sqrt(dfree / sps.chi2.ppf((1 + conf) / 2, dfree)), sd,
+           sd * math.sqrt(dfree / sps.chi2.ppf((1 - conf) / 2, dfree)))
+
+    def need(s: float) -> int | None:
+        def ok(k: int) -> bool:
+            return design_power(s, k, sesoi, direction, alpha=alpha,
+                                image_var=image_var) >= power
+        if ok(2):
+            return 2
+        if not ok(max_n):
+            return None
+        lo, hi = 2, max_n  # ok(lo) is False, ok(hi) is True; power grows with n
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+        return hi
+
+    low, point, high = (need(s) for s in sds)
+    return low, point, high
 
 
 # --------------------------------------------------------------------------- verdicts
 
 
-def _decide(p_holds_adj: float, p_not_adj: float, alpha: float) -> str:
-    if math.isfinite(p_holds_adj) and p_holds_adj < alpha:
-        return "holds"
-    if math.isfinite(p_not_adj) and p_not_adj < alpha:
-        return "does not hold"
-    return "inconclusive"
+def declared_family() -> list[str]:
+    """The Holm family: every declared primary finding, in declaration order."""
+    return [c.id for c in CLAIMS.values() if c.in_family]
 
 
-def _scaled(claim: Claim, values: Mapping[int, float]) -> list[float]:
-    return [v * claim.scale for _, v in sorted(values.items())]
+def _scaled(claim: Claim, values: Mapping[int, float]) -> np.ndarray:
+    return np.asarray([v * claim.scale for _, v in sorted(values.items())], np.float64)
 
 
-def _verdicts(evidence: Sequence[Evidence], alpha: float,
-              values: Sequence[Mapping[int, float]] | None = None
-              ) -> tuple[list[TestResult], np.ndarray, np.ndarray, list[str]]:
-    """Tests, adjusted p-values and verdicts of a family of evidence (primary claims
-    Holm-adjusted together, secondary rows unadjusted)."""
-    values = values if values is not None else [e.values for e in evidence]
-    claims = [get_claim(e.claim) for e in evidence]
-    tests = [t_test(_scaled(c, v), c.direction, c.sesoi) for c, v in zip(claims, values)]
-    primary = np.array([c.primary for c in claims], dtype=bool)
-    p_h = np.array([t.p_holds for t in tests])
-    p_n = np.array([t.p_not for t in tests])
-    adj_h, adj_n = p_h.copy(), p_n.copy()
-    if primary.any():
-        adj_h[primary] = holm(p_h[primary])
-        adj_n[primary] = holm(p_n[primary])
-    verdicts = [_decide(h, n, alpha) for h, n in zip(adj_h, adj_n)]
-    return tests, adj_h, adj_n, verdicts
-
-
-def assess(evidence: Sequence[Evidence], alpha: float = ALPHA) -> pd.DataFrame:
-    """The verdict of every claim in ``evidence`` (one report: one family).
-
-    Returns:
-        One row per evidence, in order: ``claim``, ``notebook``, ``primary``, ``n_seeds``,
-        ``mean``, ``sd``, ``ci_low``, ``ci_high`` (95 % t-interval, display units),
-        ``p_holds``, ``p_not`` (one-sided), ``p_holds_adj``, ``p_not_adj`` (Holm over the
-        primary claims; equal to the raw p for secondary rows), ``verdict``,
-        ``measured`` (the numbers as text), ``note`` (what an inconclusive row ruled
-        out, or that a holding effect is below the SESOI) and ``seeds_needed``.
-    """
+def _evaluate(evidence: Sequence[Evidence], alpha: float,
+              family: Sequence[str] | None) -> dict[str, Any]:
+    """Tests, Holm multipliers and verdicts of one report (the evidence, then any
+    family member without evidence, as *not run*)."""
     ids = [e.claim for e in evidence]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"evidence holds the claim(s) {dup} more than once")
-    tests, adj_h, adj_n, verdicts = _verdicts(evidence, alpha)
+    fam = declared_family() if family is None else list(family)
+    for cid in fam:
+        if not get_claim(cid).in_family:
+            raise ValueError(f"family member {cid!r} is not a primary finding")
+    for e in evidence:
+        if get_claim(e.claim).in_family and e.claim not in fam:
+            raise ValueError(f"claim {e.claim!r} is a primary finding but not in "
+                             f"family={fam!r}")
+    claims = [get_claim(i) for i in ids] + [get_claim(i) for i in fam if i not in ids]
     rows = []
-    m_primary = sum(get_claim(e.claim).primary for e in evidence)
-    for e, t, ah, an, v in zip(evidence, tests, adj_h, adj_n, verdicts):
-        c = get_claim(e.claim)
-        level = alpha / max(1, m_primary) if c.primary else alpha
-        needed = seeds_needed(t.mean, t.sd, c.sesoi, c.direction, alpha=level) \
-            if v == "inconclusive" else None
-        rows.append({"claim": c.id, "notebook": e.notebook or c.notebook,
-                     "primary": c.primary, "n_seeds": t.n, "mean": t.mean, "sd": t.sd,
-                     "ci_low": t.low, "ci_high": t.high, "p_holds": t.p_holds,
-                     "p_not": t.p_not, "p_holds_adj": ah, "p_not_adj": an, "verdict": v,
-                     "measured": describe(c, t), "note": _note(c, t, v, ah, an, alpha, needed),
-                     "seeds_needed": needed})
-    return pd.DataFrame(rows)
+    for i, c in enumerate(claims):
+        if i < len(evidence):
+            x = _scaled(c, evidence[i].values)[None, :]
+            v = evidence[i].image_var * c.scale**2
+        else:
+            x, v = np.full((1, 0), np.nan), 0.0
+        t = _test_arrays(x, c.direction, c.sesoi, v)
+        rows.append({k: float(a[0]) for k, a in t.items()} | {"image_var": v})
+    n_rows = len(claims)
+    in_fam = np.array([c.id in fam for c in claims], bool)
+    k_h, k_n = np.ones(n_rows), np.ones(n_rows)
+    p_h = np.array([r["p_holds"] for r in rows])
+    p_n = np.array([r["p_not"] for r in rows])
+    if in_fam.any():  # a member without a p-value counts with p = 1
+        k_h[in_fam] = holm_multipliers(np.nan_to_num(p_h[in_fam], nan=1.0))
+        k_n[in_fam] = holm_multipliers(np.nan_to_num(p_n[in_fam], nan=1.0))
+    verdicts = []
+    for i, (c, r) in enumerate(zip(claims, rows)):
+        if i >= len(evidence):
+            verdicts.append("not run")
+        else:
+            verdicts.append(str(decide(r["p_holds"], r["p_not"], r["p_rev"], c.direction,
+                                       k_h[i], k_n[i], alpha)))
+    return {"claims": claims, "rows": rows, "in_family": in_fam, "k_holds": k_h,
+            "k_not": k_n, "verdicts": verdicts, "n_evidence": len(evidence)}
 
 
-def describe(claim: Claim, t: TestResult) -> str:
-    """``+6.1 pp ± 2.9 (95 % CI [-1.2, +13.4])``: the per-seed estimand as text."""
+def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
+           family: Sequence[str] | None = None) -> pd.DataFrame:
+    """The verdict of every claim in ``evidence`` (one report: one family).
+
+    Args:
+        evidence: the per-seed evidence on record, at most one per claim.
+        alpha: one-sided level of every test (family-wise for the primary findings).
+        family: the Holm family's claim ids; default :func:`declared_family`. A member
+            without evidence gets a *not run* row and still counts.
+
+    Returns:
+        One row per evidence, in order, then one per family member not run. Columns:
+        ``claim``, ``notebook``, ``role``, ``primary``, ``in_family``, ``n_seeds``,
+        ``mean``, ``sd``, ``se`` (with the image term), ``df``, ``image_sd`` (the image
+        term's standard error), ``low``, ``high`` (the bounds that match the decision),
+        ``conf_low``, ``conf_high`` (each bound's one-sided confidence), ``p_holds``,
+        ``p_not`` (raw, one-sided), ``p_holds_adj``, ``p_not_adj`` (Holm-adjusted in the
+        family, raw outside it), ``k_holds``, ``k_not`` (Holm multipliers), ``verdict``,
+        ``replication`` (predictive probability of a fresh *holds* / *equivalent*),
+        ``same_verdict`` (of a fresh run reading this verdict), ``power`` (design power
+        at the SESOI), ``seeds_needed_low``, ``seeds_needed``, ``seeds_needed_high``
+        (for power 0.8), ``underpowered`` (a family member below 0.8), ``measured``,
+        ``interval`` and ``note`` (as text, all units display units).
+    """
+    ev = _evaluate(evidence, alpha, family)
+    out = []
+    for i, (c, r) in enumerate(zip(ev["claims"], ev["rows"])):
+        v, kh, kn = ev["verdicts"][i], ev["k_holds"][i], ev["k_not"][i]
+        low, high, cl, ch = (float(a) for a in bounds(
+            r["mean"], r["se"], r["df"], c.direction, kh, kn, alpha,
+            v == "not equivalent"))
+        fresh = fresh_run_probabilities(r["mean"], r["se"], r["df"], c.direction, c.sesoi,
+                                        kh, kn, alpha)
+        positive = POSITIVE_VERDICTS["equivalent" if c.direction == "equivalent"
+                                     else "directional"]
+        n = int(r["n"])
+        level = alpha / kh
+        power = design_power(r["sd"], n, c.sesoi, c.direction, alpha=level,
+                             image_var=r["image_var"])
+        needed = seeds_needed(r["sd"], n, c.sesoi, c.direction, alpha=level,
+                              image_var=r["image_var"])
+        t = TestResult(n, r["mean"], r["sd"], r["se"], r["df"], r["p_holds"], r["p_not"],
+                       r["p_rev"])
+        in_fam = bool(ev["in_family"][i])
+        out.append({
+            "claim": c.id, "notebook": (evidence[i].notebook if i < ev["n_evidence"]
+                                        else "") or c.notebook,
+            "role": c.role, "primary": c.primary, "in_family": in_fam, "n_seeds": n,
+            "mean": r["mean"], "sd": r["sd"], "se": r["se"], "df": r["df"],
+            "image_sd": math.sqrt(r["image_var"]), "low": low, "high": high,
+            "conf_low": cl, "conf_high": ch, "p_holds": r["p_holds"], "p_not": r["p_not"],
+            "p_holds_adj": min(1.0, r["p_holds"] * kh) if in_fam else r["p_holds"],
+            "p_not_adj": min(1.0, r["p_not"] * kn) if in_fam else r["p_not"],
+            "k_holds": kh, "k_not": kn, "verdict": v,
+            "replication": float(fresh[positive]) if v != "not run" else math.nan,
+            "same_verdict": float(fresh[v]) if v in fresh else math.nan,
+            "power": power, "seeds_needed_low": needed[0], "seeds_needed": needed[1],
+            "seeds_needed_high": needed[2],
+            "underpowered": bool(in_fam and math.isfinite(power) and power < POWER_TARGET),
+            "measured": describe(c, t, math.sqrt(r["image_var"])),
+            "interval": _interval_text(c, low, high, cl, ch) if n >= 2 else "",
+            "note": _note(c, t, v, low, high, in_fam, alpha)})
+    return pd.DataFrame(out)
+
+
+def describe(claim: Claim, t: TestResult, image_sd: float = 0.0) -> str:
+    """``+6.1 pp (sd 2.9 over 8 seeds)``: the per-seed estimand as text (with the image
+    term's standard error when there is one)."""
     if t.n == 0:
         return "no data"
     if t.n == 1:
         return f"{claim.fmt(t.mean)} (one seed)"
-    sd = f"{t.sd:.{claim.digits}f}"
-    return (f"{claim.fmt(t.mean)} ± {sd} (95% CI [{t.low:+.{claim.digits}f}, "
-            f"{t.high:+.{claim.digits}f}])")
+    text = f"{claim.fmt(t.mean)} (sd {t.sd:.{claim.digits}f} over {t.n} seeds"
+    if image_sd > 0:
+        text += f"; image se {image_sd:.{claim.digits}f}"
+    return text + ")"
 
 
-def _note(claim: Claim, t: TestResult, verdict: str, p_holds_adj: float, p_not_adj: float,
-          alpha: float, needed: int | None) -> str:
+def _conf(c: float) -> str:
+    text = f"{100 * c:.2f}".rstrip("0").rstrip(".")
+    return f"{text} %"
+
+
+def _interval_text(claim: Claim, low: float, high: float, cl: float, ch: float) -> str:
+    """``[+5.6, +8.3] (one-sided 99.55 % / 99.74 %)``, or ``(90 % two-sided)`` when the
+    two bounds share a level."""
+    d = claim.digits
+    span = f"[{low:+.{d}f}, {high:+.{d}f}]"
+    if abs(cl - ch) < 1e-12:
+        return f"{span} ({_conf(2 * cl - 1)} two-sided)"
+    return f"{span} (one-sided {_conf(cl)} / {_conf(ch)})"
+
+
+def _note(claim: Claim, t: TestResult, verdict: str, low: float, high: float,
+          in_family: bool, alpha: float) -> str:
+    f = claim.fmt
+    if verdict == "not run":
+        return "declared primary finding with no evidence in this run; it counts in Holm's family"
     if t.n < 2:
         return "fewer than two seeds: nothing is decided"
-    f = claim.fmt
-    if verdict == "holds":
-        if math.isfinite(p_not_adj) and p_not_adj < alpha and claim.direction != "equivalent":
-            return f"real but smaller than the smallest effect of interest ({f(claim.sesoi, False)})"
+    if verdict == "negligible":
+        return (f"real, but shown smaller than the smallest effect of interest "
+                f"({f(claim.sesoi, False)})")
+    if verdict != "inconclusive":
         return ""
-    if verdict == "does not hold":
-        return ""
-    note = f"the 95% CI rules out effects below {f(t.low)} and above {f(t.high)}"
-    if claim.primary and t.p_holds < alpha <= p_holds_adj:
-        note = "clears zero on its own but not after Holm's adjustment; " + note
-    if needed is not None:
-        note += f"; about {needed} seeds would decide it at this spread"
-    else:
-        note += "; the estimate sits at a decision boundary, more seeds may not decide it"
+    after = "after Holm's adjustment, " if in_family else ""
+    note = f"{after}the bounds rule out effects below {f(low)} and above {f(high)}"
+    if in_family and t.p_holds < alpha:
+        note = "clears its test on its own but not after Holm's adjustment; " + note
     return note
 
 
-# -------------------------------------------------------------------------- stability
+# ------------------------------------------------------------------------ replication
 
 
-def stability(evidence: Sequence[Evidence], n_halves: int = 20, seed: int = 0,
-              alpha: float = ALPHA) -> pd.DataFrame:
-    """How often the verdicts survive resampling the seeds.
-
-    Every verdict, Holm adjustment included, is recomputed on
-
-    - *leave one seed out*: for each seed, that seed is dropped from every claim; a
-      claim counts this resample only if it had that seed;
-    - *random halves*: ``n_halves`` times, a random order of all seeds is drawn and
-      every claim keeps the first half (rounded up) of its own seeds in that order, so
-      claims over the same seeds keep the same ones.
+def loso_agreement(evidence: Sequence[Evidence], alpha: float = ALPHA,
+                   family: Sequence[str] | None = None) -> pd.DataFrame:
+    """Leave-one-seed-out: every verdict, Holm included, recomputed with each seed
+    dropped from every claim that has it; a claim counts the resample only if it had
+    that seed. A verdict that one seed carries shows fewer agreements than seeds.
 
     Returns:
-        One row per evidence: ``claim``, ``verdict`` (on all seeds), ``loso_agree``,
-        ``loso_n``, ``halves_agree``, ``halves_n`` and ``stability`` (the share of all
-        counted resamples that agree with the verdict).
+        One row per evidence: ``claim``, ``loso_agree``, ``loso_n``.
     """
-    _, _, _, full = _verdicts(evidence, alpha)
-    all_seeds = sorted({s for e in evidence for s in e.values})
-    agree = {"loso": np.zeros(len(evidence)), "halves": np.zeros(len(evidence))}
-    count = {"loso": np.zeros(len(evidence)), "halves": np.zeros(len(evidence))}
-    for s in all_seeds:
-        subsets = [{k: v for k, v in e.values.items() if k != s} for e in evidence]
-        _, _, _, verdicts = _verdicts(evidence, alpha, subsets)
+    full = _evaluate(evidence, alpha, family)["verdicts"][:len(evidence)]
+    agree, count = np.zeros(len(evidence), int), np.zeros(len(evidence), int)
+    for s in sorted({s for e in evidence for s in e.values}):
+        subsets = [Evidence(e.claim, {k: v for k, v in e.values.items() if k != s},
+                            e.detail, e.notebook, e.profile, e.image_var) for e in evidence]
+        verdicts = _evaluate(subsets, alpha, family)["verdicts"]
         for i, e in enumerate(evidence):
             if s in e.values:
-                count["loso"][i] += 1
-                agree["loso"][i] += verdicts[i] == full[i]
-    rng = np.random.default_rng(seed)
-    for _ in range(n_halves):
-        rank = {s: r for r, s in enumerate(rng.permutation(all_seeds))}
-        subsets = []
-        for e in evidence:
-            keep = sorted(e.values, key=lambda k: rank[k])[:math.ceil(len(e.values) / 2)]
-            subsets.append({k: e.values[k] for k in keep})
-        _, _, _, verdicts = _verdicts(evidence, alpha, subsets)
-        for i in range(len(evidence)):
-            count["halves"][i] += 1
-            agree["halves"][i] += verdicts[i] == full[i]
-    total = count["loso"] + count["halves"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = (agree["loso"] + agree["halves"]) / total
-    return pd.DataFrame({"claim": [e.claim for e in evidence], "verdict": full,
-                         "loso_agree": agree["loso"].astype(int),
-                         "loso_n": count["loso"].astype(int),
-                         "halves_agree": agree["halves"].astype(int),
-                         "halves_n": count["halves"].astype(int), "stability": share})
+                count[i] += 1
+                agree[i] += verdicts[i] == full[i]
+    return pd.DataFrame({"claim": [e.claim for e in evidence], "loso_agree": agree,
+                         "loso_n": count})
+
+
+def evidence_frame(evidence: Sequence[Evidence], alpha: float = ALPHA,
+                   family: Sequence[str] | None = None) -> pd.DataFrame:
+    """:func:`assess` with leave-one-seed-out agreement and each claim's text."""
+    table = assess(evidence, alpha, family)
+    loso = loso_agreement(evidence, alpha, family)
+    table = table.merge(loso, on="claim", how="left")
+    details = {e.claim: e.detail for e in evidence}
+    table["detail"] = [details.get(c, "") for c in table["claim"]]
+    table["statement"] = [get_claim(c).statement for c in table["claim"]]
+    table["source"] = [get_claim(c).source for c in table["claim"]]
+    return table
 
 
 # ---------------------------------------------------------------------- data helpers
@@ -454,10 +833,7 @@ def paired(df: pd.DataFrame, value: str, a: str, b: str, *, by: str = "model",
     Raises:
         ValueError: ``a`` or ``b`` is not in ``df[by]``.
     """
-    for name in (a, b):
-        if name not in set(df[by]):
-            raise ValueError(f"{by}={name!r} is not in the data; it has "
-                             f"{sorted(set(df[by]))}")
+    _check_models(df, by, (a, b))
     wide = df.groupby([by, seed_col])[value].mean().unstack(by)
     diff = (wide[a] - wide[b]).dropna()
     return {int(s): float(v) for s, v in diff.items()}
@@ -471,7 +847,46 @@ def per_seed(df: pd.DataFrame, value: str, *, reference: float = 0.0,
     return {int(s): float(v) - reference for s, v in means.items()}
 
 
+def image_variance(df: pd.DataFrame, value: str, a: str, b: str | None = None, *,
+                   by: str = "model", seed_col: str = "seed",
+                   sample_col: str = "sample") -> float:
+    """The image-sampling variance of the across-seed mean, for a row measured on a
+    fixed image subset shared by every seed (raw units squared; pass it to
+    ``Report.claim(..., image_var=...)``).
 
+    With per-sample records ``x[s, i]`` (for a paired comparison ``a - b``, the paired
+    difference on sample ``i`` for seed ``s``; for one model, ``a``'s value), the
+    across-seed mean is ``mean_i xbar_i`` with ``xbar_i = mean_s x[s, i]``. Drawing the
+    ``N`` images afresh would move it by ``Var_i(xbar_i) / N`` (ddof 1), the
+    one-level image bootstrap's variance of the mean. This slightly double-counts the
+    seed-by-image interaction, which the seed spread already carries (it enters with
+    weight ``1/(S N)``), so it errs on the cautious side. Samples that some seed lacks
+    are left out.
+
+    Raises:
+        ValueError: a model is not in ``df[by]``, or fewer than two samples remain.
+    """
+    names = (a,) if b is None else (a, b)
+    _check_models(df, by, names)
+    sub = df[df[by].isin(names)]
+    wide = sub.groupby([sample_col, seed_col, by])[value].mean().unstack(by)
+    x = wide[a] if b is None else wide[a] - wide[b]
+    per_sample = x.unstack(seed_col).dropna()
+    if len(per_sample) < 2:
+        raise ValueError(f"image_variance needs at least two samples that every seed has; "
+                         f"got {len(per_sample)}")
+    xbar = per_sample.mean(axis=1).to_numpy(np.float64)
+    return float(xbar.var(ddof=1) / xbar.size)
+
+
+def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
+    have = set(df[by])
+    for name in names:
+        if name not in have:
+            raise ValueError(f"{by}={name!r} is not in the data; it has {sorted(have)}")
+
+
+# -------------------------------------------------------------------------- registry
 
 
 def register(claim: Claim, *, replace: bool = False) -> Claim:
@@ -500,19 +915,6 @@ def get_claim(claim_id: str) -> Claim:
 def claims_for(notebook: str) -> list[Claim]:
     """The claims a notebook measures, in declaration order."""
     return [c for c in CLAIMS.values() if c.notebook == notebook]
-
-
-def evidence_frame(evidence: Sequence[Evidence], n_halves: int = 20,
-                   alpha: float = ALPHA) -> pd.DataFrame:
-    """:func:`assess` and :func:`stability` side by side, with each claim's text."""
-    table = assess(evidence, alpha)
-    stab = stability(evidence, n_halves=n_halves, alpha=alpha)
-    table = table.merge(stab[["claim", "loso_agree", "loso_n", "halves_agree", "halves_n",
-                              "stability"]], on="claim", how="left")
-    table["detail"] = [e.detail for e in evidence]
-    table["statement"] = [get_claim(e.claim).statement for e in evidence]
-    table["source"] = [get_claim(e.claim).source for e in evidence]
-    return table
 
 
 def defined_ids(notebooks: Iterable[str] | None = None) -> list[str]:
