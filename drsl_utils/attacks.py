@@ -440,6 +440,12 @@ class Attack:
             raise ValueError(f"images of shape {tuple(images.shape)} and labels of shape "
                              f"{tuple(labels.shape)} do not match: expected N x ... and N")
         _check_eps(self.eps, self.norm, dim=int(np.prod(images.shape[1:])))
+        if images.numel() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
+            # The eps guarantee is stated for [0, 1] inputs: 0-255 images would be
+            # clamped to [0, 1] by the projection and land 254 away from the input.
+            raise ValueError(f"images must lie in [0, 1] (got [{float(images.min()):.4g}, "
+                             f"{float(images.max()):.4g}]); scale them (e.g. / 255) and "
+                             "put any normalisation inside the model")
         if self.eps == 0 or images.shape[0] == 0:
             return images.detach().clone()
         device = next(self.model.parameters()).device
