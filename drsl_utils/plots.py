@@ -42,6 +42,8 @@ __all__ = [
     "STYLE",
     "use_style",
     "color_for",
+    "class_color",
+    "ADVERSARIAL_COLOR",
     "Style",
     "model_styles",
     "save_figure",
@@ -96,6 +98,10 @@ LOSS_ORDER: tuple[str, ...] = ("ce", "gce", "mae", "drsl", "drsl-prob", "isce", 
 _FALLBACK_COLORS = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77",
                     "#CC6677", "#AA4499")
 _CLASS_COLORS = tuple(plt.get_cmap("tab10").colors)
+
+#: The adversarial input's colour wherever clean and adversarial are drawn together (the
+#: clean one takes its model's colour).
+ADVERSARIAL_COLOR = "#000000"
 
 _LINESTYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -185,6 +191,11 @@ def color_for(name: str) -> str:
         return _darken(color_for(parsed.variant))
     digest = hashlib.sha256(parsed.variant.encode()).digest()
     return _FALLBACK_COLORS[digest[0] % len(_FALLBACK_COLORS)]
+
+
+def class_color(k: int) -> str:
+    """The colour (hex) of class ``k`` (tab10, cycling), as the UMAP panels draw it."""
+    return mcolors.to_hex(_CLASS_COLORS[int(k) % len(_CLASS_COLORS)])
 
 
 def _sort_key(name: str) -> tuple[int, int, str]:
@@ -505,12 +516,12 @@ def plot_second_softmax_before_after(records: pd.DataFrame, attack: str, eps: fl
             ax.stairs(np.histogram(tf(sub["clean_p_second"]), edges, density=True)[0],
                       edges, fill=True, color=style.color, alpha=0.45, lw=0)
             ax.stairs(np.histogram(tf(sub["adv_p_second"]), edges, density=True)[0],
-                      edges, color="black", lw=1.2)
+                      edges, color=ADVERSARIAL_COLOR, lw=1.2)
             rate = sub["success"].astype(bool).mean()
             ax.set_title(f"{name}\nsuccess {rate:.0%} of {len(sub)}", fontsize=9)
             if not handles:
                 handles = [plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.45, lw=0),
-                           plt.Line2D([], [], color="black", lw=1.2)]
+                           plt.Line2D([], [], color=ADVERSARIAL_COLOR, lw=1.2)]
         for ax in axes[-1]:
             ax.set_xlabel(r"$\log_{10}\,p_2$" if log else "$p_2$")
         for ax in axes[:, 0]:
