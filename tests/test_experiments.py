@@ -25,6 +25,25 @@ def test_profiles_and_overrides():
         ex.get_profile("quick", epoch=3)
 
 
+def test_reference_seeds_are_fresh_and_one_per_other_seed():
+    for name in ("smoke", "quick", "paper"):
+        p = ex.get_profile(name)
+        assert len(p.seeds_reference) == len(p.seeds_other)
+        assert not set(p.seeds_reference) & set(p.seeds)
+    assert ex.get_profile("quick", seeds=[1000, 1001, 1002], other_seeds=2
+                          ).seeds_reference == (1003, 1004)
+
+
+def test_memorisation_regime_is_the_grid_with_fewer_images_and_more_epochs():
+    p = ex.get_profile("quick")
+    m = p.memorisation()
+    assert m.seeds == p.seeds_other == p.sweep().seeds
+    assert (m.train_size, m.epochs) == (p.memorise_train_size, p.memorise_epochs)
+    # As many gradient steps as a grid model, or it would not fit in the main job.
+    assert m.train_size * m.epochs <= p.sweep().train_size * p.sweep().epochs
+    assert m.train_size < p.sweep().train_size
+
+
 def test_validation_split_is_held_out_of_the_grids():
     p = ex.get_profile("smoke")
     val = ex.validation_split(p)
