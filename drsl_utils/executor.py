@@ -7,13 +7,14 @@ only loads them. An :class:`Executor` only decides where ``fn(item)`` is called:
 
 - ``inline``: a plain loop in this process (the default).
 - ``local``: a pool of ``spawn``-ed worker processes on this machine, each with its share
-  of the cores as torch threads (``DRSL_THREADS``).
-- ``slurm``: one Slurm job array per :meth:`Executor.map` call, through submitit. The
-  queue is watched with ``squeue`` and a deadline (without Slurm accounting, submitit's
-  own ``result()`` waits forever for a job that Slurm killed). A job that failed, was
-  cancelled, ran out of time or memory, or left the queue without a result is submitted
-  once more (``retries``); what still fails is raised as one :class:`UnitFailed` after
-  the other units finished.
+  of the cores (:mod:`drsl_utils.resources`).
+- ``slurm``: one Slurm job array per :meth:`Executor.map` call, through submitit's own
+  job API (``done()``, ``result()``, ``exception()``, ``helpers.as_completed``). The one
+  thing added to submitit is :class:`QueueWatcher`, which asks ``squeue`` where
+  submitit asks ``sacct``: without Slurm accounting, submitit's own watcher never sees
+  a job that Slurm killed end. On top come this project's policy, a deadline per unit
+  and ``retries`` for jobs that Slurm ended without a result, and its report: what
+  still fails is raised as one :class:`UnitFailed` after the other units finished.
 
 ``fn`` must be a picklable top-level function (importable by name in the workers and in
 the Slurm jobs), and ``items`` picklable values. Choose an executor with
@@ -30,7 +31,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import tomllib
 import traceback
@@ -40,7 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import submitit
+from submitit.helpers import as_completed
+from submitit.slurm.slurm import SlurmInfoWatcher
 from tqdm.auto import tqdm
+
+from .resources import available_cores, env_int, threads_per_worker, use_threads
 
 __all__ = [
     "EXECUTORS",
@@ -51,6 +56,7 @@ __all__ = [
     "InlineExecutor",
     "LocalExecutor",
     "SlurmExecutor",
+    "QueueWatcher",
     "get_executor",
     "current_job_id",
     "slurm_available",
@@ -60,18 +66,21 @@ EXECUTORS = ("inline", "local", "slurm")
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
-#: Slurm job states in which a job may still produce its result.
+#: Slurm job states in which a job may still produce its result (``UNKNOWN``: not yet
+#: seen in the queue).
 _ACTIVE_STATES = frozenset({
-    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+    "UNKNOWN", "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
     "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
 })
-#: How long a finished job's result file may take to appear (a shared filesystem lags).
-_RESULT_GRACE_S = {"COMPLETED": 15.0}
-_DEFAULT_GRACE_S = 3.0
+#: States in which a job has not started yet (the deadline then waits on the queue).
+_WAITING_STATES = frozenset({"UNKNOWN", "PENDING", "REQUEUED"})
 #: Slurm's default MaxArraySize is 1001: bigger calls are split into arrays of this size.
 _MAX_ARRAY = 1000
 #: ``sinfo`` node states in which a node takes jobs (flags such as ``~`` stripped).
 _USABLE_NODE_STATES = ("idle", "mix", "mixed", "alloc", "allocated")
+#: Bounds of the whole-number settings of :class:`SlurmConfig`.
+_AT_LEAST = {"time_min": 1, "cpus_per_task": 1, "max_parallel": 1, "gpus_per_node": 0,
+             "retries": 0}
 
 
 # ------------------------------------------------------------------------ configuration
@@ -115,20 +124,14 @@ class SlurmConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("time_min", "cpus_per_task", "max_parallel"):
+        for name, low in _AT_LEAST.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r}: must be an integer >= 1")
-        for name in ("gpus_per_node", "retries"):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name}={value!r}: must be an integer >= {low}")
+        for name in ("mem_gb", "poll_s", "deadline_s"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name}={value!r}: must be an integer >= 0")
-        if not self.mem_gb > 0:
-            raise ValueError(f"mem_gb={self.mem_gb!r}: must be > 0")
-        if not self.poll_s > 0:
-            raise ValueError(f"poll_s={self.poll_s!r}: must be > 0")
-        if self.deadline_s is not None and not self.deadline_s > 0:
-            raise ValueError(f"deadline_s={self.deadline_s!r}: must be > 0 (or None)")
+            if not (value is None and name == "deadline_s") and not value > 0:
+                raise ValueError(f"{name}={value!r}: must be > 0")
         if not isinstance(self.extra, dict):
             raise ValueError(f"extra={self.extra!r}: must be a table of submitit parameters")
         if self.folder is not None:
@@ -294,39 +297,10 @@ def slurm_available() -> bool:
 # ---------------------------------------------------------------------------- helpers
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"${name}={value!r}: must be an integer") from None
-    if number < 1:
-        raise ValueError(f"${name}={value!r}: must be >= 1")
-    return number
-
-
-def _use_threads(threads: int) -> None:
-    """Make this process (and torch, once imported) use ``threads`` intra-op threads."""
-    os.environ["DRSL_THREADS"] = str(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
 def _run_unit(fn: Callable[[Any], Any], item: Any, threads: int | None) -> Any:
     """What a worker process or a Slurm job runs: set the thread count, call ``fn``."""
     if threads is not None:
-        _use_threads(threads)
+        use_threads(threads)
     return fn(item)
 
 
@@ -416,7 +390,7 @@ class LocalExecutor(Executor):
         if workers < 1:
             raise ValueError(f"workers={workers!r}: must be >= 1")
         self.workers = workers
-        self.threads = threads or _env_int("DRSL_THREADS") or max(1, _cores() // workers)
+        self.threads = threads or env_int("DRSL_THREADS") or threads_per_worker(workers)
 
     def __repr__(self) -> str:
         return f"LocalExecutor(workers={self.workers}, threads={self.threads})"
@@ -431,7 +405,7 @@ class LocalExecutor(Executor):
         failures: list[Failure] = []
         context = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
-                                    mp_context=context, initializer=_use_threads,
+                                    mp_context=context, initializer=use_threads,
                                     initargs=(self.threads,)) as pool:
             futures = {pool.submit(_run_unit, fn, item, self.threads): i
                        for i, item in enumerate(items)}
@@ -458,22 +432,72 @@ class LocalExecutor(Executor):
         return results
 
 
-@dataclass
+class QueueWatcher(SlurmInfoWatcher):
+    """submitit's Slurm watcher, asking ``squeue`` instead of ``sacct``.
+
+    submitit's own watcher asks only ``sacct``, which fails without Slurm accounting (a
+    single-node Slurm has none), and counts the resulting ``UNKNOWN`` as still running:
+    ``result()`` then waits forever for a job that Slurm killed. ``squeue`` answers
+    everywhere and keeps an ended job's state for ``MinJobAge`` (300 s by default); a
+    registered job that it no longer lists has left the queue (``VANISHED``), which
+    counts as ended. Installed on a job (``job.watcher``), it makes submitit's own
+    ``done()``, ``result()``, ``exception()`` and ``helpers.as_completed`` see such ends.
+
+    Args:
+        delay_s: the longest pause between two ``squeue`` calls (submitit asks more
+            often just after a job was registered).
+    """
+
+    def __init__(self, delay_s: float = 1.0) -> None:
+        super().__init__(delay_s=delay_s)  # type: ignore[arg-type]  # a float works
+        self.jobs: set[str] = set()
+
+    def register_job(self, job_id: str) -> None:
+        """Watch ``job_id`` (as submitit does), and remember it to tell a job that left
+        the queue from one never seen."""
+        super().register_job(job_id)
+        self.jobs.add(job_id)
+
+    # submitit's hook for the command that ``update()`` runs: an underscore method of a
+    # class meant to be subclassed (SlurmInfoWatcher overrides it to ask sacct). This is
+    # the only private name used, and tests/test_executor.py fails if submitit renames it.
+    def _make_command(self) -> list[str] | None:
+        if not self.jobs:
+            return None
+        # Ask for all of this user's jobs, not ``-j``: squeue fails as a whole when one
+        # of the given ids has left the queue.
+        return ["squeue", "--me", "-h", "-r", "-t", "all", "-o", "%i|%T|%r"]
+
+    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
+        """``{job id: {"State": ..., "Reason": ...}}`` for every watched job, from the
+        output of the command above (a watched job missing from it: ``VANISHED``)."""
+        text = string.decode() if isinstance(string, bytes) else string
+        info = {job: {"JobID": job, "State": "VANISHED", "Reason": ""} for job in self.jobs}
+        for line in text.splitlines():
+            job_id, state, reason = (line.strip().split("|") + ["", ""])[:3]
+            if job_id in info:
+                info[job_id] = {"JobID": job_id, "State": (state.split() or ["UNKNOWN"])[0],
+                                "Reason": reason.strip()}
+        return info
+
+    def is_done(self, job_id: str, mode: str = "standard") -> bool:
+        """True once the job left every state in which it may still produce a result."""
+        return self.get_state(job_id, mode=mode) not in _ACTIVE_STATES
+
+
+@dataclass(eq=False)
 class _Attempt:
-    """One submission of one unit."""
+    """One submission of one unit (compared by identity)."""
 
     index: int
-    job: Any  # submitit.Job
+    job: Any  # submitit.SlurmJob
     number: int
     submitted: float
-    state: str = "PENDING"
-    reason: str = ""  # why it is pending, per squeue
     started: float | None = None  # when the queue first showed it past PENDING
-    ended: float | None = None  # when the queue first showed it ended without a result
 
 
 class SlurmExecutor(Executor):
-    """One submitit job array per :meth:`map` call, watched with ``squeue``.
+    """One submitit job array per :meth:`map` call, watched by a :class:`QueueWatcher`.
 
     Args:
         config: the cluster settings (default: :meth:`SlurmConfig.load`).
@@ -493,16 +517,11 @@ class SlurmExecutor(Executor):
                 "processes here, or start a single-node cluster on this machine with "
                 "'bash scripts/slurm-local.sh start' (as root).")
         self.config = config if config is not None else SlurmConfig.load()
-        self._moved = 0.0  # when a unit of the running call last started or ended
 
     def __repr__(self) -> str:
         return f"SlurmExecutor({self.config!r})"
 
-    # -- submission
-
-    def _submitit_executor(self, desc: str) -> Any:
-        import submitit
-
+    def _submitit_executor(self, desc: str) -> submitit.AutoExecutor:
         cfg = self.config
         folder = cfg.log_folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -523,9 +542,11 @@ class SlurmExecutor(Executor):
         ex.update_parameters(**params)
         return ex
 
-    def _submit(self, ex: Any, fn: Callable[[Any], Any], items: Sequence[Any],
-                indices: Sequence[int]) -> list[_Attempt]:
-        """Submit ``items[i]`` for each index, as one array (or a few, for huge calls)."""
+    def _submit(self, ex: submitit.AutoExecutor, watcher: QueueWatcher,
+                fn: Callable[[Any], Any], items: Sequence[Any], indices: Sequence[int],
+                number: int = 1) -> list[_Attempt]:
+        """Submit ``items[i]`` for each index, as one array (or a few, for huge calls),
+        with ``watcher`` installed on every job."""
         threads = self.config.cpus_per_task
         jobs = []
         for lo in range(0, len(indices), _MAX_ARRAY):
@@ -533,95 +554,66 @@ class SlurmExecutor(Executor):
             jobs += ex.map_array(_run_unit, [fn] * len(part), [items[i] for i in part],
                                  [threads] * len(part))
         now = time.monotonic()
-        return [_Attempt(i, job, 1, now) for i, job in zip(indices, jobs)]
-
-    # -- watching
-
-    @staticmethod
-    def _queue_states(job_ids: Sequence[str]) -> dict[str, tuple[str, str]] | None:
-        """``{job id: (state, reason)}`` from ``squeue``, finished jobs included while
-        Slurm keeps them (``MinJobAge``); None when squeue could not be asked (the
-        next poll tries again)."""
-        arrays = sorted({j.split("_")[0] for j in job_ids})
-        if not arrays:
-            return {}
-        try:
-            out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r",
-                                  "-j", ",".join(arrays)],
-                                 capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if out.returncode != 0:
-            if "Invalid job id" in out.stderr:
-                return {}  # none of them is known any more
-            return None
-        states = {}
-        for line in out.stdout.splitlines():
-            job_id, state, reason = (line.strip().split("|") + ["", ""])[:3]
-            if job_id:
-                states[job_id] = ((state.split() or ["UNKNOWN"])[0], reason.strip())
-        return states
-
-    @staticmethod
-    def _outcome(job: Any) -> tuple[str, Any] | None:
-        """``("success", result)`` or ``("error", traceback)`` once the result file is
-        there, else None."""
-        from submitit.core.utils import pickle_load
-
-        path = job.paths.result_pickle
-        try:
-            path.parent.chmod(path.parent.stat().st_mode)  # refresh a cached NFS listing
-        except OSError:
-            pass
-        if not path.exists():
-            return None
-        try:
-            return pickle_load(path)
-        except EOFError:  # still being written (it is moved into place, but be safe)
-            return None
+        for i, job in zip(indices, jobs):
+            job.watcher = watcher
+            watcher.register_job(job.job_id)
+            self.last_jobs[i] = job.job_id
+        return [_Attempt(i, job, number, now) for i, job in zip(indices, jobs)]
 
     @staticmethod
     def _cancel(job_ids: Iterable[str]) -> None:
+        """One ``scancel`` for all of them (a call per job is slow for big arrays)."""
         ids = sorted(set(job_ids))
         if ids:
             subprocess.run(["scancel", *ids], capture_output=True, timeout=30, check=False)
 
     @staticmethod
-    def _log_tail(path: Path, lines: int = 20) -> str | None:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            return None
-        tail = "\n".join(text.rstrip().splitlines()[-lines:])
-        return tail or None
-
-    def _failure(self, attempt: _Attempt, unit: str, state: str,
+    def _failure(attempt: _Attempt, unit: str, state: str,
                  trace: str | None = None) -> Failure:
-        paths = attempt.job.paths
-        return Failure(unit, attempt.index, attempt.job.job_id, state, attempt.number,
-                       (str(paths.stdout), str(paths.stderr)), trace,
-                       None if trace else self._log_tail(paths.stderr))
+        job = attempt.job
+        tail = None if trace else "\n".join((job.stderr() or "").rstrip().splitlines()[-20:])
+        return Failure(unit, attempt.index, job.job_id, state, attempt.number,
+                       (str(job.paths.stdout), str(job.paths.stderr)), trace, tail or None)
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
             describe: Callable[[Any], str] = repr, desc: str = "units") -> list[Any]:
         items = list(items)
-        n = len(items)
-        self.last_jobs = [None] * n
-        if not n:
+        self.last_jobs = [None] * len(items)
+        if not items:
             return []
-        self._moved = time.monotonic()  # when a unit of this call last started or ended
         ex = self._submitit_executor(desc)
-        results: list[Any] = [None] * n
+        watcher = QueueWatcher(delay_s=self.config.poll_s)
+        results: list[Any] = [None] * len(items)
         failures: list[Failure] = []
-        active = self._submit(ex, fn, items, range(n))
-        for attempt in active:
-            self.last_jobs[attempt.index] = attempt.job.job_id
+        active = self._submit(ex, watcher, fn, items, range(len(items)))
+        moved = time.monotonic()  # when a unit of this call last started or ended
         try:
-            with tqdm(total=n, desc=desc, unit="unit") as bar:
+            with tqdm(total=len(items), desc=desc, unit="unit") as bar:
                 while active:
-                    time.sleep(self.config.poll_s)
-                    active = self._poll(ex, fn, items, active, results, failures, describe,
-                                        desc, bar)
+                    ended, again = self._collect(active, items, results, failures, describe)
+                    bar.update(len(ended) - len(again))
+                    if ended:
+                        moved = time.monotonic()
+                    if again:
+                        bar.write(f"{desc}: submitting again: " + "; ".join(
+                            f"{_describe_safe(describe, items[a.index])} (job {a.job.job_id} "
+                            f"{a.job.state})" for a in again))
+                    active = [a for a in active if a not in ended]
+                    for number in sorted({a.number for a in again}):
+                        active += self._submit(ex, watcher, fn, items,
+                                               [a.index for a in again if a.number == number],
+                                               number + 1)
+                    late, moved = self._late(active, moved)
+                    for attempt, what in late:
+                        self._cancel([attempt.job.job_id])
+                        unit = _describe_safe(describe, items[attempt.index])
+                        failures.append(self._failure(attempt, unit,
+                                                      f"DEADLINE ({what}; cancelled)"))
+                    bar.update(len(late))
+                    active = [a for a in active if all(a is not x for x, _ in late)]
+                    running = sum(a.started is not None for a in active)
+                    bar.set_postfix_str(f"{running} running, {len(active) - running} queued",
+                                        refresh=False)
         except BaseException:
             # Interrupted (Ctrl-C) or broken: leave no jobs behind in the queue.
             self._cancel(a.job.job_id for a in active)
@@ -630,83 +622,68 @@ class SlurmExecutor(Executor):
             raise UnitFailed(sorted(failures, key=lambda f: f.index), results)
         return results
 
-    def _poll(self, ex: Any, fn: Callable[[Any], Any], items: Sequence[Any],
-              active: list[_Attempt], results: list[Any], failures: list[Failure],
-              describe: Callable[[Any], str], desc: str, bar: Any) -> list[_Attempt]:
-        """One look at the result files and the queue; returns the attempts still out.
+    def _collect(self, active: list[_Attempt], items: Sequence[Any], results: list[Any],
+                 failures: list[Failure], describe: Callable[[Any], str]
+                 ) -> tuple[list[_Attempt], list[_Attempt]]:
+        """Wait (at most a few polls) for jobs to end, through submitit's own
+        ``as_completed``, ``exception()`` and ``result()``; returns the attempts that
+        ended, and among them those to submit again.
 
-        A unit whose result file holds a value is done; one holding a traceback failed
-        (not retried: the code raised). A job that left the running states without a
-        result is resubmitted while ``retries`` allow, else reported. The deadline
-        counts a job's time from when it started; a job still queued may wait for it as
-        long as the queue moves (some unit of this call started or ended within the
-        deadline), so throttled arrays are not cut short.
+        A job whose result file holds a value is done; one holding a traceback failed
+        (not retried: the code raised). A job that ended without a result file (after
+        submitit's grace for a lagging shared filesystem) is submitted again while
+        ``retries`` allow, else reported with its last Slurm state.
         """
-        cfg = self.config
-        deadline = cfg.deadline
-        states = self._queue_states([a.job.job_id for a in active])
-        now = time.monotonic()
-        still: list[_Attempt] = []
+        by_job = {id(a.job): a for a in active}
+        ended: list[_Attempt] = []
         again: list[_Attempt] = []
-        for attempt in active:
-            unit = _describe_safe(describe, items[attempt.index])
-            outcome = self._outcome(attempt.job)
-            if outcome is not None:
-                kind, value = outcome
-                if kind == "success":
-                    results[attempt.index] = value
-                else:
+        try:
+            for job in as_completed([a.job for a in active], poll_frequency=self.config.poll_s,
+                                    timeout=10 * self.config.poll_s):
+                attempt = by_job[id(job)]
+                ended.append(attempt)
+                error = job.exception()
+                if error is None:
+                    results[attempt.index] = job.result()
+                    continue
+                unit = _describe_safe(describe, items[attempt.index])
+                if job.paths.result_pickle.exists():  # the unit itself raised
                     failures.append(self._failure(attempt, unit, "FAILED (exception)",
-                                                  str(value)))
-                self._moved = now
-                bar.update(1)
-                continue
-            if states is not None:
-                attempt.state, attempt.reason = states.get(attempt.job.job_id,
-                                                           ("VANISHED", ""))
-            if attempt.state in _ACTIVE_STATES or states is None:
-                attempt.ended = None
-                if attempt.started is None and attempt.state not in ("PENDING", "REQUEUED"):
-                    attempt.started = self._moved = now
-                if attempt.started is not None:
-                    late = now - attempt.started > deadline
-                    what = f"still {attempt.state} {deadline:.0f} s after it started"
+                                                  str(error)))
+                elif attempt.number <= self.config.retries:
+                    again.append(attempt)
                 else:
-                    late = now - max(attempt.submitted, self._moved) > deadline
-                    why = f" ({attempt.reason})" if attempt.reason else ""
-                    what = (f"still {attempt.state}{why}, nothing in the queue moved for "
-                            f"{deadline:.0f} s")
-                if late:
-                    self._cancel([attempt.job.job_id])
-                    failures.append(self._failure(attempt, unit,
-                                                  f"DEADLINE ({what}; cancelled)"))
-                    bar.update(1)
-                else:
-                    still.append(attempt)
-                continue
-            # Ended without a result file: give a shared filesystem a moment.
-            if attempt.ended is None:
-                attempt.ended = now
-            if now - attempt.ended < _RESULT_GRACE_S.get(attempt.state, _DEFAULT_GRACE_S):
-                still.append(attempt)
-            elif attempt.number <= cfg.retries:
-                again.append(attempt)
-            else:
-                failures.append(self._failure(attempt, unit, attempt.state))
-                self._moved = now
-                bar.update(1)
-        if again:
-            bar.write(f"{desc}: submitting again: " + "; ".join(
-                f"{_describe_safe(describe, items[a.index])} (job {a.job.job_id} {a.state})"
-                for a in again))
-            retry = self._submit(ex, fn, items, [a.index for a in again])
-            for old, new in zip(again, retry):
-                new.number = old.number + 1
-                self.last_jobs[new.index] = new.job.job_id
-            still.extend(retry)
-        running = sum(a.started is not None for a in still)
-        bar.set_postfix_str(f"{running} running, {len(still) - running} queued", refresh=False)
-        return still
+                    failures.append(self._failure(attempt, unit, job.state))
+        except TimeoutError:  # the rest are still out: time to check the deadlines
+            pass
+        return ended, again
+
+    def _late(self, active: list[_Attempt], moved: float
+              ) -> tuple[list[tuple[_Attempt, str]], float]:
+        """The attempts past the deadline, each with what it was doing, and when a unit
+        last started or ended (``moved``, updated).
+
+        The deadline counts a job's time from when it started; a job still queued may
+        wait for it as long as the queue moves (some unit of this call started or ended
+        within the deadline), so throttled arrays are not cut short.
+        """
+        deadline = self.config.deadline
+        now = time.monotonic()
+        late = []
+        for attempt in active:
+            job = attempt.job
+            state = job.state
+            if attempt.started is None and state not in _WAITING_STATES:
+                attempt.started = moved = now
+            if attempt.started is not None:
+                if now - attempt.started > deadline:
+                    late.append((attempt, f"still {state} {deadline:.0f} s after it started"))
+            elif now - max(attempt.submitted, moved) > deadline:
+                reason = job.watcher.get_info(job.job_id, mode="cache").get("Reason")
+                why = f" ({reason})" if reason else ""
+                late.append((attempt, f"still {state}{why}, nothing in the queue moved for "
+                                      f"{deadline:.0f} s"))
+        return late, moved
 
 
 # ----------------------------------------------------------------------------- factory
@@ -735,8 +712,8 @@ def get_executor(name: str | None = None, *, workers: int | None = None,
         return InlineExecutor()
     if key == "local":
         if workers is None:
-            workers = _env_int("DRSL_WORKERS")
+            workers = env_int("DRSL_WORKERS")
         if workers is None:
-            workers = max(1, _cores() // (_env_int("DRSL_THREADS") or 1))
+            workers = max(1, available_cores() // (env_int("DRSL_THREADS") or 1))
         return LocalExecutor(workers)
     return SlurmExecutor(slurm)

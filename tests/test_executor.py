@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from drsl_utils import executor as ex_mod
+from drsl_utils import resources
 from drsl_utils.executor import (
     EXECUTORS,
     InlineExecutor,
     LocalExecutor,
+    QueueWatcher,
     SlurmConfig,
     SlurmExecutor,
     UnitFailed,
@@ -78,7 +80,8 @@ def test_bad_name_lists_the_valid_ones(monkeypatch):
 
 
 def test_local_workers_and_threads(monkeypatch):
-    monkeypatch.setattr(ex_mod, "_cores", lambda: 8)
+    monkeypatch.setattr(resources, "available_cores", lambda: 8)
+    monkeypatch.setattr(ex_mod, "available_cores", lambda: 8)
     monkeypatch.delenv("DRSL_WORKERS", raising=False)
     monkeypatch.delenv("DRSL_THREADS", raising=False)
     ex = get_executor("local")
@@ -132,6 +135,37 @@ def test_slurm_config_rejects_unknown_keys(tmp_path):
         SlurmConfig.load(tmp_path / "missing.toml")
     with pytest.raises(ValueError, match="cpus_per_task"):
         SlurmConfig(cpus_per_task=0)
+
+
+def _fake_squeue(folder: Path, output: str) -> str:
+    """A PATH whose ``squeue`` prints ``output`` and records its arguments."""
+    script = folder / "squeue"
+    script.write_text(f"#!/bin/sh\necho \"$@\" > {folder / 'args'}\nprintf '{output}'\n")
+    script.chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_queue_watcher_is_the_one_submitit_calls(tmp_path, monkeypatch):
+    """submitit's ``InfoWatcher.update()`` runs the command of ``_make_command``, the one
+    underscore hook this project overrides: if submitit renames it, ``update()`` runs
+    another method and this test fails (no squeue call, or NotImplementedError)."""
+    monkeypatch.setenv("PATH", _fake_squeue(tmp_path, "41_0|RUNNING|None\\n41_1|PENDING|"
+                                                      "Resources\\n41_2|CANCELLED|None\\n"
+                                                      "99|RUNNING|None\\n"))
+    watcher = QueueWatcher(delay_s=0.1)
+    assert watcher.update() is None  # nothing registered: nothing asked
+    assert not (tmp_path / "args").exists()
+    for job in ("41_0", "41_1", "41_2", "41_3"):
+        watcher.register_job(job)
+    watcher.update()
+    assert "--me" in (tmp_path / "args").read_text()  # squeue, not sacct, and no -j
+    states = {j: watcher.get_state(j, mode="cache") for j in sorted(watcher.jobs)}
+    assert states == {"41_0": "RUNNING", "41_1": "PENDING", "41_2": "CANCELLED",
+                      "41_3": "VANISHED"}  # gone from the queue: ended
+    assert watcher.get_info("41_1", mode="cache")["Reason"] == "Resources"
+    assert [watcher.is_done(j, mode="cache") for j in sorted(watcher.jobs)] == [
+        False, False, True, True]
+    assert not watcher.is_done("41_9", mode="cache")  # registered now, never asked: waits
 
 
 def test_current_job_id(monkeypatch):
