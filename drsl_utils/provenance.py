@@ -158,9 +158,9 @@ def seed_block(seeds: Sequence[int] | None) -> str:
 def _field_text(block: Mapping[str, Any], key: str) -> str:
     """One row's text for one notebook's block."""
     if key == "commit":
-        commit = f"`{block.get('commit', 'unknown')}`"
-        if block.get("dirty") is None:
-            return commit
+        if block.get("dirty") is None:  # no git: the text says why
+            return str(block.get("commit", "unknown"))
+        commit = f"`{block['commit']}`"
         if block["dirty"]:
             return f"{commit} + uncommitted changes (diff `{block.get('diff', '?')}`)"
         return f"{commit}, clean tree"
@@ -219,7 +219,7 @@ def markdown_block(blocks: Mapping[str, Mapping[str, Any]], **fixed: Any) -> lis
             "see `drsl_utils/provenance.py`):", "", "| | |", "|---|---|"]
     rows += [f"| {label} | {text.replace('|', '/')} |"
              for label, text in fields(blocks, **fixed).items()]
-    return rows + [""]
+    return rows
 
 
 def under_title(lines: Sequence[str], block: Sequence[str]) -> list[str]:
@@ -227,4 +227,6 @@ def under_title(lines: Sequence[str], block: Sequence[str]) -> list[str]:
     the top when it has none."""
     lines = list(lines)
     at = next((i + 1 for i, ln in enumerate(lines) if ln.startswith("# ")), 0)
-    return [*lines[:at], *([""] if at else []), *block, *lines[at:]]
+    before = [""] if at else []
+    after = [] if lines[at:at + 1] == [""] else [""]
+    return [*lines[:at], *before, *block, *after, *lines[at:]]
