@@ -4,4 +4,4 @@ One module per idea: ``data``, ``models``, ``losses``, ``training``, ``attacks``
 ``stats``, ``plots``, ``embed``, ``experiments``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,0 +1,131 @@
+"""The provenance block: what it records, that nothing in it churns between two runs of
+the same code, and how it treats the output folder and a tree with uncommitted work."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import drsl_utils
+from drsl_utils import provenance as P
+from drsl_utils.report import Report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                    *args], check=True, capture_output=True)
+
+
+@pytest.fixture()
+def repo(tmp_path, monkeypatch):
+    """A tiny checkout with code and a committed figures folder, standing in for ours."""
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "claims.md").write_text("old\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "code")
+    monkeypatch.setattr(P, "_ROOT", tmp_path)
+    return tmp_path
+
+
+def _head(repo):
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
+                          capture_output=True, text=True).stdout.strip()[:12]
+
+
+def test_block_records_code_settings_packages_and_machine(repo):
+    block = P.collect("quick", seeds=[3, 1, 2, 2], device="cpu", threads=2,
+                      exclude=[repo / "figures"])
+    assert block["commit"] == _head(repo) and block["dirty"] is False
+    assert block["profile"] == "quick" and block["seeds"] == [1, 2, 3]
+    assert block["threads"] == 2 and block["device"] == "cpu"
+    assert set(block["packages"]) == set(P.PACKAGES)
+    assert block["packages"]["torch"][0].isdigit()
+    assert block["drsl_utils"] == drsl_utils.__version__
+    assert re.fullmatch(r"3\.\d+\.\d+.*", block["python"]) and block["cpu"]
+
+
+def test_writing_the_output_folder_or_committing_it_changes_nothing(repo):
+    code_commit = _head(repo)
+    before = P.collect("quick", exclude=[repo / "figures"])
+    (repo / "figures" / "claims.md").write_text("new results\n")  # the run writes here
+    (repo / "scratch.txt").write_text("untracked\n")                 # not code
+    assert P.collect("quick", exclude=[repo / "figures"]) == before
+    _git(repo, "commit", "-q", "-am", "regenerate figures")           # results committed
+    after = P.collect("quick", exclude=[repo / "figures"])
+    assert after == before and after["commit"] == code_commit
+    # Without the exclusion the same change would have read as dirty.
+    (repo / "figures" / "claims.md").write_text("newer\n")
+    assert P.collect("quick")["dirty"] is True
+
+
+def test_uncommitted_code_is_dirty_and_names_its_diff(repo):
+    (repo / "code.py").write_text("x = 2\n")
+    one = P.collect("quick", exclude=[repo / "figures"])
+    assert one["dirty"] is True and re.fullmatch(r"[0-9a-f]{12}", one["diff"])
+    assert P.collect("quick", exclude=[repo / "figures"])["diff"] == one["diff"]
+    (repo / "code.py").write_text("x = 3\n")
+    assert P.collect("quick", exclude=[repo / "figures"])["diff"] != one["diff"]
+    assert "uncommitted changes" in P.fields({"00": one})["commit"]
+
+
+def test_outside_a_checkout_the_commit_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "_ROOT", tmp_path)
+    block = P.collect("quick")
+    assert block["commit"].startswith("unknown") and block["dirty"] is None
+    assert P.fields({"00": block})["commit"].startswith("unknown")
+
+
+def test_seed_block_reads_as_ranges():
+    assert P.seed_block([7, 0, 1, 2, 3, 4, 5, 6]) == "0–7"
+    assert P.seed_block([0, 1, 2, 9, 1000, 1001]) == "0–2, 9, 1000–1001"
+    assert P.seed_block([]) == P.seed_block(None) == "none recorded"
+
+
+def test_markdown_block_merges_notebooks_and_names_what_differs(repo):
+    a = P.collect("quick", seeds=range(5), device="cpu", threads=1)
+    b = dict(a, seeds=list(range(8)), threads=2)
+    lines = P.markdown_block({"01_train": a, "02_attacks": b, "03_x": a})
+    text = "\n".join(lines)
+    assert "| seeds | 0–7 |" in text                          # the union of the seeds
+    assert "| threads per notebook | 1 (01_train, 03_x); 2 (02_attacks) |" in text
+    assert "| device | cpu |" in text and f"`{a['commit']}`, clean tree" in text
+    body = [ln for ln in lines if ln.startswith("| ") and not ln.startswith("| |")]
+    assert len(body) == len(P.fields({"x": a}))                # one row per field
+
+
+def test_under_title_puts_the_block_below_the_first_heading():
+    doc = ["# Claims report", "", "Profile `quick`."]
+    assert P.under_title(doc, ["B"]) == ["# Claims report", "", "B", "", "Profile `quick`."]
+    assert P.under_title(["text"], ["B"]) == ["B", "", "text"]
+
+
+def test_meta_entry_carries_the_block_and_no_time(tmp_path):
+    rep = Report("02_attacks", "smoke", tmp_path)
+    rep.claim("drsl-harder-dlr", {s: 0.05 + 0.004 * s for s in range(4)})
+    rep.finish()
+    meta_path = tmp_path / "meta" / "02_attacks.json"
+    meta = json.loads(meta_path.read_text())
+    block = meta["provenance"]
+    assert block["profile"] == "smoke" and block["seeds"] == [0, 1, 2, 3]
+    assert block["threads"] >= 1 and block["device"] in ("cpu", "cuda", "mps")
+    text = meta_path.read_text()
+    assert not re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", text)  # no date, no time
+    first = meta_path.read_bytes()
+    rep.finish()
+    assert meta_path.read_bytes() == first
+
+
+def test_version_is_one_number_in_package_and_project():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == drsl_utils.__version__
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{drsl_utils.__version__}]" in changelog  # every release has its section
