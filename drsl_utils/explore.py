@@ -243,9 +243,9 @@ def _sweep_layout(core: SweepCore, title: str) -> dict[str, Any]:
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
         f"robust accuracy along {core.sweep}", "p2 of clean-correct samples",
         "successes landing on the runner-up"))
-    fig.update_layout(height=360, margin=dict(l=40, r=20, t=50, b=40),
+    fig.update_layout(height=380, margin=dict(l=40, r=20, t=50, b=40),
                       template="simple_white", bargap=0.05, barmode="overlay",
-                      showlegend=True, legend=dict(orientation="h", y=-0.2))
+                      showlegend=True, legend=dict(orientation="h", y=-0.3))
     fig.update_yaxes(range=[-0.02, 1.02], row=1, col=1)
     fig.update_yaxes(range=[0, 1], row=1, col=3)
     fig.update_xaxes(title_text=core.sweep, row=1, col=1)
@@ -443,7 +443,7 @@ class SweepExplorer(_Explorer):
         controls += (f'<label>{self.sweep_col} <input type="range" min="0" max="0" '
                      f'step="1" data-col="{self.sweep_col}"> <b class="drsl-value"></b>'
                      "</label>")
-        figures = '<div class="drsl-plot" style="display:none;width:100%;height:360px"></div>'
+        figures = '<div class="drsl-plot" style="display:none;width:100%;height:380px"></div>'
         png = _png(self.static_figure()) if picture is True else (picture or None)
         return _page("sweep", controls, figures, spec, _SWEEP_JS, png,
                      "the sweep explorer's first view")
@@ -527,18 +527,19 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
 
 def _images(view: SampleView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The clean, adversarial and perturbation pictures (``[H, W, 3]`` uint8), drawn
-    the same in every renderer. The perturbation is rescaled to its largest entry:
-    grey-scale images through a red-blue map (red where a pixel got brighter), colour
-    images around mid-grey per channel."""
+    the same in every renderer. Grey-scale images are ink on paper (1 is black, as the
+    digits are drawn everywhere else); the perturbation is rescaled to its largest
+    entry: for grey-scale images through a red-blue map (red where the value rose),
+    for colour images around mid-grey per channel."""
     import matplotlib
 
     delta = view.delta
     scale = max(1e-8, float(np.abs(delta).max()))
     if delta.shape[-1] == 1:
         rgba = matplotlib.colormaps["RdBu_r"](0.5 + delta[..., 0] / (2 * scale))
-        pert = rgba[..., :3]
-    else:
-        pert = 0.5 + delta / (2 * scale)
+        return (_to_uint8(1 - view.clean_image), _to_uint8(1 - view.adv_image),
+                _to_uint8(rgba[..., :3]))
+    pert = 0.5 + delta / (2 * scale)
     return _to_uint8(view.clean_image), _to_uint8(view.adv_image), _to_uint8(pert)
 
 
