@@ -403,3 +403,12 @@ def test_dip_test_separates_one_peak_from_two():
                        "logit_margin": np.concatenate([one, two])})
     t = dip_table(df)
     assert list(t["excess"] > 0) == [False, True]
+
+
+def test_dead_shape_and_agreement_helpers_are_gone():
+    # stats.bimodality (Sarle's coefficient) and stats.rank_agreement had no caller left
+    # (the two-peaks claim uses dip_test, the agreement claim rank_agreement_by_seed).
+    import drsl_utils.stats as S
+
+    for name in ("bimodality", "rank_agreement"):
+        assert name not in S.__all__ and not hasattr(S, name)
