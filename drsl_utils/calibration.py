@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-__all__ = ["REFERENCE", "Interval", "overstatement", "overstatement_table", "differential",
+__all__ = ["REFERENCE", "Interval", "Differential", "overstatement", "overstatement_table", "differential",
            "calibrated_bound", "beats_by_more_than", "summary_rows"]
 
 #: The record name of the reference attack (:func:`attacks.build_attack`).
@@ -168,17 +168,51 @@ def overstatement_table(records: pd.DataFrame, attacks: Sequence[str], eps: floa
     return pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class Differential:
+    """The calibrated differential of one comparison ``a - b`` under one cheap attack.
+
+    Attributes:
+        attack: the cheap attack's record name; reference: the reference attack's.
+        a, b: the compared models; eps: the radius.
+        values: ``{seed: overstatement[a] - overstatement[b]}`` as fractions.
+        image_var: the image-sampling variance of their mean (fractions squared).
+        n_images: images per seed.
+    """
+
+    attack: str
+    reference: str
+    a: str
+    b: str
+    eps: float
+    values: dict[int, float]
+    image_var: float
+    n_images: int
+
+    def interval(self, level: float = 0.95) -> Interval:
+        """The mean over seeds with its two-sided interval at ``level``."""
+        return _interval(np.array(list(self.values.values())), self.image_var,
+                         self.n_images, level)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["values"] = {str(k): v for k, v in sorted(self.values.items())}
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Differential:
+        fields = dict(data)
+        fields["values"] = {int(k): float(v) for k, v in data["values"].items()}
+        return cls(**fields)
+
+
 def differential(records: pd.DataFrame, attack: str, a: str, b: str, eps: float, *,
-                 reference: str = REFERENCE, level: float = 0.95
-                 ) -> tuple[dict[int, float], Interval]:
+                 reference: str = REFERENCE) -> Differential:
     """The part of a cheap attack's ``a - b`` effect that is the attack's bias.
 
     Per seed: ``overstatement[a] - overstatement[b]`` on the same images (both models
-    trained with that seed). The interval adds the image variance of the per-image
-    paired difference.
-
-    Returns:
-        ``({seed: differential}, Interval)`` as fractions.
+    trained with that seed); the image variance is that of the per-image paired
+    difference, averaged over seeds.
 
     Raises:
         ValueError: ``a`` or ``b`` is not in the records, or they share no seed.
@@ -196,8 +230,8 @@ def differential(records: pd.DataFrame, attack: str, a: str, b: str, eps: float,
     d = (wide[a] - wide[b]).rename("d").reset_index()
     per_seed = d.groupby("seed")["d"].mean()
     ivar, k = _image_var(d, "d")
-    iv = _interval(per_seed.to_numpy(), ivar, k, level)
-    return {int(s): float(v) for s, v in per_seed.items()}, iv
+    return Differential(attack, reference, a, b, float(eps),
+                        {int(s): float(v) for s, v in per_seed.items()}, ivar, k)
 
 
 def calibrated_bound(effect_bound: float, diff: Interval, direction: str

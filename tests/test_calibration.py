@@ -49,8 +49,10 @@ def test_differential_is_the_gap_of_the_overstatements():
         ("CE", 0, "apgd-dlr"): [1, 1, 0, 0], ("CE", 0, K.REFERENCE): [1, 1, 0, 0],
         ("DRSL", 1, "apgd-dlr"): [1, 1, 0, 0], ("DRSL", 1, K.REFERENCE): [1, 0, 0, 0],
         ("CE", 1, "apgd-dlr"): [1, 0, 0, 0], ("CE", 1, K.REFERENCE): [1, 0, 0, 0]})
-    per_seed, iv = K.differential(rec, "apgd-dlr", "DRSL", "CE", 0.1)
-    assert per_seed == {0: 0.5, 1: 0.25}
+    diff = K.differential(rec, "apgd-dlr", "DRSL", "CE", 0.1)
+    assert diff.values == {0: 0.5, 1: 0.25} and diff.n_images == 4
+    assert K.Differential.from_json(diff.to_json()) == diff
+    iv = diff.interval()
     assert iv.mean == pytest.approx(0.375) and iv.low < iv.mean < iv.high
     bound, shift = K.calibrated_bound(0.06, iv, "greater")
     assert shift == iv.high and bound == pytest.approx(0.06 - iv.high)
