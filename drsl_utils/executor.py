@@ -521,28 +521,30 @@ class SlurmExecutor(Executor):
     def __repr__(self) -> str:
         return f"SlurmExecutor({self.config!r})"
 
-    def _submitit_executor(self, desc: str) -> submitit.AutoExecutor:
+    def _submitit_executor(self, desc: str) -> submitit.SlurmExecutor:
+        # submitit's Slurm executor itself, not its AutoExecutor: the latter finds its
+        # executors through plugins (submitit 1.4 needs pkg_resources for that).
         cfg = self.config
         folder = cfg.log_folder
         folder.mkdir(parents=True, exist_ok=True)
-        ex = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        ex = submitit.SlurmExecutor(folder=folder / "%j")
         params: dict[str, Any] = {
-            "name": _job_name(desc),
-            "timeout_min": cfg.time_min,
+            "job_name": _job_name(desc),
+            "time": cfg.time_min,
             "cpus_per_task": cfg.cpus_per_task,
-            "mem_gb": cfg.mem_gb,
-            "slurm_array_parallelism": cfg.max_parallel,
+            "mem": f"{round(cfg.mem_gb * 1024)}MB",
+            "array_parallelism": cfg.max_parallel,
         }
         if cfg.gpus_per_node:
             params["gpus_per_node"] = cfg.gpus_per_node
         if cfg.partition:
-            params["slurm_partition"] = cfg.partition
+            params["partition"] = cfg.partition
         for key, value in cfg.extra.items():
-            params[key if key.startswith("slurm_") else f"slurm_{key}"] = value
+            params[key.removeprefix("slurm_")] = value
         ex.update_parameters(**params)
         return ex
 
-    def _submit(self, ex: submitit.AutoExecutor, watcher: QueueWatcher,
+    def _submit(self, ex: submitit.SlurmExecutor, watcher: QueueWatcher,
                 fn: Callable[[Any], Any], items: Sequence[Any], indices: Sequence[int],
                 number: int = 1) -> list[_Attempt]:
         """Submit ``items[i]`` for each index, as one array (or a few, for huge calls),

@@ -352,3 +352,34 @@ def test_slurm_smoke_models_and_attacks_equal_inline_and_record_their_jobs(slurm
     assert slurm_units and all(unit_job(p) and unit_job(p).split("_")[0].isdigit()
                                for p in slurm_units)
     assert all(unit_job(p) is None for p in res_i.units["path"])
+
+
+@pytest.mark.slurm
+def test_runs_with_submitit_one_minor_release_older(slurm, tmp_path):
+    """The watcher hook and a real Slurm array with a failing unit, under submitit 1.4
+    (the lock pins 1.5): installed into a folder of its own, first on the path of a
+    child pytest and of its jobs. Skipped where no installer or no package index
+    answers."""
+    import shutil
+    import sys
+
+    pip = shutil.which("pip") or shutil.which("pip3")
+    if pip is None:
+        pytest.skip("no pip on the PATH to fetch another submitit release")
+    site = tmp_path / "site"
+    # submitit 1.4 finds its plugins (the job environment too) through pkg_resources,
+    # which it does not declare and this lock does not hold: setuptools before 81 has it.
+    got = subprocess.run([pip, "install", "-q", "--no-deps", "--target", str(site),
+                          "submitit>=1.4,<1.5", "setuptools<81"], capture_output=True,
+                         text=True, timeout=180, check=False)
+    if got.returncode != 0:
+        pytest.skip(f"submitit 1.4 could not be installed here: {got.stderr[-300:]}")
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(site), os.environ["PYTHONPATH"]])}
+    code = ("import submitit, sys, pytest\n"
+            "assert submitit.__version__.startswith('1.4.'), submitit.__version__\n"
+            f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', {__file__!r}, '-k', "
+            "'queue_watcher or exception_reports']))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=400, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "2 passed" in run.stdout
