@@ -110,3 +110,27 @@ def test_train_zoo_drawn_models_get_the_figure_seeds(tmp_path, monkeypatch):
     assert list(zoo) == ["MAE", "CE"]
     assert [tm.config.seed for tm in zoo["MAE"]] == list(p.seeds_figure) == [p.seeds[0]]
     assert [tm.config.seed for tm in zoo["CE"]] == list(p.seeds)
+
+
+def test_robust_image_var_is_the_image_variance_of_per_sample_robustness():
+    import pandas as pd
+
+    from drsl_utils.claims import image_variance
+
+    # Two models, two seeds, four samples; robust = clean-correct and not flipped.
+    rows = []
+    for seed in (0, 1):
+        for sample, (cc_a, ok_a, cc_b, ok_b) in enumerate(
+                [(1, 1, 1, 0), (1, 0, 1, 0), (0, 0, 1, 1), (1, 1, 1, 1)]):
+            for model, cc, ok in (("A", cc_a, ok_a), ("B", cc_b, ok_b)):
+                rows.append({"model": model, "seed": seed, "sample": sample,
+                             "attack": "apgd-dlr", "eps": 0.05, "clean_correct": bool(cc),
+                             "success": not ok})
+    records = pd.DataFrame(rows)
+    other = records.assign(attack="pgd", success=False)  # another attack: filtered out
+    got = ex.robust_image_var(pd.concat([records, other]), "A", "B", attack="apgd-dlr",
+                              eps=0.05)
+    # Paired differences per sample: +1, 0, -1, 0 on both seeds: var 2/3 over 4 samples.
+    assert got == pytest.approx((2 / 3) / 4)
+    robust = records.assign(robust=(records["clean_correct"] & ~records["success"]).astype(float))
+    assert got == pytest.approx(image_variance(robust, "robust", "A", "B"))

@@ -68,6 +68,35 @@ def test_committed_without_outputs_and_paired(path):
                                "__future__"}, f"{path.name} imports {mod}"
 
 
+def test_claim_ids_are_literal_strings_in_their_notebooks():
+    """Grep for a claim's id finds the cell that produces its evidence: every declared id
+    appears as a literal string in its notebook, and no id is built at run time."""
+    import re
+
+    from drsl_utils.claim_table import PROJECT_CLAIMS
+
+    texts = {p.stem: p.with_suffix(".py").read_text() for p in NOTEBOOKS}
+    for claim in PROJECT_CLAIMS:
+        assert f'"{claim.id}"' in texts[claim.notebook], (
+            f"claim {claim.id!r} is not a literal string in {claim.notebook}.py")
+    for stem, text in texts.items():
+        assert not re.search(r"\.claim\(\s*f[\"']", text), f"{stem} builds a claim id"
+
+
+def test_every_secondary_finding_names_its_primary_row():
+    """One primary row per paper finding: a secondary row of a finding says which primary
+    row carries that finding in the family; checks and demos are never primary."""
+    from drsl_utils.claim_table import PROJECT_CLAIMS
+
+    primary = {c.id for c in PROJECT_CLAIMS if c.primary}
+    for claim in PROJECT_CLAIMS:
+        if claim.role != "finding":
+            assert not claim.primary, claim.id
+        elif not claim.primary:
+            named = [i for i in primary if i in claim.statement]
+            assert named, f"secondary {claim.id!r} names no primary row in its statement"
+
+
 def _text(source) -> str:
     return source if isinstance(source, str) else "".join(source)
 
