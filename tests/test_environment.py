@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -153,7 +154,8 @@ def test_lab_server_config_turns_news_and_update_checks_off():
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make")
 def test_make_lab_puts_the_lab_config_on_jupyters_path():
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     out = subprocess.run(
         ["make", "-n", "-o", ".venv/.drsl-installed", "-o", "gitfilter", "-o", "data", "lab"],
-        cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     assert f'JUPYTER_CONFIG_PATH="{LAB_CONFIG}' in out and "jupyter lab" in out
