@@ -557,7 +557,7 @@ def _detail_layout(class_names: Sequence[str]) -> dict[str, Any]:
     fig = make_subplots(rows=1, cols=4, column_widths=[0.17, 0.17, 0.17, 0.49],
                         horizontal_spacing=0.04,
                         subplot_titles=("clean", "adversarial", "perturbation", "softmax"))
-    fig.update_layout(height=270, width=620, template="simple_white", barmode="group",
+    fig.update_layout(height=270, width=600, template="simple_white", barmode="group",
                       margin=dict(l=10, r=10, t=40, b=60), bargap=0.15,
                       legend=dict(orientation="h", y=-0.3))
     for col in (1, 2, 3):
@@ -588,7 +588,7 @@ def _map_layout() -> dict[str, Any]:
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    fig.update_layout(height=430, width=440, template="simple_white",
+    fig.update_layout(height=430, width=400, template="simple_white",
                       margin=dict(l=10, r=10, t=30, b=10), hovermode="closest",
                       legend=dict(font=dict(size=9)),
                       title=dict(text="click a point", font=dict(size=12)))
@@ -793,13 +793,14 @@ class SampleExplorer(_Explorer):
         self._html.add_class("drsl-sample-caption")
         for t in self._fig.data[:-1]:
             t.on_click(self._on_click)
-        # The two figures wrap onto two rows in a narrow window instead of hiding the
+        # 400 + 610 px fit side by side in a 1500 px window with the file browser open;
+        # in a narrower one the two figures wrap onto two rows instead of hiding the
         # softmax bars behind a horizontal scroll bar.
         self._box = W.VBox([
             W.HBox([self._model_w, self._index_w, button],
                    layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self._fig, W.VBox([self._detail, self._html],
-                                      layout=W.Layout(width="630px"))],
+                                      layout=W.Layout(width="610px"))],
                    layout=W.Layout(flex_flow="row wrap"))])
         self._box.add_class("drsl-sample-explorer")
         return self._box
