@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from drsl_utils.report import Report, load_evidence, load_meta  # noqa: E402
+from drsl_utils import claims as C  # noqa: E402
+from drsl_utils.report import Report, load_evidence, load_meta, verdict_table  # noqa: E402
 from drsl_utils.suite import write_gallery  # noqa: E402
 
 VALUES = {s: 0.05 + 0.004 * s for s in range(8)}  # DRSL - CE: +5 pp, clearly positive
@@ -77,8 +78,48 @@ def test_gallery_lists_claims_and_figures(tmp_path):
     assert "![bars](bars.png)" in text and "Bars \\| with a pipe." not in text
     assert "Bars | with a pipe." in text
     report = claims.read_text()
-    assert "**does not hold**" in report and "GCE reaches the same clean accuracy" in report
-    assert "1 claims: 0 holds, 1 does not hold, 0 inconclusive" in report
+    assert "**not equivalent**" in report and "GCE reaches the same clean accuracy" in report
     assert "| `drsl-same-accuracy-gce` | 0.30 pp |" in report  # the SESOI table
+    # The headline counts the declared primary findings only: none run here, so every
+    # one reads "not run" and still counts; the secondary row is not in it.
+    n_family = len(C.declared_family())
+    assert (f"**{n_family} primary findings** (one Holm family, declared in "
+            f"`drsl_utils/claim_table.py`): {n_family} not run.") in report
+    assert "1 rows: 1 not equivalent" in report
+    assert "Choices made after seeing the data." in report
+    header = next(ln for ln in report.splitlines() if ln.startswith("| claim | estimand"))
+    for column in ("bounds", "verdict", "replication", "power", "seeds needed"):
+        assert f"| {column} |" in header
     assert [m["notebook"] for m in load_meta(tmp_path)] == ["01_train_models"]
     assert write_gallery(tmp_path, "quick", n_halves=4)[1].read_text() == report  # no date
+
+
+def test_image_variance_is_saved_and_read_back(tmp_path):
+    rep = Report("02_attacks", "smoke", tmp_path)
+    rep.claim("drsl-harder-dlr", VALUES, image_var=4e-5)
+    rep.finish()
+    meta_path = tmp_path / "meta" / "02_attacks.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["evidence"][0]["image_var"] == 4e-5
+    assert load_evidence(tmp_path)[0].image_var == 4e-5
+    # A file written before the field existed reads as no image term.
+    del meta["evidence"][0]["image_var"]
+    meta_path.write_text(json.dumps(meta))
+    assert load_evidence(tmp_path)[0].image_var == 0.0
+
+
+def test_verdict_table_prints_what_the_decision_used():
+    ev = [C.Evidence("drsl-harder-dlr", VALUES, image_var=1e-5)]
+    assessed = C.evidence_frame(ev)
+    view = verdict_table(assessed).set_index(assessed["claim"])
+    row = view.loc["drsl-harder-dlr"]
+    # Every other member is not run, so both bounds share the level alpha / 19.
+    k = len(C.declared_family())
+    assert row["verdict"] == "holds" and f"({100 * (1 - 2 * 0.05 / k):.2f} % two-sided)" \
+        in row["bounds"]
+    assert assessed.set_index("claim").loc["drsl-harder-dlr", "low"] > 0
+    assert "image se" in row["measured"] and "LOSO 8/8" in row["replication"]
+    assert "at the observed sd" in row["seeds needed"]
+    not_run = view[view["verdict"] == "not run"]
+    assert len(not_run) == len(C.declared_family()) - 1
+    assert (not_run["p"] == "–").all() and (not_run["replication"] == "").all()
