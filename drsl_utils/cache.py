@@ -5,12 +5,21 @@ Layout::
 
     <root>/<kind>/<code>/<entry>        kind: models | attacks | embeddings
 
-``<root>`` is ``$DRSL_CACHE_DIR`` or ``data/cache``. ``<code>`` is the fingerprint of the
-source that produces entries of that kind (:data:`KINDS`): a hash of the modules' syntax
-trees with docstrings removed, so editing a comment or a docstring keeps the cache while
-changing a line of code starts a fresh one. Nobody bumps a revision number by hand.
-Within a folder, an entry's name hashes its whole configuration (:func:`stable_hash`,
-which spells every number one way: ``tau=1`` and ``tau=1.0`` are one key).
+``<root>`` is ``$DRSL_CACHE_DIR`` or ``data/cache``. A key says what made an entry, from
+two sources:
+
+- *Code*: ``<code>`` is the fingerprint of the source that produces entries of that kind
+  (:func:`code_fingerprint`): a hash of the syntax trees, docstrings removed, of the
+  modules that write the kind and of everything they import within the package
+  (:func:`kind_modules`, derived from the import graph, never listed by hand). Editing a
+  comment or a docstring keeps the cache; changing a line of code that the kind imports
+  starts a fresh one; editing code it does not import (plots, claims, the report) keeps
+  it. Each model's key adds its own loss's :func:`loss_fingerprint`.
+- *Data*: within a folder, an entry's name hashes its whole configuration
+  (:func:`stable_hash`, which spells every number one way: ``tau=1`` and ``tau=1.0``
+  are one key), arrays by their bytes (:func:`tensor_fingerprint`). Something made
+  outside this package's code, such as a model trained elsewhere, is keyed by its
+  contents this way (its weights), outside the import graph.
 
 Reads never crash a run: :func:`load_entry` turns a truncated, empty or unreadable
 entry into a warning that names the file, moves it to ``<root>/quarantine/`` and reports
@@ -39,7 +48,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +62,7 @@ __all__ = [
     "tensor_fingerprint",
     "code_fingerprint",
     "loss_fingerprint",
+    "kind_modules",
     "default_cache_dir",
     "entry_dir",
     "atomic_write",
@@ -65,18 +75,7 @@ __all__ = [
 T = TypeVar("T")
 
 DEFAULT_CACHE_DIR = Path("data") / "cache"
-
-_MODEL_CODE = ("data", "models", "losses", "adversarial", "distill", "training", "runtime",
-               "cache")
-#: Which modules' code each kind of entry depends on. Attack records also depend on the
-#: model (their folder is the model's key, which carries the model code) and on the
-#: installed torchattacks version (part of each unit's key).
-KINDS: dict[str, tuple[str, ...]] = {
-    "models": _MODEL_CODE,
-    "attacks": _MODEL_CODE + ("attacks", "deepfool", "evaluation"),
-    "embeddings": ("embed", "cache"),
-}
-
+_PACKAGE = Path(__file__).resolve().parent
 
 class CacheWarning(UserWarning):
     """A cache entry could not be read and will be recomputed."""
@@ -140,11 +139,12 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-@functools.cache
-def _module_fingerprint(name: str) -> str:
-    path = Path(__file__).resolve().parent / f"{name}.py"
-    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
-    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+def _dump(nodes: Sequence[ast.AST]) -> str:
+    return "\n".join(ast.dump(n, include_attributes=False) for n in nodes)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _top_level(tree: ast.Module) -> tuple[dict[str, ast.stmt], list[ast.stmt]]:
@@ -164,71 +164,198 @@ def _top_level(tree: ast.Module) -> tuple[dict[str, ast.stmt], list[ast.stmt]]:
     return named, rest
 
 
-def _closure(named: dict[str, ast.stmt], roots: Sequence[str]) -> list[str]:
-    """``roots`` and every top-level name they use, transitively, in a stable order."""
-    seen: list[str] = []
+def _closure(uses: dict[str, set[str]], roots: Sequence[str]) -> list[str]:
+    """``roots`` and every top-level name they use (``uses``: the names each top-level
+    definition mentions), transitively, in a stable order."""
+    seen: set[str] = set()
     todo = list(roots)
     while todo:
         name = todo.pop()
-        if name in seen or name not in named:
+        if name in seen or name not in uses:
             continue
-        seen.append(name)
-        todo.extend(n.id for n in ast.walk(named[name]) if isinstance(n, ast.Name))
+        seen.add(name)
+        todo.extend(uses[name])
     return sorted(seen)
 
 
+class _Module:
+    """One module's source, parsed without docstrings: its top-level definitions, the
+    names each of them uses, and its other statements (imports among them)."""
+
+    def __init__(self, path: Path) -> None:
+        self.text = path.read_text()
+        self.tree = _strip_docstrings(ast.parse(self.text, filename=str(path)))
+        self.named, self.rest = _top_level(self.tree)
+        self.uses = {k: {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
+                     for k, v in self.named.items()}
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return _digest(_dump([self.tree]))
+
+
+class _Source:
+    """What one version of the package's source says about cache keys: which code
+    writes each kind, what that code imports, and the fingerprints. Modules are parsed
+    when first needed (a kind's closure does not reach the plotting and report code)."""
+
+    def __init__(self, package: Path) -> None:
+        self.package = package
+        self.paths = {p.stem: p for p in sorted(package.glob("*.py"))}
+        self._parsed: dict[str, _Module] = {}
+        self.writers = self._writers()
+        self.modules = {kind: self._modules(kind) for kind in sorted(self.writers)}
+        self._fingerprints: dict[str, str] = {}
+
+    def module(self, name: str) -> _Module:
+        if name not in self._parsed:
+            self._parsed[name] = _Module(self.paths[name])
+        return self._parsed[name]
+
+    def _writers(self) -> dict[str, dict[str, list[str]]]:
+        """``{kind: {module: [top-level names that call entry_dir(kind)]}}``: a kind
+        exists because some code writes entries of it."""
+        kinds: dict[str, dict[str, list[str]]] = {}
+        for name, path in self.paths.items():
+            if name == "cache" or "entry_dir(" not in path.read_text():
+                continue
+            for top, node in self.module(name).named.items():
+                for call in ast.walk(node):
+                    if (isinstance(call, ast.Call) and call.args
+                            and getattr(call.func, "id", getattr(call.func, "attr", None))
+                            == "entry_dir" and isinstance(call.args[0], ast.Constant)
+                            and isinstance(call.args[0].value, str)):
+                        kinds.setdefault(call.args[0].value, {}).setdefault(name, []).append(
+                            top)
+        return kinds
+
+    def _imports(self, nodes: Sequence[ast.AST]) -> set[str]:
+        """The package's modules that ``nodes`` import (``from .x import``, ``from .
+        import x``, ``import drsl_utils.x``), at any depth: an import inside a function
+        counts."""
+        found: set[str] = set()
+        for node in nodes:
+            for n in ast.walk(node):
+                if isinstance(n, ast.ImportFrom) and (
+                        n.level == 1 or (n.module or "").split(".")[0] == self.package.name):
+                    path = (n.module or "").split(".")[n.level == 0:]
+                    found |= {path[0]} if path and path[0] else {a.name for a in n.names}
+                elif isinstance(n, ast.Import):
+                    found |= {a.name.split(".")[1] for a in n.names
+                              if a.name.startswith(self.package.name + ".")}
+        return found & set(self.paths)
+
+    def _modules(self, kind: str) -> tuple[str, ...]:
+        todo: set[str] = set()
+        for name, writes in self.writers[kind].items():
+            mod = self.module(name)
+            roots = [n for n in mod.named if set(writes) & set(_closure(mod.uses, [n]))]
+            code = [mod.named[n] for n in _closure(mod.uses, roots)]
+            todo |= {name} | self._imports(mod.rest + code)
+        seen = set(self.writers[kind])
+        while todo - seen:
+            name = min(todo - seen)
+            seen.add(name)
+            todo |= self._imports([self.module(name).tree])
+        return tuple(sorted(seen))
+
+    @functools.cached_property
+    def losses(self) -> tuple[str, dict[str, tuple[str, list[str]]]]:
+        """Fingerprint of ``losses.py`` outside the registered losses' own code, and per
+        registered name its class and the class's closure within the module. The
+        registry is read from the source (``LOSSES = {"ce": CrossEntropy, ...}``), so a
+        key never imports ``losses.py``."""
+        mod = self.module("losses")
+        registry = mod.named["LOSSES"].value
+        closures = {k.value: (v.id, _closure(mod.uses, [v.id]))
+                    for k, v in zip(registry.keys, registry.values)}
+        owned = {n for _, names in closures.values() for n in names} | {"LOSSES"}
+        shared = mod.rest + [mod.named[k] for k in sorted(set(mod.named) - owned)]
+        return _digest(_dump(shared)), closures
+
+    def fingerprint(self, kind: str) -> str:
+        if kind not in self._fingerprints:
+            h = hashlib.sha256()
+            for name in self.modules[kind]:
+                h.update(name.encode())
+                h.update((self.losses[0] if name == "losses" else
+                          self.module(name).fingerprint).encode())
+            self._fingerprints[kind] = h.hexdigest()[:10]
+        return self._fingerprints[kind]
+
+
 @functools.cache
-def _losses_split() -> tuple[str, dict[str, list[str]]]:
-    """Fingerprint of ``losses.py`` outside the registered losses' own code, and each
-    registered class's closure within the module."""
-    from . import losses
-
-    path = Path(__file__).resolve().parent / "losses.py"
-    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
-    named, rest = _top_level(tree)
-    closures = {cls.__name__: _closure(named, [cls.__name__])
-                for cls in losses.LOSSES.values()}
-    owned = set().union(*closures.values()) | {"LOSSES"}
-    shared = [ast.dump(n, include_attributes=False) for n in rest]
-    shared += [ast.dump(named[k], include_attributes=False)
-               for k in sorted(set(named) - owned)]
-    return hashlib.sha256("\n".join(shared).encode()).hexdigest(), closures
+def _parse(package: Path) -> _Source:
+    return _Source(package)
 
 
-@functools.cache
-def loss_fingerprint(name: str) -> str:
+def _source(package: Path | None = None) -> _Source:
+    """The package's source (default: this package), read once per process: a running
+    kernel keeps the keys of the code it imported."""
+    return _parse(Path(package) if package is not None else _PACKAGE)
+
+
+def kind_modules(kind: str, package: Path | None = None) -> tuple[str, ...]:
+    """The modules whose code enters the key of every entry of ``kind``: the modules that
+    write it (they call ``entry_dir(kind)``) and everything they import within the
+    package, transitively.
+
+    In a module that writes the kind, only the code that reaches the write counts for
+    its imports, so ``embed.py`` drawing with ``plots.py`` keeps ``plots.py`` out of the
+    embeddings' key; a module reached through an import counts with all its imports,
+    wherever they stand (``training.py`` imports ``adversarial.py`` inside ``train``).
+
+    Raises:
+        ValueError: no code writes entries of ``kind`` (the message lists the kinds).
+    """
+    source = _source(package)
+    if kind not in source.modules:
+        raise ValueError(f"kind={kind!r} is not valid; choose one of: "
+                         f"{', '.join(repr(k) for k in source.modules)}")
+    return source.modules[kind]
+
+
+class _Kinds(Mapping[str, tuple[str, ...]]):
+    """:data:`KINDS`, derived from the source when first read."""
+
+    def __getitem__(self, kind: str) -> tuple[str, ...]:
+        return _source().modules[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_source().modules)
+
+    def __len__(self) -> int:
+        return len(_source().modules)
+
+
+#: ``{kind: modules}``, derived (:func:`kind_modules`): which modules' code each kind of
+#: entry depends on. Attack records also depend on the model (their folder is the
+#: model's key) and on the installed torchattacks version (part of each unit's key).
+KINDS: Mapping[str, tuple[str, ...]] = _Kinds()
+
+
+def loss_fingerprint(name: str, package: Path | None = None) -> str:
     """A 10-character fingerprint of one registered loss's code: its class and every
     helper of ``losses.py`` it uses (transitively). Editing the DRSL penalty changes
     DRSL's fingerprint and leaves cross-entropy's alone; the rest of ``losses.py``
     (imports, ``get_loss``) is part of :func:`code_fingerprint` ``("models")``."""
-    from . import losses
-
-    if name not in losses.LOSSES:
+    source = _source(package)
+    closures = source.losses[1]
+    if name not in closures:
         raise ValueError(f"loss {name!r} is not registered; choose one of: "
-                         f"{', '.join(sorted(losses.LOSSES))}")
-    cls = losses.LOSSES[name].__name__
-    path = Path(__file__).resolve().parent / "losses.py"
-    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
-    named, _ = _top_level(tree)
-    h = hashlib.sha256(cls.encode())
-    for key in _losses_split()[1][cls]:
-        h.update(ast.dump(named[key], include_attributes=False).encode())
-    return h.hexdigest()[:10]
+                         f"{', '.join(sorted(closures))}")
+    cls, names = closures[name]
+    named = source.module("losses").named
+    return _digest(cls + _dump([named[k] for k in names]))[:10]
 
 
-def code_fingerprint(kind: str) -> str:
+def code_fingerprint(kind: str, package: Path | None = None) -> str:
     """A 10-character fingerprint of the code behind entries of ``kind``
-    (:data:`KINDS`): changes when that code changes, not when a comment does.
+    (:func:`kind_modules`): changes when that code changes, not when a comment does.
     For ``losses.py`` only the part outside the registered losses counts here; each
     model's key adds its own loss's :func:`loss_fingerprint`."""
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is not valid; choose one of: "
-                         f"{', '.join(repr(k) for k in KINDS)}")
-    h = hashlib.sha256()
-    for name in KINDS[kind]:
-        h.update(name.encode())
-        h.update((_losses_split()[0] if name == "losses" else _module_fingerprint(name)).encode())
-    return h.hexdigest()[:10]
+    kind_modules(kind, package)  # validates the kind
+    return _source(package).fingerprint(kind)
 
 
 def entry_dir(kind: str, root: str | Path | None = None) -> Path:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
+import shutil
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -22,20 +26,83 @@ def test_numbers_have_one_spelling_in_keys():
     assert C.stable_hash(True) != C.stable_hash(1)
 
 
-def test_code_fingerprint_follows_code_not_comments(tmp_path, monkeypatch):
-    mod = tmp_path / "losses.py"
-    mod.write_text('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 1  # note\n')
-    fp = C._module_fingerprint.__wrapped__
+PACKAGE = Path(C.__file__).resolve().parent
+#: The module that writes each kind (by ``entry_dir(kind)``).
+WRITERS = {"models": "training", "attacks": "evaluation", "embeddings": "embed"}
 
-    def fingerprint(text: str) -> str:
-        mod.write_text(text)
-        monkeypatch.setattr(C, "__file__", str(tmp_path / "cache.py"))
-        return fp("losses")
 
-    base = fingerprint('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 1  # note\n')
-    same = fingerprint('"""Other doc."""\n\ndef f(x):\n    """Changed."""\n    return x + 1\n')
-    other = fingerprint('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 2\n')
-    assert base == same != other
+def _edited(tmp_path: Path, label: str, module: str | None = None, old: str = "",
+            new: str = "") -> Path:
+    """A copy of the package (in its own folder, so its fingerprints are computed
+    afresh) with ``old`` replaced by ``new`` in ``module``."""
+    copy = tmp_path / label / PACKAGE.name
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    if module is not None:
+        path = copy / f"{module}.py"
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {module}.py"
+        path.write_text(text.replace(old, new, 1))
+    return copy
+
+
+def _fingerprints(package: Path) -> dict[str, str]:
+    return {kind: C.code_fingerprint(kind, package) for kind in WRITERS}
+
+
+def test_the_kinds_are_the_ones_the_code_writes():
+    assert sorted(C.KINDS) == sorted(WRITERS)
+    for kind, module in WRITERS.items():
+        assert module in C.kind_modules(kind) and "cache" in C.kind_modules(kind)
+
+
+def test_every_module_a_kind_imports_is_in_its_fingerprint():
+    """Checked against Python itself: the package modules that importing each writer
+    loads in a fresh interpreter must all enter that kind's fingerprint. Imports inside
+    functions count as well (training imports adversarial and distill inside train)."""
+    code = ("import importlib, json, sys\n"
+            f"out = {{}}\nfor kind, module in {WRITERS!r}.items():\n"
+            "    importlib.import_module('drsl_utils.' + module)\n"
+            "    out[kind] = sorted(m.split('.')[1] for m in sys.modules\n"
+            "                       if m.startswith('drsl_utils.'))\n"
+            "print(json.dumps(out))\n")
+    for kind, module in WRITERS.items():
+        one = code.replace(f"{WRITERS!r}", repr({kind: module}))
+        loaded = json.loads(subprocess.run([sys.executable, "-c", one], check=True,
+                                           capture_output=True, text=True).stdout)[kind]
+        missing = set(loaded) - set(C.kind_modules(kind))
+        assert not missing, f"{kind}: {sorted(missing)} imported but not in the fingerprint"
+    assert {"adversarial", "distill"} <= set(C.kind_modules("models"))
+    assert set(C.kind_modules("models")) <= set(C.kind_modules("attacks"))
+
+
+def test_editing_runtime_changes_the_kinds_that_import_it_and_nothing_else(tmp_path):
+    base = _fingerprints(_edited(tmp_path, "base"))
+    runtime = _fingerprints(_edited(tmp_path, "runtime", "runtime", "import torch\n",
+                                    "import torch\n\nEDITED = 1\n"))
+    for kind in WRITERS:
+        assert (runtime[kind] != base[kind]) == ("runtime" in C.kind_modules(kind)), kind
+    assert runtime["embeddings"] != base["embeddings"]  # embed.py imports runtime.py
+    embed = _fingerprints(_edited(tmp_path, "embed", "embed", "import numpy as np\n",
+                                  "import numpy as np\n\nEDITED = 1\n"))
+    assert {k for k in WRITERS if embed[k] != base[k]} == {"embeddings"}
+
+
+@pytest.mark.parametrize("module", ["claims", "claim_table", "report", "plots"])
+def test_the_report_and_plot_code_is_in_no_fingerprint(tmp_path, module):
+    base = _fingerprints(_edited(tmp_path, "base"))
+    edited = _fingerprints(_edited(tmp_path, "edited", module, "from __future__ import "
+                                   "annotations\n", "from __future__ import annotations\n"
+                                                     "\nEDITED = 1\n"))
+    assert edited == base
+
+
+def test_code_fingerprint_follows_code_not_comments(tmp_path):
+    base = _fingerprints(_edited(tmp_path, "base"))
+    doc = _fingerprints(_edited(tmp_path, "doc", "runtime", '"""Use ``n`` threads',
+                                '"""(A docstring edit.) Use ``n`` threads'))
+    note = _fingerprints(_edited(tmp_path, "note", "runtime", "import torch\n",
+                                 "import torch  # a comment\n"))
+    assert base == doc == note
 
 
 def test_every_kind_has_a_current_folder(tmp_path):
