@@ -547,7 +547,8 @@ def _png_uri(img: np.ndarray) -> str:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=True)
+    grey = bool((img == img[..., :1]).all())  # one channel: a third of the bytes
+    Image.fromarray(img[..., 0] if grey else img).save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + _b64(buf.getvalue())
 
 
