@@ -98,6 +98,8 @@ With fewer than two seeds nothing is decided.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -142,6 +144,10 @@ __all__ = [
     "per_seed",
     "image_variance",
     "describe",
+    "RULE",
+    "declaration",
+    "declaration_hash",
+    "confirmatory_status",
 ]
 
 #: One-sided error level of every test (and of each bound before Holm's adjustment).
@@ -889,6 +895,74 @@ def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
     for name in names:
         if name not in have:
             raise ValueError(f"{by}={name!r} is not in the data; it has {sorted(have)}")
+
+
+# ----------------------------------------------------------------- pre-registration
+
+#: The rule's choices, as data: they enter the declaration's hash, so a change to how a
+#: verdict is decided changes the hash like a change to a claim does.
+RULE: dict[str, Any] = {
+    "version": 2,
+    "alpha": ALPHA,
+    "power_target": POWER_TARGET,
+    "tests": "one-sample t over per-seed values, df n - 1, se^2 = sd^2/n + image_var",
+    "sides": "one-sided: holds (d <= 0), not (d >= SESOI), reversed (d >= 0)",
+    "equivalence": "TOST; not equivalent: min(1, 2 min(p_above, p_below))",
+    "family": "Holm over the declared primary findings, not-run members at p = 1",
+    "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test",
+    "verdicts": list(VERDICTS),
+    "replication": "t predictive of a fresh mean, scale sqrt(2) se, same multipliers",
+    "seeds_needed": "power 0.8 at the SESOI, sd from its 95 % chi-square interval",
+}
+
+_DECLARED_FIELDS = ("id", "notebook", "statement", "estimand", "direction", "sesoi",
+                    "scale", "role", "primary", "unit")
+
+
+def declaration() -> dict[str, Any]:
+    """What a confirmatory run is pre-registered against: every declared claim's id,
+    statement, estimand, direction, SESOI, scale, role and primary flag, and the rule's
+    choices (:data:`RULE`). A user's own registered claims are part of it."""
+    claims = [{k: getattr(c, k) for k in _DECLARED_FIELDS}
+              for c in sorted(CLAIMS.values(), key=lambda c: c.id)]
+    return {"rule": RULE, "claims": claims}
+
+
+def declaration_hash(decl: Mapping[str, Any] | None = None) -> str:
+    """SHA-256 (first 16 hex digits) of the canonical JSON of :func:`declaration`."""
+    decl = declaration() if decl is None else decl
+    text = json.dumps(decl, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int]
+                        ) -> tuple[str, str]:
+    """Is a report confirmatory? ``record`` is the committed note of the confirmatory
+    run (``{"declaration": hash, "commit": sha, "seeds": [...]}``; None when there was
+    none), ``seeds`` the seeds the report's evidence uses.
+
+    Returns:
+        ``("confirmatory", text)`` when the current declaration has the recorded hash
+        and every seed lies in the recorded block (unseen when it was frozen), else
+        ``("exploratory", text)`` saying why.
+    """
+    now = declaration_hash()
+    if not record:
+        return "exploratory", (f"no confirmatory run is recorded; the declaration's hash "
+                               f"is {now}")
+    frozen = str(record.get("declaration", ""))
+    commit = str(record.get("commit", "?"))
+    if frozen != now:
+        return "exploratory", (f"the declaration changed after its confirmatory run "
+                               f"(frozen {frozen} at commit {commit}; now {now})")
+    block = {int(s) for s in record.get("seeds", [])}
+    outside = sorted({int(s) for s in seeds} - block)
+    if outside:
+        return "exploratory", (f"seeds {outside} lie outside the confirmatory block of "
+                               f"declaration {now}")
+    span = f"{min(block)}-{max(block)}" if block else "none"
+    return "confirmatory", (f"declaration {now}, frozen at commit {commit}; the seeds "
+                            f"({span}) were unseen when it was frozen")
 
 
 # -------------------------------------------------------------------------- registry

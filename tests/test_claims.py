@@ -435,3 +435,30 @@ def test_claim_validation():
         Claim("x", "01_x", "s", "t.", "e", "sideways", 1.0, "why")
     with pytest.raises(ValueError, match="sesoi"):
         Claim("x", "01_x", "s", "t.", "e", "greater", 0.0, "why")
+
+
+# ----------------------------------------------------------------- pre-registration
+
+
+def test_declaration_hash_follows_the_claims_and_the_rule(toy_claims, monkeypatch):
+    before = C.declaration_hash()
+    assert C.declaration_hash() == before  # deterministic
+    C.register(Claim("toy-a", "99_toy", "test", "A holds.", "a", "greater", 2.0, "why"),
+               replace=True)  # a SESOI changed
+    moved = C.declaration_hash()
+    assert moved != before
+    monkeypatch.setitem(C.RULE, "alpha", 0.025)  # a rule constant changed
+    assert C.declaration_hash() != moved
+
+
+def test_confirmatory_status():
+    now = C.declaration_hash()
+    record = {"declaration": now, "commit": "abc123", "seeds": list(range(1000, 1008))}
+    status, why = C.confirmatory_status(record, range(1000, 1005))
+    assert status == "confirmatory" and "1000-1007" in why and "abc123" in why
+    assert C.confirmatory_status(None, [0])[0] == "exploratory"
+    stale = dict(record, declaration="0" * 16)
+    status, why = C.confirmatory_status(stale, [1000])
+    assert status == "exploratory" and "changed after its confirmatory run" in why
+    status, why = C.confirmatory_status(record, [3, 1000])
+    assert status == "exploratory" and "[3]" in why
