@@ -30,7 +30,6 @@ import argparse
 import ast
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -153,11 +152,26 @@ def _write(path: Path, data: str | bytes) -> bool:
     return True
 
 
-def _claim_ids() -> dict[str, str]:
-    """Claim statement -> claim id, for every declared claim."""
+def _claim_ids() -> dict[str, tuple[str, str]]:
+    """Claim id -> (its notebook, its statement), for every declared claim."""
     from drsl_utils import claims as C
 
-    return {c.statement: cid for cid, c in C.CLAIMS.items()}
+    return {cid: (c.notebook, c.statement) for cid, c in C.CLAIMS.items()}
+
+
+def _match_claim(text: str, notebook: str, claims: dict[str, tuple[str, str]]) -> str | None:
+    """The id of the claim that a report row states (its statement as the report shows
+    it), among the claims of ``notebook``; None when no statement is close enough (a
+    report older than the claim table)."""
+    mine = {cid: s for cid, (nb, s) in claims.items() if nb == notebook}
+    for cid, s in mine.items():
+        if s == text:
+            return cid
+
+    def common(s: str) -> int:
+        return next((i for i, (x, y) in enumerate(zip(s, text)) if x != y), min(len(s), len(text)))
+    best = max(mine, key=lambda cid: common(mine[cid]), default=None)
+    return best if best is not None and common(mine[best]) >= min(30, len(text)) else None
 
 
 def _claim_cells(nb: dict, ids: Sequence[str]) -> dict[int, list[str]]:
@@ -205,34 +219,43 @@ def _split_row(line: str) -> list[str]:
     return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
 
 
-def _claims_page(claims_md: Path, statements: dict[str, str], anchored: set[str],
+# The report's columns in the order the book shows them: the verdict and the link to
+# the notebook's cell next to the claim, the long explanations last.
+CLAIM_COLUMNS = ("claim", "verdict", "measured", "p", "seeds", "stability", "notebook",
+                 "estimand (SESOI)", "note", "context")
+
+
+def _claims_page(claims_md: Path, claims: dict[str, tuple[str, str]], anchored: set[str],
                  pages: set[str]) -> str:
     """``claims.md`` of the figures folder, with every row's notebook linked to the cell
-    that declares its claim (or to the notebook, when no cell names it)."""
-    def to(cid: str | None, notebook: str) -> str:
+    that declares its claim (or to the notebook, when no cell names it), and the
+    columns reordered (``CLAIM_COLUMNS``) so that a verdict sits next to its claim."""
+    def to(cid: str | None, notebook: str, label: str | None = None) -> str:
         if cid in anchored:
-            return f"{{ref}}`{notebook} <claim-{cid}>`"
+            return f"{{ref}}`{label or notebook} <claim-{cid}>`"
         if notebook in pages:
-            return f"[{notebook}](notebooks/{notebook}.ipynb)"
-        return f"`{notebook}`"
+            return f"[{label or notebook}](notebooks/{notebook}.ipynb)"
+        return f"`{label or notebook}`"
 
     if not claims_md.exists():
         return "# Claims report\n\nNo claims report in this build (no `claims.md`).\n"
-    from drsl_utils import claims as C
-
-    notebook_of = {cid: c.notebook for cid, c in C.CLAIMS.items()}
-    out = []
+    out = ["---", "html_theme.sidebar_secondary.remove: true", "---", ""]
+    order: list[int] | None = None
     for line in claims_md.read_text().splitlines():
-        cells = _split_row(line) if line.startswith("| ") else []
-        if len(cells) == 10 and cells[-1].startswith("`"):  # a verdict row
+        cells = _split_row(line) if line.startswith("|") else []
+        if cells and cells[0] == "claim" and len(cells) == len(CLAIM_COLUMNS):
+            order = ([cells.index(c) for c in CLAIM_COLUMNS]
+                     if set(cells) == set(CLAIM_COLUMNS) else list(range(len(cells))))
+        elif len(cells) == len(CLAIM_COLUMNS) and cells[-1].startswith("`"):  # a verdict row
             notebook = cells[-1].strip("`")
-            cid = statements.get(cells[0].replace("\\|", "|"))
-            cells[-1] = to(cid, notebook)
-            line = "| " + " | ".join(cells) + " |"
+            cells[-1] = to(_match_claim(cells[0].replace("\\|", "|"), notebook, claims),
+                           notebook)
         elif len(cells) == 3 and cells[0].startswith("`"):  # a SESOI row: `id`
             cid = cells[0].strip("`")
-            cells[0] = to(cid, notebook_of.get(cid, cid)).replace(
-                f"{notebook_of.get(cid, cid)} <", f"{cid} <")
+            cells[0] = to(cid, claims.get(cid, (cid, ""))[0], label=cid)
+        if order is not None and len(cells) == len(order):
+            cells = [cells[i] for i in order]
+        if cells:
             line = "| " + " | ".join(cells) + " |"
         out.append(line)
     return "\n".join(out) + "\n"
@@ -320,28 +343,51 @@ def _cluster_page() -> str:
     return _relink(text, anchors, base="docs")
 
 
-def _public_names(path: Path) -> tuple[dict[str, str], str]:
+def _comment_above(lines: list[str], lineno: int) -> str:
+    """The ``#`` comment block right above line ``lineno`` (1-based), as plain text."""
+    out: list[str] = []
+    i = lineno - 2
+    while i >= 0 and lines[i].lstrip().startswith("#"):
+        out.insert(0, lines[i].lstrip()[1:].strip())
+        i -= 1
+    return " ".join(out)
+
+
+def _public_names(path: Path) -> tuple[dict[str, tuple[str, str]], str]:
     """A module's public names (its ``__all__``, else its top-level public definitions),
-    each with the autodoc directive that documents it (``autoclass``, ``autofunction``,
-    ``autodata``), and the first paragraph of its docstring; read from the source
-    without importing it."""
-    tree = ast.parse(path.read_text())
+    each with how the book documents it (``autoclass``, ``autofunction``, or ``data``
+    with the comment above its assignment), and the first paragraph of the module's
+    docstring; read from the source without importing it."""
+    text = path.read_text()
+    tree, lines = ast.parse(text), text.splitlines()
     doc = (ast.get_docstring(tree) or "").strip().split("\n\n")[0].replace("\n", " ")
-    kinds = {n.name: "autoclass" if isinstance(n, ast.ClassDef) else "autofunction"
+    kinds = {n.name: ("autoclass" if isinstance(n, ast.ClassDef) else "autofunction", "")
              for n in tree.body
              if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     names = [n for n in kinds if not n.startswith("_")]
     for node in tree.body:
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and any(
-                isinstance(t, ast.Name) and t.id == "__all__"
-                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])):
-            names = [ast.literal_eval(e) for e in node.value.elts]
-    return {n: kinds.get(n, "autodata") for n in names}, doc
+        targets = (node.targets if isinstance(node, ast.Assign) else
+                   [node.target] if isinstance(node, ast.AnnAssign) else [])
+        for t in targets:
+            if not isinstance(t, ast.Name):
+                continue
+            if t.id == "__all__":
+                names = [ast.literal_eval(e) for e in node.value.elts]
+            elif t.id not in kinds:
+                kinds[t.id] = ("data", _comment_above(lines, node.lineno))
+    return {n: kinds.get(n, ("data", "")) for n in names}, doc
+
+
+def _rst_text(text: str) -> str:
+    """Plain text made safe inside reStructuredText (no markup is read in it)."""
+    return re.sub(r"([\\*`|_\[\]<>])", r"\\\1", text)
 
 
 def _api_pages() -> dict[str, str]:
-    """One page per module of the package (an autosummary table, then each public
-    name's full docstring), and an index of the modules."""
+    """One page per module of the package (an autosummary table of its functions and
+    classes, then each public name's full docstring), and an index of the modules.
+    Constants are declared with the comment above them: autodoc would show the
+    docstring of their type (``dict``, ``ndarray``) instead."""
     pages, index = {}, ["# API reference", "",
                         f"Every public function and class of `{PACKAGE}`, module by module "
                         "(each module's `__all__`), from the docstrings.", "",
@@ -354,14 +400,17 @@ def _api_pages() -> dict[str, str]:
         index.append(f"| [{path.stem}]({path.stem}.md) | {doc.replace('|', '/')} |")
         body = [f"# {path.stem}", "", "```{eval-rst}", f".. automodule:: {module}",
                 "   :no-members:", ""]
-        if names:
-            body += [".. autosummary::", "   :nosignatures:", "",
-                     *[f"   {n}" for n in names], ""]
-        for name, directive in names.items():
-            body.append(f".. {directive}:: {name}")
-            body += {"autoclass": ["   :members:"], "autodata": ["   :no-value:"]}.get(
-                directive, [])
-            body.append("")
+        code = [n for n, (kind, _) in names.items() if kind != "data"]
+        if code:
+            body += [".. autosummary::", "   :nosignatures:", "", *[f"   {n}" for n in code],
+                     ""]
+        for name, (kind, comment) in names.items():
+            if kind == "data":
+                body += [f".. py:data:: {name}", ""]
+                body += [f"   {_rst_text(comment)}", ""] if comment else []
+            else:
+                body += [f".. {kind}:: {name}"] + (["   :members:"] if kind == "autoclass"
+                                                    else []) + [""]
         body += ["```", ""]
         pages[f"api/{path.stem}.md"] = "\n".join(body)
     index += ["", "```{toctree}", ":hidden:", "",
@@ -448,17 +497,17 @@ def stage(profile: str = "quick", fig_dir: Path | None = None,
 
     put("_static/plotly.min.js",
         (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes())
-    statements = _claim_ids()
+    claims = _claim_ids()
     anchored: set[str] = set()
     pages = {p.stem for p in paths}
     for p in paths:
         dest = src / "notebooks" / p.name
         keep.add(dest)
         cmd = refresh_command(profile, [Stale(p.stem, "")], fig_dir, notebook_dir)
-        anchored |= _stage_notebook(executed / p.name, dest, list(statements.values()),
+        anchored |= _stage_notebook(executed / p.name, dest, list(claims),
                                     reasons.get(p.stem), cmd)
     claims_md = fig_dir / "claims.md"
-    put("claims.md", _claims_page(claims_md, statements, anchored, pages))
+    put("claims.md", _claims_page(claims_md, claims, anchored, pages))
     gallery, shown = _gallery_page(fig_dir, profile, pages)
     put("gallery.md", gallery)
     landing, on_landing = _landing_page((BOOK_DIR / "index.md").read_text(), fig_dir,
@@ -480,31 +529,54 @@ def stage(profile: str = "quick", fig_dir: Path | None = None,
 def build_book(profile: str = "quick", fig_dir: Path | None = None,
                notebook_dir: Path | None = None, out_dir: Path | None = None,
                src_dir: Path | None = None, only: Sequence[str] | None = None,
-               allow_stale: bool = False, strict: bool = True, quiet: bool = True) -> Path:
+               allow_stale: bool = False, strict: bool = True) -> Path:
     """Stage the book's source (see :func:`stage`) and run Sphinx into ``out_dir``
-    (default ``build/book``); returns the path of its ``index.html``. ``strict`` turns
-    every Sphinx warning (a broken link, a missing image) into an error."""
+    (default ``build/book``); returns the path of its ``index.html``. ``strict`` makes
+    a Sphinx warning on the book's own pages (a broken link or image, a missing page)
+    an error; warnings about the package's docstrings are only counted. A site that
+    would load anything from another host is always an error."""
     src = stage(profile, fig_dir, notebook_dir, src_dir, only, allow_stale)
     out = Path(out_dir) if out_dir is not None else ROOT / "build" / "book"
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-d", str(src / ".doctrees"),
+    # One process: a parallel read (-j) forks after autodoc has imported torch, and a
+    # worker died that way here.
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-d", str(src / ".doctrees"),
            str(src), str(out)]
-    if strict:
-        cmd += ["-W", "--keep-going"]
-    if quiet:
-        cmd.append("-q")
     proc = subprocess.run(cmd, cwd=src, text=True, capture_output=True)
-    if proc.stdout.strip() and not quiet:
-        print(proc.stdout)
     if proc.returncode != 0:
         raise BookError(f"sphinx-build failed (exit {proc.returncode}):\n"
                         + (proc.stderr or proc.stdout)[-6000:])
-    if proc.stderr.strip():
-        print(proc.stderr, file=sys.stderr)
+    warnings = _sphinx_warnings(proc.stderr)
+    (src / "sphinx-warnings.log").write_text(proc.stderr)
+    fatal = [w for w in warnings if not _from_docstring(w)]
+    if len(fatal) < len(warnings):
+        print(f"{len(warnings) - len(fatal)} Sphinx warning(s) from docstrings (the API "
+              f"pages still build; all in {_rel(src / 'sphinx-warnings.log')})",
+              file=sys.stderr)
+    if fatal and strict:
+        raise BookError(f"{len(fatal)} Sphinx warning(s) in the book's pages (a broken "
+                        "link or image, a missing page):\n  " + "\n  ".join(fatal[:30]))
+    for w in fatal:
+        print(w, file=sys.stderr)
     leaks = external_resources(out)
     if leaks:
         raise BookError("the built book would load from outside hosts:\n  "
                         + "\n  ".join(leaks[:20]))
     return out / "index.html"
+
+
+def _sphinx_warnings(stderr: str) -> list[str]:
+    """Sphinx's warnings and errors, one string each (a traceback's lines folded in)."""
+    out: list[str] = []
+    for line in stderr.splitlines():
+        if re.search(r"\b(WARNING|ERROR|CRITICAL|SEVERE):", line):
+            out.append(line.strip())
+    return out
+
+
+def _from_docstring(warning: str) -> bool:
+    """A warning about a docstring of the package (its reST), or raised on an API page:
+    reported, never fatal; the book's own pages must be clean."""
+    return ":docstring of " in warning or "/api/" in warning.replace("\\", "/")
 
 
 def external_resources(out_dir: Path) -> list[str]:

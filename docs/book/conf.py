@@ -63,5 +63,10 @@ html_theme_options = {
     "navigation_with_keys": False,
 }
 html_show_sourcelink = False
+# A favicon of our own: without one the browser asks the server for /favicon.ico.
+html_favicon = "_static/favicon.svg"
+# The pages open in light mode (the figures have white backgrounds); without a default
+# the theme logs a console error on a first visit.
+html_context = {"default_mode": "light"}
 html_last_updated_fmt = None
 html_permalinks_icon = "#"
