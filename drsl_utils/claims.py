@@ -171,7 +171,7 @@ VERDICTS = ("holds", "equivalent", "negligible", "does not hold", "not equivalen
 #: Every declared claim by id. The project's own declarations live in
 #: :mod:`drsl_utils.claim_table` (data, apart from the rule); a user adds one with
 #: :func:`register`.
-CLAIMS: dict[str, "Claim"] = {}
+CLAIMS: dict[str, Claim] = {}
 
 
 @dataclass(frozen=True)

@@ -122,8 +122,8 @@ def test_family_wise_error_of_each_kind(n):
     # (no "below the SESOI" allowed). Holm keeps each family-wise rate at alpha.
     m = _family_size()
     rng = np.random.default_rng(30 + n)
-    for effect, bad, key in ((0.0, ("holds", "negligible"), "p_holds"),
-                             (SESOI, ("does not hold", "negligible", "reversed"), "p_not")):
+    for effect, bad in ((0.0, ("holds", "negligible")),
+                        (SESOI, ("does not hold", "negligible", "reversed"))):
         x = rng.normal(effect, SD, size=(R * m, n))
         t = C._test_arrays(x, "greater", SESOI)
         k = {k: holm_multipliers(t[k].reshape(R, m)).reshape(-1)
