@@ -164,13 +164,18 @@ def test_staged_source_links_claims_to_cells_and_covers_the_api(two_notebooks):
         for name in names:
             assert re.search(rf"^\.\. (autoclass|autofunction|py:data):: {name}$", page,
                              re.MULTILINE), f"{path.stem}.{name} has no API entry"
+    # The README sections the book includes are there, and so is the verdict rule.
+    readme = (ROOT / "README.md").read_text()
+    for title in (*book.README_SECTIONS, book.VERDICT_SECTION):
+        assert f"\n## {title}\n" in readme, f"README.md lost its section {title!r}"
+    assert f"## {book.VERDICT_SECTION}" in claims_page
     # Pages included from the README and docs/cluster.md link only inside the book.
-    for page in ("reproducibility.md", "cluster.md"):
+    for page in ("reproducibility.md", "cluster.md", "claims.md"):
         text = (src / page).read_text()
         for target in re.findall(r"(?<!!)\[[^\]]+\]\(([^)\s]+)\)", text):
             assert re.match(r"[a-z]+://", target) or target.startswith("#") or (
-                target.split("#")[0] in {"cluster.md", "claims.md", "gallery.md", "index.md"}), (
-                f"{page} links to {target}, outside the book")
+                target.split("#")[0] in {"cluster.md", "claims.md", "gallery.md", "index.md"}
+                or target.startswith("notebooks/")), f"{page} links to {target}, outside the book"
 
 
 def test_relink_keeps_links_inside_the_book():
