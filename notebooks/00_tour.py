@@ -100,8 +100,9 @@ report.figure(embed.plot_adversarial_umap(panels), "tour_umap",
 # %% [markdown]
 # ## What we found
 # Both claims are tested with the project's one rule (`drsl_utils.claims`): the seed is
-# the unit, and a verdict needs the 95 % interval to clear zero (holds) or to rule out
-# the smallest effect of interest (does not hold).
+# the unit, and each verdict is read against the smallest effect of interest, with the
+# interval printed beside it. On a toy dataset these are demonstrations (role `demo`),
+# outside the report's family of primary findings and its headline counts.
 
 # %%
 at_mid = robust[robust["eps"] == P.eps_mid]

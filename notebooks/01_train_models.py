@@ -94,9 +94,9 @@ stats.format_seed_table(spread, digits=3)
 
 # %%
 acc = stats.describe_means(runs, "test_accuracy", MAIN)
-for other in ("GCE", "DRSL"):
-    report.claim(f"drsl-same-accuracy-{other.lower()}",
-                 claims.paired(runs, "test_accuracy", other, "CE"),
+for claim_id, other in [("drsl-same-accuracy-gce", "GCE"),
+                        ("drsl-same-accuracy-drsl", "DRSL")]:
+    report.claim(claim_id, claims.paired(runs, "test_accuracy", other, "CE"),
                  detail=f"full-test clean accuracy {acc}")
 report.claim("drsl-mechanism-entropy", claims.paired(clean, "nontrue_entropy", "DRSL", "CE"),
              detail="non-true entropy (nats) "
