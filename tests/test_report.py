@@ -85,7 +85,7 @@ def test_gallery_lists_claims_and_figures(tmp_path):
     n_family = len(C.declared_family())
     assert (f"**{n_family} primary findings** (one Holm family, declared in "
             f"`drsl_utils/claim_table.py`): {n_family} not run.") in report
-    assert "1 rows: 1 not equivalent" in report
+    assert "1 claims: 1 not equivalent" in report
     assert "Choices made after seeing the data." in report
     assert "**Exploratory**: no confirmatory run is recorded" in report
     assert f"Declaration hash `{C.declaration_hash()}`" in report
