@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ def test_schedule_respects_dependencies():
         return 1.0
 
     times, done = {}, set()
-    suite._schedule(run, sorted(keys, key=suite.PRIORITY.index), paths, 2, times, done)
+    suite._schedule(run, sorted(keys), paths, 2, times, done)
     assert done == set(keys) and len(times) == len(keys)
     for key, deps in suite.DEPENDS.items():
         for d in deps:
@@ -64,3 +65,30 @@ def test_inputs_hash_and_up_to_date(tmp_path):
     nb.write_text('{"changed": 1}')
     assert not suite._up_to_date(nb, stamp, suite._inputs_hash(nb, "smoke", tmp_path),
                                  tmp_path)
+
+
+def test_the_longest_recorded_notebook_runs_first(tmp_path, monkeypatch):
+    """The first run goes in number order (nothing timed yet) and records each wall
+    time; the next starts with the longest. Executing is faked; the order is real."""
+    for name in ("97_a", "98_b", "99_c"):
+        (tmp_path / f"{name}.ipynb").write_text("{}")
+    seconds = {"97_a": 1.0, "98_b": 3.0, "99_c": 2.0}
+    order: list[str] = []
+
+    def fake_run(path, profile, out_dir, fig_dir, extra_parameters=None):
+        order.append(path.stem)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return seconds[path.stem]
+
+    monkeypatch.setattr(suite, "run_notebook", fake_run)
+    monkeypatch.setattr(suite, "_up_to_date", lambda *args: False)
+    monkeypatch.setattr(suite, "write_gallery", lambda *args, **kwargs: None)
+    suite.run_suite("smoke", fig_dir=tmp_path / "fig", jobs=1, notebook_dir=tmp_path)
+    assert order == ["97_a", "98_b", "99_c"]
+    times = tmp_path / "executed" / "times.json"
+    assert json.loads(times.read_text()) == seconds
+    order.clear()
+    seconds["98_b"] = 0.5  # a warm run: the longest time seen is kept
+    suite.run_suite("smoke", fig_dir=tmp_path / "fig", jobs=1, notebook_dir=tmp_path)
+    assert order == ["98_b", "99_c", "97_a"]
+    assert json.loads(times.read_text())["98_b"] == 3.0
