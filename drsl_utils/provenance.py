@@ -14,7 +14,7 @@ the results are committed:
   committing a regenerated gallery does not change the commit the next run records;
 - *dirty* ignores the output folder (the run itself writes there) and untracked files
   (scratch files are not part of the code); a dirty tree also records a short hash of
-  the diff, which names the exact uncommitted code.
+  the changed files, which names the exact uncommitted code.
 
 Each notebook records its own block in ``meta/<notebook>.json`` (:mod:`drsl_utils.report`,
 collected in the kernel that ran it, with that kernel's thread count);
@@ -64,18 +64,38 @@ def _pathspec(exclude: Iterable[str | Path]) -> list[str]:
     return spec
 
 
+def _changed(spec: list[str]) -> list[str] | None:
+    """Tracked paths that differ from HEAD (staged or not), from ``git status``, which
+    refreshes the index and so stays fast where ``git diff HEAD`` re-reads every file."""
+    out = _git("status", "--porcelain", "-z", "--untracked-files=no", *spec)
+    if out is None:
+        return None
+    entries, paths = out.split("\0"), []
+    while entries:
+        entry = entries.pop(0)
+        if len(entry) > 3:
+            paths.append(entry[3:])
+            if "R" in entry[:2] or "C" in entry[:2]:
+                entries.pop(0)  # a rename's or copy's source path follows
+    return sorted(paths)
+
+
 def _commit(exclude: Iterable[str | Path]) -> tuple[str, bool | None, str | None]:
     """The last commit outside ``exclude``, whether the tracked tree differs from it
-    there, and a short hash of that difference."""
+    there, and a short hash of the changed files' paths and contents."""
     spec = _pathspec(exclude)
     head = _git("log", "-1", "--format=%H", *spec)
     if not head or not head.strip():
         return "unknown (not a git checkout)", None, None
-    diff = _git("diff", "HEAD", "--no-ext-diff", "--binary", *spec)
-    if diff is None:
+    changed = _changed(spec)
+    if changed is None:
         return head.strip()[:12], None, None
-    digest = hashlib.sha256(diff.encode()).hexdigest()[:12] if diff else None
-    return head.strip()[:12], bool(diff), digest
+    digest = hashlib.sha256()
+    for rel in changed:
+        path = _ROOT / rel
+        digest.update(rel.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<deleted>")
+    return head.strip()[:12], bool(changed), digest.hexdigest()[:12] if changed else None
 
 
 def _version(dist: str) -> str:
@@ -162,7 +182,7 @@ def _field_text(block: Mapping[str, Any], key: str) -> str:
             return str(block.get("commit", "unknown"))
         commit = f"`{block['commit']}`"
         if block["dirty"]:
-            return f"{commit} + uncommitted changes (diff `{block.get('diff', '?')}`)"
+            return f"{commit} + uncommitted changes (hash `{block.get('diff', '?')}`)"
         return f"{commit}, clean tree"
     if key == "packages":
         pk = block.get("packages", {})
