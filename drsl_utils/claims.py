@@ -948,8 +948,7 @@ def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int]
     """
     now = declaration_hash()
     if not record:
-        return "exploratory", (f"no confirmatory run is recorded; the declaration's hash "
-                               f"is {now}")
+        return "exploratory", f"no confirmatory run is recorded for declaration {now}"
     frozen = str(record.get("declaration", ""))
     commit = str(record.get("commit", "?"))
     if frozen != now:
