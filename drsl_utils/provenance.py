@@ -42,10 +42,11 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 def _git(*args: str) -> str | None:
     """``git <args>`` in the repository, or None where git or the checkout is missing
-    (an installed package has no ``.git``)."""
+    (an installed package has no ``.git``). Without optional locks: a notebook reading
+    its provenance must never hold the index lock while someone commits."""
     try:
-        out = subprocess.run(["git", "-C", str(_ROOT), *args], capture_output=True,
-                             text=True, timeout=30, check=True)
+        out = subprocess.run(["git", "--no-optional-locks", "-C", str(_ROOT), *args],
+                             capture_output=True, text=True, timeout=30, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout
@@ -65,8 +66,8 @@ def _pathspec(exclude: Iterable[str | Path]) -> list[str]:
 
 
 def _changed(spec: list[str]) -> list[str] | None:
-    """Tracked paths that differ from HEAD (staged or not), from ``git status``, which
-    refreshes the index and so stays fast where ``git diff HEAD`` re-reads every file."""
+    """Tracked paths that differ from HEAD (staged or not), from ``git status`` (which
+    takes milliseconds where ``git diff HEAD`` took minutes on a busy checkout)."""
     out = _git("status", "--porcelain", "-z", "--untracked-files=no", *spec)
     if out is None:
         return None
