@@ -109,6 +109,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .calibration import Differential
 from .runtime import check_choice
 
 __all__ = [
@@ -140,6 +141,7 @@ __all__ = [
     "assess",
     "loso_agreement",
     "evidence_frame",
+    "calibrate",
     "paired",
     "per_seed",
     "image_variance",
@@ -816,13 +818,15 @@ def loso_agreement(evidence: Sequence[Evidence], alpha: float = ALPHA,
 
 def evidence_frame(evidence: Sequence[Evidence], alpha: float = ALPHA,
                    family: Sequence[str] | None = None, *,
+                   calibrations: Mapping[str, Differential] | None = None,
                    n_halves: int | None = None) -> pd.DataFrame:
-    """:func:`assess` with leave-one-seed-out agreement and each claim's text.
+    """:func:`assess` (and :func:`calibrate`, given ``calibrations``) with
+    leave-one-seed-out agreement and each claim's text.
 
     ``n_halves`` is accepted and ignored for one release: the random-halves stability
     score it sized is gone (it could not flag instability; see ``replication``).
     """
-    table = assess(evidence, alpha, family)
+    table = calibrate(assess(evidence, alpha, family), calibrations or {}, alpha)
     loso = loso_agreement(evidence, alpha, family)
     table = table.merge(loso, on="claim", how="left")
     details = {e.claim: e.detail for e in evidence}
@@ -830,6 +834,118 @@ def evidence_frame(evidence: Sequence[Evidence], alpha: float = ALPHA,
     table["statement"] = [get_claim(c).statement for c in table["claim"]]
     table["source"] = [get_claim(c).source for c in table["claim"]]
     return table
+
+
+# ------------------------------------------------------------------------ calibration
+
+
+def _verdict_from_bounds(low: float, high: float, sesoi: float) -> str:
+    """The directional verdict that bounds ``(low, high)`` on the claimed-positive
+    effect imply (the same cut points as :func:`decide` applies to the tests)."""
+    if low > 0:
+        return "holds" if high >= sesoi else "negligible"
+    if high < 0:
+        return "reversed"
+    if high < sesoi:
+        return "does not hold"
+    return "inconclusive"
+
+
+def _differential_bounds(diff: Differential, scale: float, alpha: float
+                         ) -> tuple[float, float, float, int]:
+    """One-sided ``1 - alpha`` bounds of a calibrated differential (display units):
+    seeds plus the image term, with Welch-Satterthwaite degrees of freedom (the image
+    term is estimated from hundreds of images, the seed term from a handful of seeds,
+    so ``n - 1`` would discard what the images know). Returns (mean, low, high, df)."""
+    x = np.asarray(list(diff.values.values()), np.float64) * scale
+    n = int(x.size)
+    v_img = diff.image_var * scale**2
+    m = float(x.mean()) if n else math.nan
+    v_seed = float(x.var(ddof=1)) / n if n > 1 else math.nan
+    if not (n > 1 and math.isfinite(v_seed)):
+        return m, math.nan, math.nan, 0
+    se = math.sqrt(v_seed + v_img)
+    denom = v_seed**2 / (n - 1) + (v_img**2 / max(1, diff.n_images - 1))
+    df = se**4 / denom if denom > 0 else math.inf
+    t = float(sps.t.isf(alpha, df)) if math.isfinite(df) else float(sps.norm.isf(alpha))
+    return m, m - t * se, m + t * se, int(round(min(df, 1e6)))
+
+
+def calibrate(table: pd.DataFrame, calibrations: Mapping[str, Differential],
+              alpha: float = ALPHA) -> pd.DataFrame:
+    """Robustness rows re-decided against standard AutoAttack (issue 26's rule).
+
+    A row decided by a cheap attack carries a calibration: the per-seed *differential*
+    ``overstatement[a] - overstatement[b]`` of that attack against standard AutoAttack on
+    the same images (:func:`calibration.differential`). Its one-sided ``1 - alpha``
+    bounds ``[L_c, U_c]`` (signed so that the claimed direction is positive) widen the
+    row's bounds: ``L' = L - max(U_c, 0)`` and ``U' = U - min(L_c, 0)``. The part of
+    the effect that the cheap attack's bias could carry is taken out, and a bias
+    against the claim never strengthens it. The verdict is drawn again from ``L'`` and
+    ``U'`` with the same cut points, so a calibration can only move a verdict towards
+    *inconclusive*. A row is *flagged* when ``U_c`` exceeds half its SESOI: standard
+    AutoAttack beats the cheap attack on the claimed side by more than that.
+
+    New columns (NaN or empty without a calibration): ``decided_by`` (the cheap attack),
+    ``cal_mean``, ``cal_low``, ``cal_high`` (the differential, estimand's sign),
+    ``cal_seeds``, ``cal_images``, ``calibrated_low``, ``calibrated_high``,
+    ``cheap_verdict`` (before calibration), ``cal_flag``, ``calibration`` (as text).
+    The tests, p-values, replication and power describe the cheap attack's numbers.
+    """
+    out = table.copy()
+    cols = {"decided_by": "", "cal_mean": math.nan, "cal_low": math.nan,
+            "cal_high": math.nan, "cal_seeds": 0, "cal_images": 0,
+            "calibrated_low": math.nan, "calibrated_high": math.nan,
+            "cheap_verdict": "", "cal_flag": False, "calibration": ""}
+    for k, v in cols.items():
+        out[k] = v
+    out["cal_seeds"] = out["cal_seeds"].astype(int)
+    out["cal_images"] = out["cal_images"].astype(int)
+    unknown = sorted(set(calibrations) - set(out["claim"]))
+    for cid in unknown:
+        get_claim(cid)  # a typo raises; a claim not on record is simply not calibrated
+    for i, row in out.iterrows():
+        diff = calibrations.get(row["claim"])
+        if diff is None or row["verdict"] == "not run":
+            continue
+        c = get_claim(row["claim"])
+        if c.direction == "equivalent":
+            raise ValueError(f"claim {c.id!r} is an equivalence claim: a robustness "
+                             "calibration applies to 'greater' or 'less' claims only")
+        sign = 1.0 if c.direction == "greater" else -1.0
+        m, lo, hi, _ = _differential_bounds(diff, c.scale, alpha)
+        # In the claimed-positive sign: the row's bounds and the differential's.
+        L, U = (row["low"], row["high"]) if sign > 0 else (-row["high"], -row["low"])
+        Lc, Uc = (lo, hi) if sign > 0 else (-hi, -lo)
+        if not (math.isfinite(Lc) and math.isfinite(Uc)):
+            L2, U2, verdict = L, U, "inconclusive"
+        else:
+            L2, U2 = L - max(Uc, 0.0), U - min(Lc, 0.0)
+            verdict = _verdict_from_bounds(L2, U2, c.sesoi)
+        cl, ch = (L2, U2) if sign > 0 else (-U2, -L2)
+        flag = bool(math.isfinite(Uc) and Uc > c.sesoi / 2)
+        d = c.digits
+        text = (f"decided by {diff.attack}; standard AutoAttack on {diff.n_images} images "
+                f"x {len(diff.values)} seeds: differential {c.fmt(m)} "
+                f"[{lo:+.{d}f}, {hi:+.{d}f}] (one-sided {_conf(1 - alpha)} each), "
+                f"calibrated bounds [{cl:+.{d}f}, {ch:+.{d}f}]")
+        if flag:
+            text += (f"; flagged: standard AutoAttack beats {diff.attack} on the claimed "
+                     f"side by up to {c.fmt(Uc, False)}, more than half the SESOI")
+        if verdict != row["verdict"]:
+            text += f"; the cheap attack alone read '{row['verdict']}'"
+        out.at[i, "decided_by"] = diff.attack
+        out.at[i, "cal_mean"], out.at[i, "cal_low"], out.at[i, "cal_high"] = m, lo, hi
+        out.at[i, "cal_seeds"], out.at[i, "cal_images"] = len(diff.values), diff.n_images
+        out.at[i, "calibrated_low"], out.at[i, "calibrated_high"] = cl, ch
+        out.at[i, "cheap_verdict"] = row["verdict"]
+        out.at[i, "cal_flag"] = flag
+        out.at[i, "calibration"] = text
+        out.at[i, "verdict"] = verdict
+        if verdict != row["verdict"]:
+            note = f"after the attack calibration: {text}"
+            out.at[i, "note"] = f"{row['note']}; {note}" if row["note"] else note
+    return out
 
 
 # ---------------------------------------------------------------------- data helpers

@@ -462,3 +462,60 @@ def test_confirmatory_status():
     assert status == "exploratory" and "changed after its confirmatory run" in why
     status, why = C.confirmatory_status(record, [3, 1000])
     assert status == "exploratory" and "[3]" in why
+
+
+# ------------------------------------------------------------------- attack calibration
+
+
+def _diff(values, image_var=0.0, n_images=300, attack="apgd-dlr"):
+    from drsl_utils.calibration import Differential
+
+    return Differential(attack, "autoattack-standard", "DRSL", "CE", 0.05,
+                        dict(values), image_var, n_images)
+
+
+def test_calibration_widens_bounds_and_redecides():
+    """A 'holds' decided by a cheap attack stays only if it survives subtracting the
+    upper bound of the calibrated differential from its lower bound."""
+    ev = [C.Evidence("drsl-harder-dlr", {s: 0.07 + 0.004 * (s % 3 - 1) for s in range(8)})]
+    table = C.assess(ev)
+    assert table.iloc[0]["verdict"] == "holds"
+    low = table.iloc[0]["low"]
+    # A small, tight differential: the verdict stands, bounds move by U_c.
+    small = C.calibrate(table, {"drsl-harder-dlr": _diff({0: 0.004, 1: 0.005}, 1e-6)})
+    row = small.iloc[0]
+    m, lo, hi, _ = C._differential_bounds(_diff({0: 0.004, 1: 0.005}, 1e-6), 100.0, C.ALPHA)
+    assert row["calibrated_low"] == pytest.approx(low - hi)
+    assert row["verdict"] == "holds" and row["cheap_verdict"] == "holds"
+    assert row["decided_by"] == "apgd-dlr" and not row["cal_flag"]
+    # A differential as large as the effect: no longer shown.
+    big = C.calibrate(table, {"drsl-harder-dlr": _diff({0: 0.07, 1: 0.08})}).iloc[0]
+    assert big["verdict"] == "inconclusive" and big["cheap_verdict"] == "holds"
+    assert big["cal_flag"] and "cheap attack alone read 'holds'" in big["note"]
+
+
+def test_calibration_against_the_claim_never_strengthens_it():
+    ev = [C.Evidence("drsl-harder-dlr", {s: 0.07 + 0.004 * (s % 3 - 1) for s in range(8)})]
+    table = C.assess(ev)
+    row = C.calibrate(table, {"drsl-harder-dlr": _diff({0: -0.05, 1: -0.04})}).iloc[0]
+    assert row["calibrated_low"] == pytest.approx(table.iloc[0]["low"])
+    assert row["calibrated_high"] > table.iloc[0]["high"]  # the upper side widens
+
+
+def test_calibration_of_a_less_claim_uses_the_claimed_sign():
+    """For a 'less' claim the cheap attack favours the claim when the differential is
+    negative; its bound is subtracted on the claimed side."""
+    cid = next(c.id for c in C.CLAIMS.values()
+               if c.direction == "less" and c.scale == 100.0 and c.role == "finding")
+    ev = [C.Evidence(cid, {s: -0.06 + 0.004 * (s % 3 - 1) for s in range(5)})]
+    table = C.assess(ev)
+    cal = C.calibrate(table, {cid: _diff({0: -0.03, 1: -0.02})}).iloc[0]
+    m, lo, hi, _ = C._differential_bounds(_diff({0: -0.03, 1: -0.02}), 100.0, C.ALPHA)
+    # Claimed-positive sign: U = -low; the differential's claimed-side bound is -lo.
+    assert cal["calibrated_high"] == pytest.approx(table.iloc[0]["high"] + (-lo))
+
+
+def test_calibration_of_an_unknown_claim_is_refused():
+    table = C.assess([C.Evidence("drsl-harder-dlr", {0: 0.07, 1: 0.06})])
+    with pytest.raises(ValueError, match="no-such-claim"):
+        C.calibrate(table, {"no-such-claim": _diff({0: 0.0, 1: 0.0})})
