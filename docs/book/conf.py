@@ -47,9 +47,11 @@ add_module_names = False
 html_theme = "sphinx_book_theme"
 html_static_path = ["_static"]
 html_css_files = ["book.css"]
-# plotly.js once for the whole site (copied from the installed plotly package), loaded
-# before the page's own scripts, so outputs made with include_plotlyjs=False draw.
-html_js_files = ["plotly.min.js"]
+# plotly.js ships once for the whole site (_static/plotly.min.js, copied from the
+# installed plotly package); setup() below loads it, before the page's own scripts, on
+# every page whose outputs call Plotly (figures made with include_plotlyjs=False and the
+# kernel-free explorers).
+PLOTLY_JS = "plotly.min.js"
 html_theme_options = {
     "use_download_button": True,      # the executed .ipynb, from the site itself
     "use_fullscreen_button": False,
@@ -70,3 +72,14 @@ html_favicon = "_static/favicon.svg"
 html_context = {"default_mode": "light"}
 html_last_updated_fmt = None
 html_permalinks_icon = "#"
+
+
+def _plotly_where_used(app, pagename, templatename, context, doctree) -> None:
+    """Load the site's one copy of plotly.js on the pages that use it."""
+    if "Plotly" in context.get("body", ""):
+        app.add_js_file(PLOTLY_JS, priority=200)
+
+
+def setup(app) -> dict:
+    app.connect("html-page-context", _plotly_where_used)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
