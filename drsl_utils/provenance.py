@@ -214,9 +214,12 @@ def fields(blocks: Mapping[str, Mapping[str, Any]], **fixed: Any) -> dict[str, s
             notebooks ran on two machines or at two commits says so. The seeds are the
             union of every notebook's seeds.
         fixed: fields given for the whole report, shown instead of the notebooks' values.
+
+    Returns ``{}`` when no notebook recorded a block (a run from before 0.2.0): the
+    writing process's own settings would not be those the results came from.
     """
     if not blocks:
-        blocks = {"this process": collect(fixed.get("profile"))}
+        return {}
     if "seeds" not in fixed:
         recorded = [b["seeds"] for b in blocks.values() if b.get("seeds")]
         fixed = {**fixed, "seeds": sorted({s for seeds in recorded for s in seeds}) or None}
@@ -236,11 +239,13 @@ def fields(blocks: Mapping[str, Mapping[str, Any]], **fixed: Any) -> dict[str, s
 def markdown_block(blocks: Mapping[str, Mapping[str, Any]], **fixed: Any) -> list[str]:
     """The provenance of a report as Markdown lines (a two-column table) for the head of
     ``claims.md`` and the gallery; the arguments are those of :func:`fields`."""
+    table = fields(blocks, **fixed)
+    if not table:
+        return ["**Provenance**: not recorded (these notebooks ran before drsl_utils 0.2.0, "
+                "which added it)."]
     rows = ["**Provenance** (what produced these results, as each notebook recorded it; "
             "see `drsl_utils/provenance.py`):", "", "| | |", "|---|---|"]
-    rows += [f"| {label} | {text.replace('|', '/')} |"
-             for label, text in fields(blocks, **fixed).items()]
-    return rows
+    return rows + [f"| {label} | {text.replace('|', '/')} |" for label, text in table.items()]
 
 
 def under_title(lines: Sequence[str], block: Sequence[str]) -> list[str]:

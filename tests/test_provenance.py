@@ -102,6 +102,12 @@ def test_markdown_block_merges_notebooks_and_names_what_differs(repo):
     assert len(body) == len(P.fields({"x": a}))                # one row per field
 
 
+def test_a_report_without_recorded_provenance_says_so():
+    assert P.fields({}) == {}
+    assert P.markdown_block({}) == ["**Provenance**: not recorded (these notebooks ran "
+                                    "before drsl_utils 0.2.0, which added it)."]
+
+
 def test_under_title_puts_the_block_below_the_first_heading():
     doc = ["# Claims report", "", "Profile `quick`."]
     assert P.under_title(doc, ["B"]) == ["# Claims report", "", "B", "", "Profile `quick`."]
