@@ -55,6 +55,7 @@ __all__ = [
     "plot_robust_accuracy",
     "plot_seed_curves",
     "plot_frontier",
+    "plot_attack_calibration",
     "plot_second_class_bars",
     "plot_table",
 ]
@@ -933,4 +934,55 @@ def plot_frontier(df: pd.DataFrame, *, x: str = "clean_accuracy",
         if title:
             _suptitle(fig, title)
         _legend(fig, list(handles.values()), list(handles), title=hue)
+    return fig
+
+
+def plot_attack_calibration(table: pd.DataFrame, *, scale: float = 100.0) -> Figure:
+    """Robust accuracy per model under each cheap attack (bars, mean over seeds) with
+    standard AutoAttack on the same images as the reference (a black line across each
+    model's bars), one panel per eps: the gap between a bar and the line is that
+    attack's overstatement (:func:`calibration.overstatement_table`).
+
+    Args:
+        table: rows of :func:`calibration.overstatement_table` (columns ``model``,
+            ``attack``, ``eps``, ``robust_cheap``, ``robust_reference``, ``n_seeds``).
+        scale: display units per fraction (100: percent).
+    """
+    df = _check_df(table, "table", ["model", "attack", "eps", "robust_cheap",
+                                    "robust_reference", "n_seeds"])
+    panels = sorted(df["eps"].unique())
+    attacks = list(dict.fromkeys(df["attack"]))
+    width = 0.8 / max(1, len(attacks))
+    hatches = ("", "//", "..", "xx", "\\\\")
+    n_models = max(df[df["eps"] == e]["model"].nunique() for e in panels)
+    with use_style():
+        fig, axes = _grid(len(panels), len(panels), (max(3.2, 0.9 * n_models + 1.2), 3.2),
+                          sharey=True)
+        for ax, eps in zip(axes.flat, panels):
+            sub = df[df["eps"] == eps]
+            models = _ordered(list(dict.fromkeys(sub["model"])))
+            for i, model in enumerate(models):
+                rows = sub[sub["model"] == model]
+                for j, attack in enumerate(attacks):
+                    row = rows[rows["attack"] == attack]
+                    if row.empty:
+                        continue
+                    ax.bar(i - 0.4 + width * (j + 0.5),
+                           float(row["robust_cheap"].iloc[0]) * scale, width,
+                           color=color_for(model), alpha=0.85, hatch=hatches[j % 5],
+                           edgecolor="white", linewidth=0.5)
+                ref = float(rows["robust_reference"].iloc[0]) * scale
+                ax.hlines(ref, i - 0.45, i + 0.45, color=ADVERSARIAL_COLOR, linewidth=1.8)
+            n = int(sub["n_seeds"].max())
+            ax.set_title(f"ε = {eps:g} (n={n} seeds)")
+            ax.set_xticks(range(len(models)), [textwrap.fill(str(m), 10) for m in models],
+                          fontsize=7)
+        handles = [matplotlib.patches.Patch(facecolor="#bbbbbb", hatch=hatches[j % 5],
+                                            edgecolor="white", label=a)
+                   for j, a in enumerate(attacks)]
+        handles.append(matplotlib.lines.Line2D([], [], color=ADVERSARIAL_COLOR,
+                                               linewidth=1.8, label="standard AutoAttack"))
+        _legend(fig, handles, [h.get_label() for h in handles], title="attack")
+        axes[0, 0].set_ylabel("robust accuracy (%)")
+        _suptitle(fig, "Cheap attacks against standard AutoAttack on the same images")
     return fig

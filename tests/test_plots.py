@@ -173,3 +173,26 @@ def test_seed_counts_go_per_panel_not_per_legend_entry(records):
     titles = {ax.get_title().split(" ")[0]: ax.get_title() for ax in fig.axes if ax.get_title()}
     assert "n = 2 seeds" in titles["pgd"] and "n = 1 seed)" in titles["fgsm"], titles
     plt.close(fig)
+
+
+def test_attack_calibration_plot_draws_bars_and_reference_lines():
+    import pandas as pd
+
+    from drsl_utils.plots import plot_attack_calibration
+
+    table = pd.DataFrame([
+        {"model": m, "attack": a, "eps": e, "robust_cheap": rc, "robust_reference": rr,
+         "n_seeds": 2}
+        for e in (0.05, 0.1) for m, rr in (("CE", 0.35), ("DRSL", 0.41))
+        for a, rc in (("apgd-dlr", rr + 0.03), ("pgd", rr + 0.05))])
+    fig = plot_attack_calibration(table)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2
+    ax = axes[0]
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == sorted(round(100 * v, 6) for v in (0.38, 0.40, 0.44, 0.46))
+    lines = [c for c in ax.collections if c.get_segments()]
+    ys = sorted(round(seg[0][1], 6) for c in lines for seg in c.get_segments())
+    assert ys == [35.0, 41.0]
+    assert "n=2" in ax.get_title()
+    plt.close(fig)
