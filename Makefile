@@ -20,13 +20,14 @@ STAMP := $(VENV)/.drsl-installed
 # Our commands let Python keep its bytecode in the environment and __pycache__ (ignored).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: figures test lab bench data env gitfilter lint clean-cache help
+.PHONY: figures test lab bench book data env gitfilter lint clean-cache help
 
 help:
 	@echo "make figures  - regenerate figures/ from real Fashion-MNIST (PROFILE=$(PROFILE))"
 	@echo "make test     - run the tests (smoke-profile notebooks included)"
 	@echo "make lab      - JupyterLab on 127.0.0.1 with a token"
 	@echo "make bench    - the benchmark suite"
+	@echo "make book     - the walkthrough book in build/book/ (from the last make figures)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -63,9 +64,23 @@ test: $(STAMP) gitfilter data
 
 # Token on (printed in the log), bound to 127.0.0.1, opened on notebooks/. Containers
 # often run as root, where JupyterLab insists on --allow-root; only then is it added.
+# lab-config/ holds the project's lab settings (no news prompt, no news or update
+# requests); JUPYTER_CONFIG_PATH adds it to Jupyter's search path, after the user's own
+# ~/.jupyter, so nothing in the home is touched. The browser test starts the lab here
+# (with LAB_ROOT set to its own copy of a notebook).
+LAB_ROOT ?= notebooks
 lab: $(STAMP) gitfilter data
-	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
+	JUPYTER_CONFIG_PATH="$(CURDIR)/lab-config$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=$(LAB_ROOT) \
 	  $$(if [ "$$(id -u)" = 0 ]; then echo --allow-root; fi) $(LAB_ARGS)
+
+# The walkthrough book (build/book/index.html): the executed notebooks of the last
+# `make figures` for PROFILE, the claims report, the gallery and the API. It never
+# executes a notebook; a missing or stale one is named with the command that refreshes
+# it. e.g. make book BOOK_ARGS=--allow-stale
+BOOK_ARGS ?=
+book: $(STAMP)
+	$(PY) scripts/build_book.py --profile $(PROFILE) $(BOOK_ARGS)
 
 bench: $(STAMP) data
 	$(PY) benchmarks/run_all.py
