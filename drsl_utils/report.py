@@ -30,11 +30,14 @@ import pandas as pd
 from . import claims as C
 from . import provenance
 from .cache import atomic_write
+from .calibration import Differential
 
 __all__ = ["Report", "load_meta", "load_evidence", "verdict_table",
            # the machine-readable claims table and the diff between two runs
            "claims_frame", "claims_table", "write_claims_table", "write_report_tables",
-           "load_claims_table", "provenance_blocks", "diff_tables", "format_diff", "main"]
+           "load_claims_table", "provenance_blocks", "diff_tables", "format_diff", "main",
+           # the attack calibration (issue 26)
+           "load_calibrations", "load_overstatement"]
 
 
 def _in_kernel() -> bool:
@@ -65,6 +68,7 @@ class Report:
     context_dirs: tuple[Path, ...] = ()
     figures: list[dict[str, str]] = field(default_factory=list)
     evidence: list[C.Evidence] = field(default_factory=list)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.figures_dir = Path(self.figures_dir)
@@ -121,6 +125,25 @@ class Report:
                           image_var)
         self.evidence = [e for e in self.evidence if e.claim != claim_id] + [item]
 
+    def attack_calibration(self, overstatement: pd.DataFrame,
+                           differentials: Mapping[str, Differential]) -> None:
+        """Record an attack calibration (:mod:`drsl_utils.calibration`): each cheap
+        attack's overstatement of standard AutoAttack per model
+        (``calibration.overstatement_table``) and, per robustness claim, the calibrated
+        differential of the attack that decides it. The claims report re-decides those
+        rows (``claims.calibrate``) and prints the overstatement table. The claims may
+        belong to other notebooks: a calibration runs where its models are.
+        """
+        for claim_id, diff in differentials.items():
+            C.get_claim(claim_id)
+            if not isinstance(diff, Differential):
+                raise TypeError(f"differentials[{claim_id!r}] is a {type(diff).__name__}: "
+                                "expected a calibration.Differential")
+        rows = overstatement.to_dict(orient="records")
+        self.calibration = {"overstatement": rows,
+                            "differentials": {k: d.to_json() for k, d in
+                                              sorted(differentials.items())}}
+
     def finish(self) -> pd.DataFrame:
         """Write ``meta/<notebook>.json`` (atomically, once) and return this notebook's
         verdicts as a table.
@@ -134,6 +157,8 @@ class Report:
         payload = {"notebook": self.notebook, "profile": self.profile, "status": "ok",
                    "figures": self.figures,
                    "evidence": [e.to_json() for e in self.evidence],
+                   **({"attack_calibration": self.calibration} if self.calibration
+                      else {}),
                    # The provenance of every figure and value above (provenance.py).
                    "provenance": provenance.collect(
                        self.profile, seeds={s for e in self.evidence for s in e.values} or None,
@@ -193,8 +218,20 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
                      "verdict": r.verdict, "replication": rep, "power": power,
                      "seeds needed": _fmt_needed(r.seeds_needed_low, r.seeds_needed,
                                                  r.seeds_needed_high) if run else "",
-                     "note": r.note})
+                     "note": _with_calibration(r)})
     return pd.DataFrame(rows)
+
+
+def _with_calibration(r: Any) -> str:
+    """The row's note, led by which attack decided it and how far the calibration
+    against standard AutoAttack moved it (``claims.calibrate``), when it has one."""
+    text = getattr(r, "calibration", "") or ""
+    note = r.note or ""
+    if not text:
+        return note
+    if note.startswith("after the attack calibration: "):
+        note = ""  # the calibration text says it already
+    return f"{text}; {note}" if note else text
 
 
 def _fmt_p(p: float) -> str:
@@ -277,11 +314,30 @@ def provenance_blocks(metas: Sequence[Mapping[str, Any]]) -> dict[str, dict[str,
     return {m["notebook"]: m["provenance"] for m in metas if m.get("provenance")}
 
 
+def load_calibrations(metas: Sequence[Mapping[str, Any]]) -> dict[str, Differential]:
+    """``{claim id: calibrated differential}`` recorded by a report's notebooks
+    (:meth:`Report.attack_calibration`); claims no longer declared are skipped."""
+    out: dict[str, Differential] = {}
+    for m in metas:
+        for cid, d in m.get("attack_calibration", {}).get("differentials", {}).items():
+            if cid in C.CLAIMS:
+                out[cid] = Differential.from_json(d)
+    return out
+
+
+def load_overstatement(metas: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The overstatement tables recorded by a report's notebooks, stacked."""
+    rows = [r for m in metas for r in m.get("attack_calibration", {}).get("overstatement", [])]
+    return pd.DataFrame(rows)
+
+
 def claims_frame(metas: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The assessed table of a report's notebooks (the one ``claims.md`` renders), as
-    :func:`claims.evidence_frame` computes it over their recorded evidence."""
+    :func:`claims.evidence_frame` computes it over their recorded evidence, with the
+    recorded attack calibrations applied."""
     evidence = _report_evidence(metas)
-    return C.evidence_frame(evidence) if evidence else pd.DataFrame()
+    return (C.evidence_frame(evidence, calibrations=load_calibrations(metas)) if evidence
+            else pd.DataFrame())
 
 
 def claims_table(assessed: pd.DataFrame, metas: Sequence[Mapping[str, Any]] = ()

@@ -6,7 +6,6 @@ Nothing here keeps global state: every function takes the seed or device it need
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 import torch
@@ -14,40 +13,77 @@ import torch
 __all__ = ["resolve_device", "set_threads", "preserve_rng", "seeded", "check_choice"]
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """Turn ``"auto"`` (or ``None``) into ``cuda`` when a GPU is present, else ``cpu``.
+def _mps_available() -> bool:
+    """Whether Apple's Metal (MPS) backend can run here (Apple silicon, macOS 12.3+, a
+    torch built with MPS)."""
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
 
-    An explicit ``"cuda"`` on a machine without one raises a ``ValueError`` instead of
-    failing later inside a kernel.
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``"auto"`` (or ``None``) into ``cuda`` when a GPU is present, else ``mps``
+    on Apple silicon, else ``cpu``.
+
+    An explicit ``"cuda"`` or ``"mps"`` on a machine without one raises a ``ValueError``
+    instead of failing later inside a kernel.
+
+    On MPS, the package keeps float32 on the device (Metal has no float64; every float64
+    step runs on CPU arrays). An operation Metal lacks raises ``NotImplementedError``
+    unless PyTorch's own CPU fallback is on (``PYTORCH_ENABLE_MPS_FALLBACK=1``, which
+    must be set before Python starts); choosing MPS without it warns once. No path has
+    been verified on real MPS hardware yet.
     """
     if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for, but no CUDA device is available; "
-                         "use device='cpu' or device='auto'")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        dev = torch.device("mps" if _mps_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={device!r} is not valid; choose one of: 'auto', "
+                             "'cpu', 'cuda', 'cuda:<index>', 'mps'") from exc
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was asked for, but no CUDA device is "
+                             "available; use device='cpu' or device='auto'")
+        if dev.type == "mps" and not _mps_available():
+            raise ValueError(f"device={device!r} was asked for, but Apple's MPS backend is "
+                             "not available here (it needs Apple silicon, macOS 12.3 or "
+                             "later and a torch built with MPS); use device='cpu' or "
+                             "device='auto'")
+    if dev.type == "mps":
+        _note_mps_fallback()
     return dev
 
 
+def _note_mps_fallback() -> None:
+    """Say once per process (Python's default warning filter shows a warning from one
+    line once) that operations Metal lacks will fail unless PyTorch falls back to the
+    CPU for them."""
+    import os
+    import warnings
+
+    if os.environ.get("PYTORCH_ENABLE_MPS_FALLBACK", "0") != "1":
+        warnings.warn("device='mps': an operation that Metal lacks will raise "
+                      "NotImplementedError; start Python with PYTORCH_ENABLE_MPS_FALLBACK=1 "
+                      "to run such operations on the CPU instead (PyTorch then warns once "
+                      "per operation). drsl_utils has not been verified on real MPS "
+                      "hardware.", UserWarning, stacklevel=1)
+
+
 def set_threads(n: int | None = None) -> int:
-    """Use ``n`` intra-op threads (default: ``$DRSL_THREADS`` if set, else the cores this
-    process may use).
+    """Use ``n`` threads in this process and the ones it starts (default:
+    ``$DRSL_THREADS`` if set, else the cores this process may use); returns the count.
 
     On shared many-core hosts torch may start more threads than the cgroup allows, which
-    hurts; the main job sets ``DRSL_THREADS`` when it runs notebooks side by side.
+    hurts; the main job sets ``DRSL_THREADS`` when it runs notebooks side by side. The
+    decision and the environment it hands on live in :mod:`drsl_utils.resources`.
     """
-    if n is None and os.environ.get("DRSL_THREADS"):
-        n = int(os.environ["DRSL_THREADS"])
-    if n is None:
-        try:
-            n = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            n = os.cpu_count() or 1
-    if n < 1:
+    from .resources import use_threads
+
+    if n is not None and (not isinstance(n, int) or n < 1):
         raise ValueError(f"n={n!r} threads: must be >= 1")
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-    return n
+    return use_threads(n)
 
 
 @contextlib.contextmanager

@@ -5,16 +5,18 @@
     python -m drsl_utils.suite --profile smoke --only 00  # one notebook, in seconds
     python -m drsl_utils.suite --profile quick --force    # re-execute every notebook
 
-Executed copies of the notebooks go to ``build/notebooks/<profile>/`` (outside git).
+Executed copies of the notebooks go to ``build/notebooks/<profile>/`` (outside git),
+with ``times.json``: the longest wall time each notebook took on this machine.
 Models, attack records and embeddings come from the shared cache, so a re-executed
 notebook only redoes its cheap analysis. A notebook whose inputs are unchanged since its
 last successful run (its own source, the package's source, the lock file, the profile
 and the output folder; its figures still on disk) is not executed again at all.
 
 Notebooks run ``--jobs`` at a time (default: one per two cores, at least 2 on a 2-core
-machine), each kernel with ``cores / jobs`` threads, in an order that respects what
-they share: a notebook starts only after the notebooks whose models it reuses
-(``DEPENDS``) have finished, so no model is trained twice.
+machine), each kernel with ``cores / jobs`` threads (:mod:`drsl_utils.resources`). A
+notebook starts only after the notebooks whose models it reuses (``DEPENDS``) have
+finished, so that it does not wait on the cache's per-key lock (which is what keeps a
+model from being trained twice); among the ready ones, the longest recorded goes first.
 """
 
 from __future__ import annotations
@@ -29,31 +31,25 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from . import provenance
 from .experiments import PROFILES, figures_dir, repo_root
-from .report import load_meta
+from .report import load_meta, provenance_blocks, write_report_tables
 
 __all__ = ["DEPENDS", "notebooks", "run_notebook", "run_suite", "write_gallery",
            "claims_report", "NotebookFailed", "SuiteFailed"]
 
-# Which notebooks' models a notebook reuses (by number). The scheduler starts a notebook
-# only after these have finished; among the ready ones it takes the first in PRIORITY.
+# Which notebooks' models a notebook reuses (by number); 05 also waits for 00, which
+# compiles and caches the UMAP kernels first. Correctness does not rest on this table:
+# the per-key lock of cache.compute_once already keeps two notebooks from computing one
+# entry. It keeps a notebook from holding a slot while it waits on that lock. Among the
+# ready notebooks the scheduler takes the one with the longest recorded time first
+# (``times.json`` beside the executed notebooks; one never timed goes first).
 DEPENDS: dict[str, tuple[str, ...]] = {
-    # 05 also waits for 00, which compiles and caches the UMAP kernels first.
     "02": ("01",), "03": ("01", "02"), "04": ("01",), "05": ("01", "02", "00"),
     "07": ("06",), "08": ("04", "02"), "09": ("04", "06"), "11": ("05", "02"),
 }
-# Longest first, as measured in a cold quick run (s, two side by side at one thread):
-# 02 341, 10 288, 01 215, 06 177, 07 157, 04 156, 09 146, 08 110, 00 55, 05 55, 03 20,
-# 11 9. 01 goes first because 02, 03, 04 and 05 wait for it. 00 comes late: by then
-# 01 and 02 have cached its models and attacks. Simulated with those times, this order
-# packs two slots within 3 s of the ideal (half the sum); the order before it left one
-# slot idle for about 30 s at the end.
-PRIORITY = ("01", "02", "10", "06", "07", "04", "09", "08", "00", "05", "03", "11")
-
-
-_THREAD_POOLS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                 "NUMBA_NUM_THREADS")
 
 
 def notebooks(only: Sequence[str] | None = None,
@@ -72,18 +68,33 @@ def notebooks(only: Sequence[str] | None = None,
 def run_notebook(path: Path, profile: str, out_dir: Path, fig_dir: Path,
                  extra_parameters: dict | None = None) -> float:
     """Execute one notebook with papermill; returns its wall time in seconds. The
-    kernel inherits this process's environment (``DRSL_THREADS``, ``DRSL_CACHE_DIR``),
-    with ``DRSL_HEADLESS=1`` so explorers draw static views."""
+    kernel inherits this process's environment (``DRSL_THREADS``, ``DRSL_CACHE_DIR``);
+    the explorers see by themselves that no front end is attached (``explore.headless``)
+    and leave a kernel-free figure and a picture."""
     import papermill as pm
 
-    os.environ["DRSL_HEADLESS"] = "1"  # same value for every caller: no race
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile, "figures_dir": str(fig_dir)} | (extra_parameters or {})
     start = time.perf_counter()
     pm.execute_notebook(str(path), str(out_dir / path.name), parameters=params,
                         cwd=str(path.parent), kernel_name="python3", progress_bar=False,
-                        log_output=False)
+                        log_output=False, config=_kernel_config())
     return time.perf_counter() - start
+
+
+def _kernel_config() -> Any:
+    """The kernel talks to us over IPC (Unix sockets) where it can. Over TCP without
+    CurveZMQ keys, ipykernel warns "Kernel is running over TCP without encryption" once
+    per notebook; IPC is the transport that warning asks for, and it opens no port.
+    Windows has no IPC transport, and a socket path longer than the OS allows (about 100
+    bytes) fails to bind, so those keep TCP and its warning."""
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets.config import Config
+
+    probe = Path(jupyter_runtime_dir()) / f"kernel-{'0' * 36}-ipc-99"
+    if os.name == "nt" or len(str(probe)) > 100:
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc"}})
 
 
 def _inputs_hash(path: Path, profile: str, fig_dir: Path) -> str:
@@ -163,19 +174,25 @@ def run_suite(profile: str = "quick", only: Sequence[str] | None = None,
     written, with the failed notebook's last results labelled stale, and then
     :class:`SuiteFailed` is raised.
     """
+    from . import resources
+    from .cache import atomic_write
+
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is not valid; choose one of: "
                          f"{', '.join(PROFILES)}")
     fig_dir = Path(fig_dir) if fig_dir is not None else figures_dir(profile)
     out_dir = (repo_root() / "build" / "notebooks" / profile if notebook_dir is None
                else Path(notebook_dir) / "executed")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    jobs = jobs or max(2, (cores or 1) // 2)
+    jobs = jobs or max(2, resources.available_cores() // 2)
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r}: must be >= 1")
-    threads = max(1, (cores or 1) // jobs)
+    threads = resources.threads_per_worker(jobs)
     paths = {p.stem[:2]: p for p in notebooks(only, notebook_dir)}
-    pending = sorted(paths, key=lambda k: PRIORITY.index(k) if k in PRIORITY else len(PRIORITY))
+    # Longest first, by the longest wall time each notebook took here (a cold run's, once
+    # there was one); wall times depend on the machine, so they stay out of git.
+    timings = out_dir / "times.json"
+    measured = json.loads(timings.read_text()) if timings.exists() else {}
+    pending = sorted(paths, key=lambda k: (-measured.get(paths[k].stem, math.inf), k))
     times: dict[str, float] = {}
     done: set[str] = set()
     failures: list[NotebookFailed] = []
@@ -201,27 +218,22 @@ def run_suite(profile: str = "quick", only: Sequence[str] | None = None,
         print(f"  {path.stem}: done in {seconds:.1f} s", flush=True)
         return seconds
 
-    # Kernels inherit these: runtime.set_threads (called by experiments.setup) reads the
-    # thread count, and the explorers draw static views when run headless. The thread
-    # pools torch does not own (OpenMP, OpenBLAS, MKL, numba: UMAP and pynndescent) get
-    # the same count, so two kernels side by side do not oversubscribe the cores.
-    env = {"DRSL_THREADS": str(threads), "DRSL_HEADLESS": "1",
-           **{k: str(threads) for k in _THREAD_POOLS}}
+    # Kernels inherit these: every thread pool gets this notebook's share of the cores
+    # (resources.thread_env; experiments.setup applies it in the kernel), so kernels side
+    # by side do not oversubscribe the cores; the explorers draw static views headless.
+    env = resources.thread_env(threads) | {"DRSL_HEADLESS": "1"}
     if executor is not None:
         from .executor import get_executor
 
         get_executor(executor)  # validates the name before anything runs
         env["DRSL_EXECUTOR"] = executor
-    previous = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with resources.child_env(env):
         _schedule(run, pending, paths, jobs, times, done)
-    finally:
-        for k, v in previous.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    ran = {k: round(v, 1) for k, v in times.items() if v > 0}  # skipped: 0, failed: nan
+    if ran:
+        text = json.dumps(measured | {k: max(v, measured.get(k, 0.0)) for k, v in ran.items()},
+                          indent=1, sort_keys=True)
+        atomic_write(timings, lambda tmp: tmp.write_text(text + "\n"))
     for failure in failures:
         _mark_failed(fig_dir, failure.notebook)
     write_gallery(fig_dir, profile)
@@ -263,12 +275,19 @@ def _schedule(run, pending: list[str], paths: dict[str, Path], jobs: int,
 
 
 def write_gallery(fig_dir: Path, profile: str, n_halves: int = 20) -> tuple[Path, Path]:
-    """Write ``claims.md`` (every verdict, by :mod:`drsl_utils.claims`, with its
-    stability) and ``README.md`` (the claims report, then every figure with its caption)
-    from the notebooks' recorded metadata. Neither file carries a date, so a rerun with
-    the same results changes nothing."""
+    """Write ``claims.md`` (every verdict, by :mod:`drsl_utils.claims`, with its bounds,
+    replication and power) and ``README.md`` (the claims report, then every figure with
+    its caption) from the notebooks' recorded metadata. Neither file carries a date, so
+    a rerun with the same results changes nothing. ``n_halves`` is ignored by the claims
+    report (kept for one release)."""
     metas = [m for m in load_meta(fig_dir) if m.get("profile") == profile]
-    lines = claims_report(metas, profile, n_halves=n_halves)
+    record_path = Path(fig_dir) / "confirmatory.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else None
+    lines = claims_report(metas, profile, n_halves=n_halves, record=record)
+    # Results that travel: the provenance block under the report's title (the gallery
+    # copies these lines) and the machine-readable table beside claims.md.
+    lines = provenance.under_title(lines, provenance.markdown_block(provenance_blocks(metas)))
+    write_report_tables(metas, fig_dir, profile)
     claims_path = fig_dir / "claims.md"
     claims_path.write_text("\n".join(lines) + "\n")
 
@@ -289,65 +308,174 @@ def write_gallery(fig_dir: Path, profile: str, n_halves: int = 20) -> tuple[Path
     return readme, claims_path
 
 
-def claims_report(metas: Sequence[dict], profile: str, n_halves: int = 20) -> list[str]:
-    """The claims report as Markdown lines: the rule, the primary claims (one Holm
-    family), the secondary rows, and each claim's smallest effect of interest."""
+#: Which analysis choices were made after seeing exploratory data (issue 21, item 12).
+FORKING_PATHS = (
+    "**Choices made after seeing the data.** The smallest effects of interest, the "
+    "primary/secondary labels, the primary attack (APGD-DLR) and the two-peaks statistic "
+    "(Hartigan's dip against its 5 % critical value) were all set in one commit, after a "
+    "committed report on 2-3 seeds had shown most effects. The roles, the one primary row "
+    "per finding, the verdict vocabulary and this decision procedure were set after the "
+    "5-8-seed report.")
+
+
+def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = None,
+                  record: dict | None = None) -> list[str]:
+    """The claims report as Markdown lines: the rule, the choices made after seeing the
+    data, the headline (primary findings only), the primary findings (one Holm family,
+    the declared one), the secondary findings, the project's checks and the tour, and
+    each claim's smallest effect of interest. ``record`` is the committed note of the
+    confirmatory run (``confirmatory.json`` beside the report); the first line says
+    whether the report is confirmatory or exploratory (``claims.confirmatory_status``).
+    ``n_halves`` is ignored (kept for one release; the random-halves stability score is
+    gone)."""
     from . import claims as C
-    from .report import verdict_table
+    from .report import load_calibrations, load_overstatement, verdict_table
 
     evidence = [C.Evidence.from_json(e) for m in metas for e in m.get("evidence", [])
                 if e.get("claim") in C.CLAIMS]
     stale = {e["claim"] for m in metas if m.get("status", "ok") != "ok"
              for e in m.get("evidence", [])}
+    alpha = C.ALPHA
+    status, why = C.confirmatory_status(record, {s for e in evidence for s in e.values})
     head = ["# Claims report", "",
+            f"**{status.capitalize()}**: {why}. Declaration hash "
+            f"`{C.declaration_hash()}` (the claim set, SESOIs, directions, roles and the "
+            "rule's constants: `claims.declaration()`).", "",
             f"Profile `{profile}`, written by `python -m drsl_utils.suite --profile "
             f"{profile}` from the notebooks' per-seed measurements. One rule decides every "
-            "row (`drsl_utils/claims.py`): the seed is the unit of replication (models "
-            "trained with the same seed are paired); a one-sample t-test over the "
-            "per-seed values gives two one-sided p-values, against *no effect in the "
-            "claimed direction* and against *an effect at least as large as the smallest "
-            "effect of interest* (SESOI); Holm's procedure adjusts each kind over the "
-            "primary claims (alpha = 0.05). **holds**: the first is rejected; **does not "
-            "hold**: the second is; **inconclusive**: neither, and the note says what the "
-            "95 % interval rules out and about how many seeds would decide. Equivalence "
-            "claims use two one-sided tests against the margin. **stability**: the share "
-            "of resamples of the seeds (leave one seed out; "
-            f"{n_halves} random halves) on which the whole procedure gives the same "
-            "verdict.", ""]
+            "row (`drsl_utils/claims.py`). The seed is the unit of replication (models "
+            "trained with the same seed are paired); for rows on a fixed image subset the "
+            "standard error adds the image-sampling variance. One-sided t-tests at alpha "
+            f"= {alpha:g}: against *no effect in the claimed direction*, against *an effect "
+            "at least as large as the smallest effect of interest* (SESOI), and against "
+            "*no effect in the opposite direction*. Holm's procedure adjusts the first two "
+            "kinds over the declared primary findings, one row per paper finding; a "
+            "declared one with no evidence reads *not run* and still counts. "
+            "**bounds**: each bound is the one-sided bound at the Holm-adjusted confidence "
+            "of its own test (1 - alpha/k for a row with Holm multiplier k), so the bound "
+            "on the claimed side clears zero exactly when the row holds and the other "
+            "falls below the SESOI exactly when it does not hold; rows outside the family "
+            f"print a {100 * (1 - 2 * alpha):.0f} % two-sided interval. Directional "
+            "verdicts: "
+            "**holds** (shown in the claimed direction, not shown below the SESOI), "
+            "**negligible** (shown non-zero but shown below the SESOI), **does not hold** "
+            "(shown below the SESOI), **reversed** (shown on the opposite side), "
+            "**inconclusive** (the note says what the adjusted bounds rule out). "
+            "Equivalence claims (two one-sided tests against the margin): **equivalent**, "
+            "**not equivalent**, **inconclusive**. **replication**: the predictive "
+            "probability that a fresh run with the same seed count reads *holds* "
+            "(*equivalent*); in brackets, that it reads this row's verdict (never much "
+            "below 0.5, since the same data chose it: below 0.9 a fresh run may well "
+            "disagree), and in how many of the leave-one-seed-out resamples the verdict "
+            "stands. **power**: the probability of *holds* (*equivalent*) when the true "
+            "effect is the SESOI (zero), at the observed sd and the row's Holm-adjusted "
+            "level; **seeds needed**: for power 0.8, from the ends of the sd's 95 % "
+            "interval.", "",
+            FORKING_PATHS + (" Until a confirmatory run on seeds never used before, "
+                             "against a frozen declaration, read every verdict here as "
+                             "exploratory." if status == "exploratory" else ""), ""]
     if not evidence:
         return head + ["No claims recorded yet."]
-    table = C.evidence_frame(evidence, n_halves=n_halves)
+    calibrations = load_calibrations(metas)
+    table = C.evidence_frame(evidence, alpha, calibrations=calibrations)
     view = verdict_table(table).assign(
-        stability=[f"{s:.2f} ({la}/{ln}, {ha}/{hn})" for s, la, ln, ha, hn in
-                   zip(table["stability"], table["loso_agree"], table["loso_n"],
-                       table["halves_agree"], table["halves_n"])],
         detail=table["detail"].to_numpy(), notebook=table["notebook"].to_numpy(),
-        primary=table["primary"].to_numpy())
-    out = list(head)
-    for primary, title in ((True, "Primary claims (one Holm family)"),
-                           (False, "Secondary rows (other attacks and variants; not "
-                                   "adjusted)")):
-        part = view[view["primary"] == primary]
-        counts = {v: int((part["verdict"] == v).sum()) for v in C.VERDICTS}
+        id=table["claim"].to_numpy())
+    family = table["in_family"].to_numpy(bool)
+    finding = (table["role"] == "finding").to_numpy(bool)
+    fam = table[family]
+    weak = fam[fam["underpowered"]]
+    counts = _counts(fam["verdict"], C.VERDICTS)
+    headline = (f"**{len(fam)} primary findings** (one Holm family, declared in "
+                f"`drsl_utils/claim_table.py`): {counts}. "
+                f"**{len(weak)} of them are underpowered** (power < {C.POWER_TARGET:g} at "
+                "their SESOI)" + (": " + ", ".join(f"`{c}`" for c in weak["claim"])
+                                  if len(weak) else "") + ". Checks and the tour are not "
+                "counted.")
+    out = head + ["## Headline", "", headline, ""]
+    parts = ((family, "Primary findings (one Holm family)"),
+             (finding & ~family, "Secondary findings (other attacks and variants; not "
+                                 "adjusted)"),
+             (~finding, "Project checks and the tour (not findings; not adjusted, not "
+                        "counted in the headline)"))
+    for mask, title in parts:
+        part = view[mask]
+        if part.empty:
+            continue
         out += [f"## {title}", "",
-                f"{len(part)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()),
-                "", "| claim | estimand (SESOI) | measured | seeds | p | verdict | "
-                    "stability | note | context | notebook |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
-        for r, cid in zip(part.itertuples(index=False), table.loc[part.index, "claim"]):
+                f"{len(part)} claims: {_counts(part['verdict'], C.VERDICTS)}", "",
+                "| claim | estimand (SESOI) | measured | bounds | p | verdict | "
+                "replication | power | seeds needed | note | context | notebook |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in part.itertuples(index=False):
             verdict = f"**{r.verdict}**"
-            if cid in stale:
+            if r.id in stale:
                 verdict += " (stale: the notebook failed in the last run; this is its " \
                            "previous result)"
             out.append(f"| {_cell(r.claim)} | {_cell(r.estimand)} | {_cell(r.measured)} | "
-                       f"{r.seeds} | {r.p} | {verdict} | {r.stability} | "
-                       f"{_cell(r.note)} | {_cell(r.detail)} | `{r.notebook}` |")
+                       f"{_cell(r.bounds)} | {r.p} | {verdict} | {_cell(r.replication)} | "
+                       f"{_cell(r.power)} | {_cell(r[9])} | {_cell(r.note)} | "
+                       f"{_cell(r.detail)} | `{r.notebook}` |")
         out.append("")
+    out += _calibration_section(table, load_overstatement(metas))
     out += ["## Smallest effects of interest", "", "| claim id | SESOI | why |", "|---|---|---|"]
-    for e in evidence:
-        c = C.get_claim(e.claim)
+    for cid in table["claim"]:
+        c = C.get_claim(cid)
         out.append(f"| `{c.id}` | {c.fmt(c.sesoi, False)} | {_cell(c.why)} |")
     return out
+
+
+def _calibration_section(table: Any, overstatement: Any) -> list[str]:
+    """The attack calibration (``12_attack_calibration``): how far each cheap attack
+    overstates standard AutoAttack per model, and per robustness row the attack that
+    decided it, the calibrated differential and the verdict before and after."""
+    from . import claims as C
+
+    rows = table[table["decided_by"].astype(bool)] if "decided_by" in table else table[:0]
+    if overstatement.empty and rows.empty:
+        return []
+    out = ["## Attack calibration", "",
+           "Standard AutoAttack (APGD-CE, APGD-T, FAB-T, Square; 100 steps, 5,000 queries) "
+           "beside the cheap attacks on the same test images and seeds "
+           "(`notebooks/12_attack_calibration`). *Overstatement*: robust accuracy under "
+           "the cheap attack minus under standard AutoAttack (pp; mean over seeds, 95 % "
+           "interval with the subset's image variance). A robustness row decided by a "
+           "cheap attack is re-decided from its bounds widened by the one-sided bounds of "
+           "its comparison's *differential* (the overstatement of one side minus the "
+           "other's): the part of the effect the attack's bias could carry is taken out "
+           "(`claims.calibrate`). A row is *flagged* when standard AutoAttack beats the "
+           "cheap attack on the claimed side by more than half its SESOI.", ""]
+    if not rows.empty:
+        out += ["| claim | decided by | cheap attack's bounds | differential | "
+                "calibrated bounds | verdict (cheap attack alone) | flagged |",
+                "|---|---|---|---|---|---|---|"]
+        for r in rows.itertuples(index=False):
+            c = C.get_claim(r.claim)
+            d = c.digits
+            out.append(
+                f"| `{r.claim}` | {r.decided_by} | [{r.low:+.{d}f}, {r.high:+.{d}f}] | "
+                f"{c.fmt(r.cal_mean)} [{r.cal_low:+.{d}f}, {r.cal_high:+.{d}f}] "
+                f"({r.cal_seeds} seeds x {r.cal_images} images) | "
+                f"[{r.calibrated_low:+.{d}f}, {r.calibrated_high:+.{d}f}] | "
+                f"**{r.verdict}** ({r.cheap_verdict}) | {'yes' if r.cal_flag else 'no'} |")
+        out.append("")
+    if not overstatement.empty:
+        out += ["| model | attack | eps | seeds x images | robust, cheap | "
+                "robust, standard AA | overstatement (pp) |", "|---|---|---|---|---|---|---|"]
+        for r in overstatement.itertuples(index=False):
+            out.append(f"| {r.model} | {r.attack} | {r.eps:g} | {r.n_seeds} x {r.n_images} | "
+                       f"{100 * r.robust_cheap:.1f} | {100 * r.robust_reference:.1f} | "
+                       f"{100 * r.overstatement:+.1f} [{100 * r.low:+.1f}, "
+                       f"{100 * r.high:+.1f}] |")
+        out.append("")
+    return out
+
+
+def _counts(verdicts: Any, order: Sequence[str]) -> str:
+    """``12 holds, 3 does not hold, 1 not run``: the non-zero counts, in ``order``."""
+    values = list(verdicts)
+    text = ", ".join(f"{values.count(v)} {v}" for v in order if values.count(v))
+    return text or "none"
 
 
 def _cell(text: str) -> str:

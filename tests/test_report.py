@@ -131,3 +131,35 @@ def test_verdict_table_prints_what_the_decision_used():
     not_run = view[view["verdict"] == "not run"]
     assert len(not_run) == len(C.declared_family()) - 1
     assert (not_run["p"] == "–").all() and (not_run["replication"] == "").all()
+
+
+def test_attack_calibration_reaches_the_claims_report(tmp_path):
+    """A calibration recorded by one notebook re-decides another notebook's row; the
+    report names the attack that decided it and prints the overstatement table, and the
+    machine-readable table carries the same verdict."""
+    import pandas as pd
+
+    from drsl_utils.calibration import Differential
+
+    rep = Report("02_attacks", "quick", tmp_path)
+    rep.claim("drsl-harder-dlr", VALUES)
+    rep.finish()
+    cal = Report("12_attack_calibration", "quick", tmp_path)
+    over = pd.DataFrame([{"model": "DRSL", "attack": "apgd-dlr", "eps": 0.05, "n_seeds": 2,
+                          "n_images": 300, "robust_cheap": 0.45, "robust_reference": 0.41,
+                          "overstatement": 0.04, "low": 0.03, "high": 0.05}])
+    big = Differential("apgd-dlr", "autoattack-standard", "DRSL", "CE", 0.05,
+                       {0: 0.05, 1: 0.06}, 1e-5, 300)
+    cal.attack_calibration(over, {"drsl-harder-dlr": big})
+    cal.finish()
+    _, claims_md = write_gallery(tmp_path, "quick")
+    text = claims_md.read_text()
+    assert "## Attack calibration" in text and "| DRSL | apgd-dlr | 0.05 | 2 x 300 |" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("| `drsl-harder-dlr` | apgd-dlr"))
+    assert "**inconclusive** (holds)" in row and row.endswith("| yes |")
+    table = json.loads((tmp_path / "claims.json").read_text())
+    rows = table["claims"] if isinstance(table, dict) else table
+    entry = next(r for r in rows if r.get("id") == "drsl-harder-dlr")
+    assert entry["verdict"] == "inconclusive" and entry["decided_by"] == "apgd-dlr"
+    with pytest.raises(ValueError, match="not declared"):
+        cal.attack_calibration(over, {"no-such-claim": big})
