@@ -26,11 +26,13 @@
 # probabilities), and plot clean accuracy against robust accuracy, with CE, GCE, the
 # I-SCE-style margin loss and OVR as reference points.
 #
-# Then the question at matched precision, without looking at the test set to choose:
-# on **held-out training images** that no model of the grid was trained on, we take the
+# Then tau chosen for precision, without looking at the test set to choose: on
+# **held-out training images** that no model of the grid was trained on, we take the
 # *largest* tau (logit reading) whose clean accuracy is within 0.5 pp of CE's, a rule
 # fixed before any attack was run. Only that setting is compared with CE on the test
-# set, under APGD-DLR (primary) and PGD (secondary).
+# set, under APGD-DLR and PGD (both secondary rows of `02`'s finding). The rule selects;
+# it does not show that the test-set accuracies match, so the claims do not say
+# "matched": the full-test clean-accuracy difference is printed beside them.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -130,13 +132,14 @@ val_means.round(4).to_frame("held-out clean accuracy")
 # %%
 test_gap = claims.paired(runs, "test_accuracy", chosen, "CE")
 gap_pp = 100 * sum(test_gap.values()) / len(test_gap)
-for claim_id, attack in [("drsl-matched-precision", "apgd-dlr"),
-                         ("drsl-matched-precision-pgd", "pgd")]:
+dlr_var = ex.robust_image_var(dlr.records, chosen, "CE", attack="apgd-dlr")  # fixed subset
+for claim_id, attack, image_var in [("drsl-matched-precision", "apgd-dlr", dlr_var),
+                                    ("drsl-matched-precision-pgd", "pgd", 0.0)]:
     sub = robust[robust["attack"] == attack]
     report.claim(claim_id, claims.paired(sub, "robust_accuracy", chosen, "CE"),
                  detail=f"{chosen} (chosen on held-out data) vs CE: {attack} robust "
                  f"accuracy {stats.describe_means(sub, 'robust_accuracy', ['CE', chosen])}; "
-                 f"full-test clean accuracy {gap_pp:+.2f} pp")
+                 f"full-test clean accuracy {gap_pp:+.2f} pp", image_var=image_var)
 ends = {t: f"DRSL-logit tau={t:.3g}" for t in (min(TAUS["logit"]), max(TAUS["logit"]))}
 ent = clean[clean["model"].isin(ends.values())]
 report.claim("drsl-tau-entropy", claims.paired(ent, "nontrue_entropy", ends[max(ends)],

@@ -99,15 +99,24 @@ stats.format_seed_table(stats.seed_table(clean, ["model"], ["logit_margin", "sma
 # ## What we found
 
 # %%
+# Every row here is measured on the fixed subset, so each carries its image-sampling
+# variance.
+records = pd.concat([pgd.records, aa.records], ignore_index=True)
 aa_at = at_eps[at_eps["attack"] == AA.record_name]
 report.claim("at-sanity", claims.paired(aa_at, "robust_accuracy", "PGD-AT", CONTROL),
              detail=f"{AA.record_name} robust accuracy at eps={P.at_eps}: "
-             + stats.describe_means(aa_at, "robust_accuracy", [CONTROL, *AT]))
+             + stats.describe_means(aa_at, "robust_accuracy", [CONTROL, *AT]),
+             image_var=ex.robust_image_var(records, "PGD-AT", CONTROL, attack=AA.record_name,
+                                           eps=P.at_eps))
 report.claim("sovr-autoattack", claims.paired(aa_at, "robust_accuracy", "SOVR-AT", "PGD-AT"),
              detail="clean accuracy " + stats.describe_means(aa_at, "clean_accuracy",
-                                                             ["PGD-AT", "SOVR-AT"]))
+                                                             ["PGD-AT", "SOVR-AT"]),
+             image_var=ex.robust_image_var(records, "SOVR-AT", "PGD-AT", attack=AA.record_name,
+                                           eps=P.at_eps))
 gap = stats.attack_difference(at_eps, "pgd", AA.record_name)
 report.claim("sovr-pgd-overstates", claims.per_seed(gap[gap["model"] == "PGD-AT"], "difference"),
              detail="PGD minus AutoAttack robust accuracy: " + stats.describe_means(
-                 gap, "difference", AT, scale=100, digits=1, unit="pp"))
+                 gap, "difference", AT, scale=100, digits=1, unit="pp"),
+             image_var=ex.robust_image_var(records, "pgd", AA.record_name, by="attack",
+                                           model="PGD-AT", eps=P.at_eps))
 report.finish()

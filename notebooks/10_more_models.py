@@ -65,13 +65,14 @@ for s in setups:
           f"{s.eval_size} attacked test samples")
 
 # %%
-frames, robust_frames = [], []
+frames, robust_frames, records = [], [], {}
 for s in setups:
     zoo = ex.train_zoo(s, NAMES, device=device)
     frames.append(ex.runs_table(zoo).assign(architecture=s.model, dataset=s.dataset))
     result = ex.attack_zoo(s, zoo, [ex.pgd_spec(P), ex.dlr_spec(P)],
                            eps_grid=P.eps_grid[1:3], device=device)  # APGD-DLR: eps_mid
     robust_frames.append(stats.robust_accuracy(result.records).assign(architecture=s.model))
+    records[s.model] = result.records
 runs = pd.concat(frames, ignore_index=True)
 robust = pd.concat(robust_frames, ignore_index=True)
 robust["setting"] = (robust["architecture"] + ", " + robust["attack"] + ", eps="
@@ -99,15 +100,22 @@ report.figure(plots.plot_seed_curves(pgd, x="eps", y="robust_accuracy",
 # %% [markdown]
 # ## What we found
 
+# Both attacks run on a fixed subset here, so every row carries its image-sampling
+# variance.
+
 # %%
+CLAIM_IDS = {"cnn": {"apgd-dlr": "drsl-more-models-cnn", "pgd": "drsl-more-models-cnn-pgd"},
+             "resnet18": {"apgd-dlr": "drsl-more-models-resnet18",
+                          "pgd": "drsl-more-models-resnet18-pgd"}}
 for s in setups:
     here = robust[(robust["architecture"] == s.model) & (robust["eps"] == P.eps_mid)]
     acc = claims.paired(runs[runs["architecture"] == s.model], "test_accuracy", "DRSL", "CE")
-    for attack, claim_id in [("apgd-dlr", f"drsl-more-models-{s.model}"),
-                             ("pgd", f"drsl-more-models-{s.model}-pgd")]:
+    for attack, claim_id in CLAIM_IDS[s.model].items():
         sub = here[here["attack"] == attack]
         report.claim(claim_id, claims.paired(sub, "robust_accuracy", "DRSL", "CE"),
                      detail=f"{s.model} on {s.dataset}, {attack} robust accuracy "
                      f"{stats.describe_means(sub, 'robust_accuracy', NAMES)}; full-test "
-                     f"clean accuracy DRSL - CE {100 * sum(acc.values()) / len(acc):+.2f} pp")
+                     f"clean accuracy DRSL - CE {100 * sum(acc.values()) / len(acc):+.2f} pp",
+                     image_var=ex.robust_image_var(records[s.model], "DRSL", "CE",
+                                                   attack=attack, eps=P.eps_mid))
 report.finish()
