@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-__all__ = ["REFERENCE", "Interval", "Differential", "overstatement", "overstatement_table", "differential",
+__all__ = ["REFERENCE", "Interval", "Differential", "moments", "overstatement", "overstatement_table", "differential",
            "calibrated_bound", "beats_by_more_than", "summary_rows"]
 
 #: The record name of the reference attack (:func:`attacks.build_attack`).
@@ -102,18 +102,39 @@ def _per_sample(records: pd.DataFrame, attack: str, reference: str, eps: float
     return both.assign(over=both["r_cheap"] - both["r_ref"])
 
 
-def _interval(per_seed: np.ndarray, image_var: float, n_images: int,
-              level: float) -> Interval:
-    """Mean over seeds with a t-interval whose variance adds the image variance."""
+def moments(per_seed: Sequence[float] | np.ndarray, image_var: float, n_images: int
+            ) -> tuple[float, float, float]:
+    """``(mean, se, df)`` of a per-seed mean on a fixed image subset: ``se**2`` adds the
+    image variance to the seed term, and the degrees of freedom follow Welch and
+    Satterthwaite (the image term is estimated from ``n_images - 1`` degrees of
+    freedom, the seed term from ``n - 1``). With a handful of seeds and hundreds of
+    images, ``n - 1`` alone would throw away what the images know; with no image term
+    it is exactly ``n - 1``. NaN below two seeds."""
     x = np.asarray(per_seed, dtype=float)
     n = int(x.size)
     m = float(x.mean()) if n else math.nan
     if n < 2:
+        return m, math.nan, math.nan
+    v_seed = float(x.var(ddof=1)) / n
+    se2 = v_seed + image_var
+    denom = v_seed**2 / (n - 1) + image_var**2 / max(1, n_images - 1)
+    df = se2**2 / denom if denom > 0 else math.inf
+    return m, math.sqrt(se2), df
+
+
+def _t(p: float, df: float) -> float:
+    """The upper ``p`` quantile of a t variate (normal at infinite df)."""
+    return float(sps.t.isf(p, df)) if math.isfinite(df) else float(sps.norm.isf(p))
+
+
+def _interval(per_seed: np.ndarray, image_var: float, n_images: int,
+              level: float) -> Interval:
+    """Mean over seeds with a two-sided t-interval (:func:`moments`)."""
+    m, se, df = moments(per_seed, image_var, n_images)
+    n = int(np.asarray(per_seed).size)
+    if not math.isfinite(se):
         return Interval(m, math.nan, math.nan, n, n_images, level)
-    var = float(x.var(ddof=1)) / n + image_var
-    # Degrees of freedom from the seeds only: the image part has hundreds, so this is
-    # the conservative choice.
-    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * math.sqrt(var)
+    half = _t((1 - level) / 2, df) * se
     return Interval(m, m - half, m + half, n, n_images, level)
 
 
@@ -188,6 +209,12 @@ class Differential:
     values: dict[int, float]
     image_var: float
     n_images: int
+
+    def moments(self, scale: float = 1.0) -> tuple[float, float, float]:
+        """``(mean, se, df)`` in units of ``scale`` (:func:`moments`)."""
+        m, se, df = moments(np.array(list(self.values.values())) * scale,
+                            self.image_var * scale**2, self.n_images)
+        return m, se, df
 
     def interval(self, level: float = 0.95) -> Interval:
         """The mean over seeds with its two-sided interval at ``level``."""

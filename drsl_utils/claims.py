@@ -852,23 +852,16 @@ def _verdict_from_bounds(low: float, high: float, sesoi: float) -> str:
 
 
 def _differential_bounds(diff: Differential, scale: float, alpha: float
-                         ) -> tuple[float, float, float, int]:
+                         ) -> tuple[float, float, float, float]:
     """One-sided ``1 - alpha`` bounds of a calibrated differential (display units):
-    seeds plus the image term, with Welch-Satterthwaite degrees of freedom (the image
-    term is estimated from hundreds of images, the seed term from a handful of seeds,
-    so ``n - 1`` would discard what the images know). Returns (mean, low, high, df)."""
-    x = np.asarray(list(diff.values.values()), np.float64) * scale
-    n = int(x.size)
-    v_img = diff.image_var * scale**2
-    m = float(x.mean()) if n else math.nan
-    v_seed = float(x.var(ddof=1)) / n if n > 1 else math.nan
-    if not (n > 1 and math.isfinite(v_seed)):
-        return m, math.nan, math.nan, 0
-    se = math.sqrt(v_seed + v_img)
-    denom = v_seed**2 / (n - 1) + (v_img**2 / max(1, diff.n_images - 1))
-    df = se**4 / denom if denom > 0 else math.inf
+    seeds plus the image term, Welch-Satterthwaite degrees of freedom
+    (:func:`calibration.moments`: the image term is estimated from hundreds of images,
+    the seed term from a handful of seeds). Returns (mean, low, high, df)."""
+    m, se, df = diff.moments(scale)
+    if not math.isfinite(se):
+        return m, math.nan, math.nan, math.nan
     t = float(sps.t.isf(alpha, df)) if math.isfinite(df) else float(sps.norm.isf(alpha))
-    return m, m - t * se, m + t * se, int(round(min(df, 1e6)))
+    return m, m - t * se, m + t * se, df
 
 
 def calibrate(table: pd.DataFrame, calibrations: Mapping[str, Differential],

@@ -27,6 +27,7 @@ plus transform in a fresh process took 12 s without it and 0.3 s with a warm cac
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import sys
@@ -600,10 +601,28 @@ def _as_panels(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel]) -> list[Um
     return items
 
 
+def _keep_samples(panel: UmapPanel, samples: set[int]) -> UmapPanel:
+    """``panel`` with only the adversarial points whose clean original is in ``samples``."""
+    keep = np.isin(panel.adv_orig_index, sorted(samples))
+    return dataclasses.replace(
+        panel, adv_2d=panel.adv_2d[keep], adv_orig_index=panel.adv_orig_index[keep],
+        adv_pred=None if panel.adv_pred is None else panel.adv_pred[keep])
+
+
 def cluster_metrics_table(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel], *,
-                          k: int = 10) -> pd.DataFrame:
-    """:func:`cluster_metrics` for each panel: one row per model, indexed by name."""
-    rows = {p.name: p.metrics(k) for p in _as_panels(panels)}
+                          k: int = 10, common: bool = False) -> pd.DataFrame:
+    """:func:`cluster_metrics` for each panel: one row per model, indexed by name.
+
+    ``common=True`` keeps only the adversarial points whose clean original (the same
+    ``adv_orig_index`` row of the same attacked subset) was attacked successfully in
+    every panel, so that the models are compared on the same samples rather than each on
+    the samples it happens to lose.
+    """
+    items = _as_panels(panels)
+    if common:
+        shared = set.intersection(*(set(p.adv_orig_index.tolist()) for p in items))
+        items = [_keep_samples(p, shared) for p in items]
+    rows = {p.name: p.metrics(k) for p in items}
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "model"
     df["n_adv"] = df["n_adv"].astype(int)

@@ -50,6 +50,10 @@ __all__ = [
     "pgd_spec",
     "dlr_spec",
     "accuracy_on",
+    "calibration_split",
+    "calibration_seeds",
+    "standard_autoattack_spec",
+    "distillation_zoo",
 ]
 
 
@@ -89,6 +93,18 @@ class Profile:
         more_models: the architectures of the "more models" comparison (notebook 10): CE
             against DRSL on ``seeds``, the main comparison's seeds.
         more_models_train_size, more_models_epochs: their training (None: the grids').
+        memorise_train_size, memorise_epochs: the label-noise claims' memorisation regime
+            (:meth:`memorisation`): so few images trained so long that CE fits the
+            flipped labels. Measured on Fashion-MNIST with 40 % symmetric noise (one
+            seed, MLP-128): 2,000 images x 60 epochs, CE memorises 98 % of the flipped
+            labels; 5,000 x 24, 19 %; the grid's 20,000 x 6, 2 %. Each model costs about
+            as much as one of the grid's (the same number of gradient steps).
+        calibration_size, calibration_seeds: the attack calibration (``12``): standard
+            AutoAttack beside the cheap attacks on this many images of the fixed test
+            subset, for the first this-many seeds of every model in a primary
+            robustness claim. Standard AutoAttack costs about ten times a reduced one
+            (28-33 s per MLP on 300 images on two cores, measured), so ``quick`` takes
+            200 images x 2 seeds and the intervals carry that size.
     """
 
     name: str
@@ -116,6 +132,10 @@ class Profile:
     more_models: tuple[str, ...] = ("cnn",)
     more_models_train_size: int | None = None
     more_models_epochs: int | None = None
+    memorise_train_size: int = 2000
+    memorise_epochs: int = 60
+    calibration_size: int = 200
+    calibration_seeds: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,6 +146,14 @@ class Profile:
     def seeds_other(self) -> tuple[int, ...]:
         """The seeds of every comparison other than the main one."""
         return self.seeds[:self.other_seeds]
+
+    @property
+    def seeds_reference(self) -> tuple[int, ...]:
+        """One seed per seed of :attr:`seeds_other`, none of them among :attr:`seeds`:
+        the next ones after the largest. They train independent reference models, so
+        that comparisons of two models per seed share no model across seeds."""
+        start = max(self.seeds) + 1
+        return tuple(range(start, start + len(self.seeds_other)))
 
     @property
     def seeds_figure(self) -> tuple[int, ...]:
@@ -143,6 +171,12 @@ class Profile:
                                    train_size=self.sweep_train_size or self.train_size,
                                    epochs=self.sweep_epochs or self.epochs)
 
+    def memorisation(self) -> Profile:
+        """The label-noise claims' memorisation regime: :meth:`sweep` with
+        ``memorise_train_size`` images trained ``memorise_epochs`` epochs."""
+        return dataclasses.replace(self.sweep(), train_size=self.memorise_train_size,
+                                   epochs=self.memorise_epochs)
+
     def params_for(self, model: str) -> dict[str, int]:
         """The size options of architecture ``model`` under this profile."""
         return dict(self.arch_params.get(model, {}))
@@ -156,6 +190,8 @@ PROFILES: dict[str, Profile] = {
                      batch_size=64, lr=2e-3, eval_size=150, eps_grid=(0.05, 0.1, 0.2),
                      pgd_steps=5, at_epochs=4, at_steps=3, at_eps=0.1, embed_size=300,
                      sweep_epochs=3, validation_size=200, sweep_train_size=1000,
+                     memorise_train_size=300, memorise_epochs=10,
+                     calibration_size=40,
                      more_models_train_size=1000, more_models_epochs=2,
                      arch_params={"cnn": {"width": 8, "hidden": 32}}),
     "quick": Profile("quick", "fashion-mnist", "mlp", epochs=6, seeds=tuple(range(8)),
@@ -169,7 +205,8 @@ PROFILES: dict[str, Profile] = {
                      other_seeds=5, figure_seeds=5, eval_size=10000,
                      eps_grid=(0.01, 0.02, 0.03, 0.05, 0.1, 0.15), pgd_steps=20,
                      at_epochs=20, at_steps=10, at_eps=0.1, embed_size=5000,
-                     sweep_train_size=55000, more_models=("cnn", "resnet18")),
+                     sweep_train_size=55000, more_models=("cnn", "resnet18"),
+                     calibration_size=1000, calibration_seeds=5),
 }
 
 
@@ -323,12 +360,58 @@ def eval_subset(profile: Profile) -> DatasetSplit:
 
 
 def eval_data(profile: Profile, on: str = "subset") -> DatasetSplit:
-    """The attacked images: ``"subset"`` (:func:`eval_subset`) or ``"test"`` (the
-    whole test split)."""
-    check_choice("on", on, ("subset", "test"))
+    """The attacked images: ``"subset"`` (:func:`eval_subset`), ``"test"`` (the whole
+    test split) or ``"calibration"`` (:func:`calibration_split`)."""
+    check_choice("on", on, ("subset", "test", "calibration"))
     if on == "test":
         return load_dataset(profile.dataset, "test")
+    if on == "calibration":
+        return calibration_split(profile)
     return eval_subset(profile)
+
+
+def calibration_split(profile: Profile) -> DatasetSplit:
+    """The attack calibration's images: a fixed random ``calibration_size`` of the
+    fixed test subset, the same for every model and seed."""
+    return eval_subset(profile).subset(profile.calibration_size, seed=0)
+
+
+def calibration_seeds(profile: Profile) -> tuple[int, ...]:
+    """The seeds the attack calibration runs on (the first ``calibration_seeds``)."""
+    return profile.seeds[:min(profile.calibration_seeds, profile.other_seeds)]
+
+
+def standard_autoattack_spec(eps: Sequence[float]) -> Any:
+    """Standard AutoAttack (Croce & Hein 2020: APGD-CE, APGD-T, FAB-T, Square; 100
+    steps, 5,000 queries), the calibration's reference (record name
+    ``autoattack-standard``) in every profile."""
+    from .attacks import AttackSpec
+
+    return AttackSpec("autoattack", {"version": "standard"}, eps=tuple(eps))
+
+
+def distillation_zoo(profile: Profile, *, seeds: Sequence[int] | None = None,
+                     variants: Sequence[str] | None = None, with_teachers: bool = True,
+                     device: str = "auto") -> dict[str, list[TrainedModel]]:
+    """The distillation comparison (``09``): a CE student trained on labels
+    (``"CE (labels)"``), the PGD-AT teachers (``"teacher PGD-AT"``, one per seed; left
+    out with ``with_teachers=False``, e.g. beside the PGD-AT models themselves) and a
+    student per teacher for each distillation variant (``"student <variant>"``), trained
+    on the grids' images (:meth:`Profile.sweep`). Cached like every model."""
+    from .distill import DISTILL_VARIANTS
+
+    sweep = profile.sweep()
+    seeds = tuple(sweep.seeds if seeds is None else seeds)
+    teachers = train_zoo(profile, ["PGD-AT"], seeds=seeds, device=device)["PGD-AT"]
+    zoo = {"CE (labels)": train_zoo(sweep, ["CE"], seeds=seeds, device=device)["CE"]}
+    if with_teachers:
+        zoo["teacher PGD-AT"] = teachers
+    for variant in (DISTILL_VARIANTS if variants is None else variants):
+        zoo[f"student {variant}"] = [
+            train_zoo(sweep, ["CE"], seeds=[t.config.seed], device=device,
+                      teacher=t.config, distill_variant=variant)["CE"][0]
+            for t in teachers]
+    return zoo
 
 
 def validation_split(profile: Profile) -> DatasetSplit:
@@ -453,6 +536,29 @@ def accuracy_on(zoo: dict[str, list[TrainedModel]], split: DatasetSplit) -> Any:
     return pd.DataFrame([{"model": name, "seed": tm.config.seed,
                           "accuracy": accuracy(tm.model, split.images, split.labels)}
                          for name, tms in zoo.items() for tm in tms])
+
+
+def robust_image_var(records: Any, a: str, b: str | None = None, *, attack: str | None = None,
+                     eps: float | None = None, model: str | None = None,
+                     by: str = "model") -> float:
+    """The image-sampling variance of a robust-accuracy row measured on the fixed test
+    subset: :func:`claims.image_variance` of the per-sample robustness (clean-correct and
+    not flipped, as in ``stats.robust_accuracy``) of ``a - b`` (or ``a`` alone), over the
+    records of ``attack`` at ``eps`` (and of ``model``, when ``by="attack"`` compares two
+    attacks on one model). Pass it to ``Report.claim(..., image_var=...)``."""
+    import numpy as np
+
+    from .claims import image_variance
+
+    sel = records
+    if attack is not None:
+        sel = sel[sel["attack"] == attack]
+    if eps is not None:
+        sel = sel[np.isclose(sel["eps"], eps)]
+    if model is not None:
+        sel = sel[sel["model"] == model]
+    robust = sel["clean_correct"].astype(bool) & ~sel["success"].astype(bool)
+    return image_variance(sel.assign(robust=robust.astype(float)), "robust", a, b, by=by)
 
 
 def runs_table(zoo: dict[str, list[TrainedModel]]) -> Any:

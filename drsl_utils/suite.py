@@ -28,6 +28,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +50,7 @@ __all__ = ["DEPENDS", "notebooks", "run_notebook", "run_suite", "write_gallery",
 DEPENDS: dict[str, tuple[str, ...]] = {
     "02": ("01",), "03": ("01", "02"), "04": ("01",), "05": ("01", "02", "00"),
     "07": ("06",), "08": ("04", "02"), "09": ("04", "06"), "11": ("05", "02"),
+    "12": ("02", "04"),
 }
 
 
@@ -76,25 +78,29 @@ def run_notebook(path: Path, profile: str, out_dir: Path, fig_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile, "figures_dir": str(fig_dir)} | (extra_parameters or {})
     start = time.perf_counter()
-    pm.execute_notebook(str(path), str(out_dir / path.name), parameters=params,
-                        cwd=str(path.parent), kernel_name="python3", progress_bar=False,
-                        log_output=False, config=_kernel_config())
+    with tempfile.TemporaryDirectory(prefix="drsl-kernel-") as sockets:
+        pm.execute_notebook(str(path), str(out_dir / path.name), parameters=params,
+                            cwd=str(path.parent), kernel_name="python3",
+                            progress_bar=False, log_output=False,
+                            config=_kernel_config(Path(sockets)))
     return time.perf_counter() - start
 
 
-def _kernel_config() -> Any:
+def _kernel_config(sockets: Path) -> Any:
     """The kernel talks to us over IPC (Unix sockets) where it can. Over TCP without
     CurveZMQ keys, ipykernel warns "Kernel is running over TCP without encryption" once
     per notebook; IPC is the transport that warning asks for, and it opens no port.
-    Windows has no IPC transport, and a socket path longer than the OS allows (about 100
-    bytes) fails to bind, so those keep TCP and its warning."""
-    from jupyter_core.paths import jupyter_runtime_dir
+    Each kernel gets its own socket folder (``sockets``): jupyter_client numbers IPC
+    sockets by the first free name beside ``ip``, so two kernels started at the same
+    moment in one folder can pick the same sockets and read each other's messages
+    ("Invalid Signature"). Windows has no IPC transport, and a socket path longer than
+    the OS allows (about 100 bytes) fails to bind, so those keep TCP and its warning."""
     from traitlets.config import Config
 
-    probe = Path(jupyter_runtime_dir()) / f"kernel-{'0' * 36}-ipc-99"
-    if os.name == "nt" or len(str(probe)) > 100:
+    ip = sockets / "kernel"
+    if os.name == "nt" or len(f"{ip}-ipc-99999") > 100:
         return Config()
-    return Config({"KernelManager": {"transport": "ipc"}})
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(ip)}})
 
 
 def _inputs_hash(path: Path, profile: str, fig_dir: Path) -> str:

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from drsl_utils import calibration as K
 
@@ -30,9 +31,10 @@ def test_overstatement_by_hand():
     table = K.overstatement_table(rec, ["apgd-dlr"], 0.1)
     row = table.iloc[0]
     assert row["overstatement"] == 0.25 and row["n_seeds"] == 2 and row["n_images"] == 4
-    # Same per-seed values: the interval's width is the image variance alone.
+    # Same per-seed values: the interval's width is the image variance alone, with the
+    # images' degrees of freedom (Welch-Satterthwaite: 4 images - 1).
     per_image = np.array([0, 0.5, 0.5, 0])
-    half = float(__import__("scipy").stats.t.ppf(0.975, 1)) * math.sqrt(per_image.var(ddof=1) / 4)
+    half = float(sps.t.ppf(0.975, 3)) * math.sqrt(per_image.var(ddof=1) / 4)
     assert row["high"] - row["overstatement"] == pytest.approx(half)
 
 
@@ -87,3 +89,12 @@ def test_real_standard_autoattack_is_at_least_as_strong_as_its_parts():
     table = K.overstatement_table(res.records, ["apgd-ce"], 0.1)
     assert table.iloc[0]["robust_reference"] <= table.iloc[0]["robust_cheap"]
     assert table.iloc[0]["overstatement"] >= 0
+
+
+def test_moments_follow_welch_satterthwaite():
+    m, se, df = K.moments([0.1, 0.3], 0.0, 100)
+    assert m == pytest.approx(0.2) and df == pytest.approx(1.0)  # no image term: n - 1
+    v_seed = np.var([0.1, 0.3], ddof=1) / 2
+    m, se, df = K.moments([0.1, 0.3], v_seed, 101)
+    assert se == pytest.approx(math.sqrt(2 * v_seed))
+    assert df == pytest.approx((2 * v_seed) ** 2 / (v_seed**2 / 1 + v_seed**2 / 100))
