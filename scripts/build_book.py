@@ -221,17 +221,20 @@ def _split_row(line: str) -> list[str]:
     return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
 
 
-# The report's columns in the order the book shows them: the verdict and the link to
-# the notebook's cell next to the claim, the long explanations last.
-CLAIM_COLUMNS = ("claim", "verdict", "measured", "p", "seeds", "stability", "notebook",
-                 "estimand (SESOI)", "note", "context")
+# The report's columns that the book moves to the front, in this order, so that a
+# verdict and the link to the notebook's cell sit next to the claim; the other columns
+# (the long explanations) follow in the report's own order.
+CLAIM_COLUMNS = ("claim", "verdict", "measured", "bounds", "p", "seeds", "stability",
+                 "notebook")
 
 
 def _claims_page(claims_md: Path, claims: dict[str, tuple[str, str]], anchored: set[str],
                  pages: set[str]) -> str:
-    """``claims.md`` of the figures folder, with every row's notebook linked to the cell
-    that declares its claim (or to the notebook, when no cell names it), and the
-    columns reordered (``CLAIM_COLUMNS``) so that a verdict sits next to its claim."""
+    """``claims.md`` of the figures folder, for the book: in a table with a
+    ``notebook`` column every row's notebook links to the cell that declares its claim
+    (or to the notebook, when no cell names it) and the columns are reordered
+    (``CLAIM_COLUMNS``); in a table whose rows start with a claim id, the id links to
+    that cell. Other lines are kept as they are."""
     def to(cid: str | None, notebook: str, label: str | None = None) -> str:
         if cid in anchored:
             return f"{{ref}}`{label or notebook} <claim-{cid}>`"
@@ -241,25 +244,34 @@ def _claims_page(claims_md: Path, claims: dict[str, tuple[str, str]], anchored: 
 
     if not claims_md.exists():
         return "# Claims report\n\nNo claims report in this build (no `claims.md`).\n"
+    lines = claims_md.read_text().splitlines()
     out = ["---", "html_theme.sidebar_secondary.remove: true", "---", ""]
-    order: list[int] | None = None
-    for line in claims_md.read_text().splitlines():
+    names: list[str] = []
+    order: list[int] = []
+    for i, line in enumerate(lines):
         cells = _split_row(line) if line.startswith("|") else []
-        if cells and cells[0] == "claim" and len(cells) == len(CLAIM_COLUMNS):
-            order = ([cells.index(c) for c in CLAIM_COLUMNS]
-                     if set(cells) == set(CLAIM_COLUMNS) else list(range(len(cells))))
-        elif len(cells) == len(CLAIM_COLUMNS) and cells[-1].startswith("`"):  # a verdict row
-            notebook = cells[-1].strip("`")
-            cells[-1] = to(_match_claim(cells[0].replace("\\|", "|"), notebook, claims),
-                           notebook)
-        elif len(cells) == 3 and cells[0].startswith("`"):  # a SESOI row: `id`
-            cid = cells[0].strip("`")
-            cells[0] = to(cid, claims.get(cid, (cid, ""))[0], label=cid)
-        if order is not None and len(cells) == len(order):
-            cells = [cells[i] for i in order]
-        if cells:
-            line = "| " + " | ".join(cells) + " |"
-        out.append(line)
+        if not cells:
+            names, order = [], []
+            out.append(line)
+            continue
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", nxt.strip()):  # a header row
+            names = cells
+            front = [names.index(c) for c in CLAIM_COLUMNS if c in names]
+            order = (front + [j for j in range(len(names)) if j not in front]
+                     if "notebook" in names else list(range(len(names))))
+        elif len(cells) == len(names) and not set("".join(cells)) <= set("-: "):
+            if "notebook" in names and cells[names.index("notebook")].startswith("`"):
+                k = names.index("notebook")
+                notebook = cells[k].strip("`")
+                cid = _match_claim(cells[0].replace("\\|", "|"), notebook, claims)
+                cells[k] = to(cid, notebook)
+            elif (m := re.fullmatch(r"`([\w\-]+)`", cells[0])) and m.group(1) in claims:
+                cid = m.group(1)
+                cells[0] = to(cid, claims[cid][0], label=cid)
+        if len(order) == len(cells):
+            cells = [cells[j] for j in order]
+        out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 

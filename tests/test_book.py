@@ -134,15 +134,25 @@ def test_staged_source_links_claims_to_cells_and_covers_the_api(two_notebooks):
     (fig_dir / "claims.md").write_text(
         "# Claims report\n\n## Primary claims (one Holm family)\n\n"
         "1 claims: 1 holds, 0 does not hold, 0 inconclusive\n\n"
-        "| claim | estimand (SESOI) | measured | seeds | p | verdict | stability | note | "
-        "context | notebook |\n|---|---|---|---|---|---|---|---|---|---|\n"
-        f"| {tour.statement} | e | m | 2 | 0.1 | **holds** | 1.00 | | | `00_tour` |\n\n"
+        "| claim | estimand (SESOI) | measured | bounds | p | verdict | replication | power | "
+        "seeds needed | note | context | notebook |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        f"| {tour.statement} | e | m | [1, 2] | 0.1 | **holds** | 0.9 | 0.8 | 3 | n \\| x | c "
+        "| `00_tour` |\n\n"
+        "## Attack calibration\n\n| claim | decided by | flagged |\n|---|---|---|\n"
+        "| `tour-drsl-harder` | pgd | no |\n\n"
         "## Smallest effects of interest\n\n| claim id | SESOI | why |\n|---|---|---|\n"
         "| `tour-drsl-harder` | 2.0 pp | because |\n")
     src = book.stage("smoke", fig_dir, nb_dir, src_dir=nb_dir.parent / "src")
     claims_page = (src / "claims.md").read_text()
     assert "{ref}`00_tour <claim-tour-drsl-harder>`" in claims_page
-    assert "{ref}`tour-drsl-harder <claim-tour-drsl-harder>`" in claims_page
+    assert claims_page.count("{ref}`tour-drsl-harder <claim-tour-drsl-harder>`") == 2
+    # The verdict and the link sit next to the claim; the long columns follow.
+    assert ("| claim | verdict | measured | bounds | p | notebook | estimand (SESOI) | "
+            "replication | power | seeds needed | note | context |") in claims_page
+    assert (f"| {tour.statement} | **holds** | m | [1, 2] | 0.1 | "
+            "{ref}`00_tour <claim-tour-drsl-harder>` | e | 0.9 | 0.8 | 3 | n \\| x | c |"
+            ) in claims_page
     staged = json.loads((src / "notebooks" / "00_tour.ipynb").read_text())
     anchors = [i for i, c in enumerate(staged["cells"])
                if "(claim-tour-drsl-harder)=" in "".join(c["source"])]
