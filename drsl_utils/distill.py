@@ -85,6 +85,9 @@ def _entropy_matched(logits: torch.Tensor, permuted: torch.Tensor, rest_pos: tor
     the entropy of the renormalised non-max softmax at temperature T, ``c`` the non-max
     mass, so the top-1 probability and the full entropy stay exactly the same."""
     n, k = logits.shape
+    # float64 on the CPU: Apple's MPS has no float64, and this is a few thousand rows.
+    device = logits.device
+    logits, permuted, rest_pos = logits.cpu(), permuted.cpu(), rest_pos.cpu()
     z = logits.double() / temperature
     rest = z.gather(1, rest_pos)                                   # [n, K-1]
     target = _entropy(torch.log_softmax(rest, dim=1))              # in [0, log(K-1)]
@@ -109,7 +112,7 @@ def _entropy_matched(logits: torch.Tensor, permuted: torch.Tensor, rest_pos: tor
     out = z.clone()
     out.scatter_(1, rest_pos, new_rest)
     out = (out * temperature).to(logits.dtype)
-    return torch.where(ok.unsqueeze(1), out, permuted)
+    return torch.where(ok.unsqueeze(1), out, permuted).to(device)
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor,

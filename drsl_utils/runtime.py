@@ -88,15 +88,20 @@ def set_threads(n: int | None = None) -> int:
 
 @contextlib.contextmanager
 def preserve_rng(device: torch.device | None = None) -> Iterator[None]:
-    """Restore the global torch RNG state (CPU, and CUDA when used) on exit.
+    """Restore the global torch RNG state (CPU, and the CUDA or MPS device when used)
+    on exit.
 
-    torchattacks' APGD, FAB and Square call ``torch.manual_seed`` on the global RNG;
-    wrapping them here keeps later training and shuffling unaffected.
+    torchattacks' APGD, FAB and Square call ``torch.manual_seed`` on the global RNG,
+    which reseeds every device's generator; wrapping them here keeps later training and
+    shuffling unaffected.
     """
-    devices = []
-    if device is not None and torch.device(device).type == "cuda":
-        devices = [torch.device(device).index or 0]
-    with torch.random.fork_rng(devices=devices, enabled=True):
+    dev = torch.device(device) if device is not None else None
+    if dev is not None and dev.type in ("cuda", "mps"):
+        with torch.random.fork_rng(devices=[dev.index or 0], enabled=True,
+                                   device_type=dev.type):
+            yield
+        return
+    with torch.random.fork_rng(devices=[], enabled=True):
         yield
 
 
