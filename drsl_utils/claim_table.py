@@ -199,7 +199,8 @@ def _claims() -> list[Claim]:
               "Hartigan's dip statistic of PGD-AT's test-set margins, minus its 5 % "
               "critical value under a unimodal null at the same n", "greater", 0.005,
               "a dip 0.005 above its 5 % critical value (0.0054 at n = 10,000) is twice "
-              "that value: a second peak any histogram would show", unit="seed", digits=4),
+              "that value: a second peak any histogram would show", unit="seed", digits=4,
+              detection=True),
         Claim("sovr-raises-margins", "04_logit_gaps_and_margins", "Kanai et al. (SOVR)",
               "SOVR moves mass away from small logit margins compared with PGD-AT.",
               "share of test samples with logit margin < 1, SOVR-AT - PGD-AT", "less", 2.0,

@@ -121,6 +121,7 @@ __all__ = [
     "EQUIVALENCE_VERDICTS",
     "POSITIVE_VERDICTS",
     "VERDICTS",
+    "DETECTION_LABELS",
     "Claim",
     "Evidence",
     "TestResult",
@@ -168,7 +169,12 @@ POSITIVE_VERDICTS = {"directional": "holds", "equivalent": "equivalent"}
 #: Every label the rule can print, in report order ("not run": a declared primary
 #: finding without evidence; it still counts in Holm's family).
 VERDICTS = ("holds", "equivalent", "negligible", "does not hold", "not equivalent",
-            "reversed", "inconclusive", "not run")
+            "reversed", "inconclusive", "detected", "not detected", "not run")
+#: How a *detection* claim (``Claim.detection``: a test that may find something, where
+#: failing to find it is no evidence of its absence) reads the directional verdicts.
+DETECTION_LABELS = {"holds": "detected", "negligible": "detected",
+                    "does not hold": "not detected", "reversed": "not detected",
+                    "inconclusive": "not detected"}
 
 #: Every declared claim by id. The project's own declarations live in
 #: :mod:`drsl_utils.claim_table` (data, apart from the rule); a user adds one with
@@ -200,6 +206,10 @@ class Claim:
         role: ``finding`` (a paper's finding), ``check`` (a project sanity or control
             check: never in the family nor in the headline counts) or ``demo`` (the
             tour).
+        detection: a detection claim (e.g. "the dip test detects a second peak"): the
+            tests are the same, but the verdict reads ``detected`` or ``not detected``
+            (:data:`DETECTION_LABELS`), since a test that fails to find an effect does
+            not show its absence. Directional claims only.
     """
 
     id: str
@@ -216,8 +226,12 @@ class Claim:
     primary: bool = True
     unit: str = "seed (paired)"
     role: str = "finding"
+    detection: bool = False
 
     def __post_init__(self) -> None:
+        if self.detection and self.direction == "equivalent":
+            raise ValueError(f"detection=True for claim {self.id!r} with direction "
+                             "'equivalent': a detection claim is directional")
         check_choice("direction", self.direction, DIRECTIONS)
         check_choice("role", self.role, ROLES)
         if not (math.isfinite(self.sesoi) and self.sesoi > 0):
@@ -731,7 +745,8 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
             "conf_low": cl, "conf_high": ch, "p_holds": r["p_holds"], "p_not": r["p_not"],
             "p_holds_adj": min(1.0, r["p_holds"] * kh) if in_fam else r["p_holds"],
             "p_not_adj": min(1.0, r["p_not"] * kn) if in_fam else r["p_not"],
-            "k_holds": kh, "k_not": kn, "verdict": v,
+            "k_holds": kh, "k_not": kn,
+            "verdict": DETECTION_LABELS.get(v, v) if c.detection else v,
             "replication": float(fresh[positive]) if v != "not run" else math.nan,
             "same_verdict": float(fresh[v]) if v in fresh else math.nan,
             "power": power, "seeds_needed_low": needed[0], "seeds_needed": needed[1],

@@ -519,3 +519,16 @@ def test_calibration_of_an_unknown_claim_is_refused():
     table = C.assess([C.Evidence("drsl-harder-dlr", {0: 0.07, 1: 0.06})])
     with pytest.raises(ValueError, match="no-such-claim"):
         C.calibrate(table, {"no-such-claim": _diff({0: 0.0, 1: 0.0})})
+
+
+def test_a_detection_claim_reads_detected_or_not_detected():
+    """A test that fails to find a second peak is no evidence of one peak: the rule's
+    verdict is relabelled, never 'does not hold' or 'reversed'."""
+    assert C.get_claim("sovr-two-peaks").detection
+    below = C.assess([C.Evidence("sovr-two-peaks", {s: -0.002 - 1e-4 * s for s in range(5)})])
+    assert below.iloc[0]["verdict"] == "not detected"
+    above = C.assess([C.Evidence("sovr-two-peaks", {s: 0.02 + 1e-4 * s for s in range(5)})])
+    assert above.iloc[0]["verdict"] == "detected"
+    with pytest.raises(ValueError, match="detection"):
+        Claim("x", "01_train_models", "s", "st", "est", "equivalent", 1.0, "why",
+              detection=True)
