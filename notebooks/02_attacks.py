@@ -197,8 +197,8 @@ report.finish()
 # ## Explore
 # Pick an attack, a loss and an eps: robust accuracy along eps (every loss; the chosen one
 # bold), the p2 histogram before and after the attack, and the share of successful attacks
-# that land on the clean runner-up. Run in JupyterLab for the widgets; the main job shows
-# a static view.
+# that land on the clean runner-up. Run in JupyterLab for the widgets; the main job
+# leaves a kernel-free figure with the same controls.
 
 # %%
 explore.sweep(pd.concat([r.records for r in runs], ignore_index=True),

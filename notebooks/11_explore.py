@@ -23,7 +23,8 @@
 # nothing is trained or attacked again; a cold cache would compute what is missing.
 #
 # Run all cells in JupyterLab: dropdowns, sliders and clickable points appear. In the
-# main job (headless) each explorer draws a static picture of its first view instead.
+# main job each explorer leaves a kernel-free figure with the same controls (and a
+# picture of its first view); the book shows it.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -49,8 +50,8 @@ panels = ex.umap_panels(P, result, zoo, attack="pgd", eps=P.eps_mid, progress=Fa
 # ## 1. The attack sweep
 # Choose the attack (PGD on cross-entropy, or APGD on the difference-of-logits ratio),
 # the loss and eps. Left: robust accuracy along eps (mean over seeds). Middle: the
-# second-largest softmax `p2` of clean-correct samples before the attack (blue) and
-# after it (red). Right: of the successful attacks, the share whose new label is the
+# second-largest softmax `p2` of clean-correct samples before the attack (filled, in the
+# loss's colour) and after it (black outline). Right: of the successful attacks, the share whose new label is the
 # clean runner-up; the dashed line is chance, 1/(K-1).
 
 # %%
