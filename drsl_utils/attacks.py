@@ -492,7 +492,8 @@ def build_attack(name: str, model: nn.Module, eps: float, *, steps: int | None =
             autoattack: fixed 100 for ``"standard"``, 20 for ``"reduced"``).
         step_size: PGD step; None: ``2.5 * eps / steps`` (Madry et al.'s rule). Other
             attacks take none.
-        restarts: random restarts (pgd, pgd-l2, apgd-*, square, fab); 1 elsewhere.
+        restarts: random restarts (``pgd``, ``pgd-l2``, ``apgd-*``, ``square``,
+            ``fab``); 1 elsewhere.
         norm: ``"Linf"`` or ``"L2"``; None: the attack's own (see the table).
         seed: seeds the global RNG (and torchattacks' own seeds) on every call; the
             caller's RNG state is restored afterwards.
