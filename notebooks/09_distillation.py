@@ -44,18 +44,13 @@ import pandas as pd
 
 from drsl_utils import claims, plots, stats
 from drsl_utils import experiments as ex
-from drsl_utils.distill import DISTILL_VARIANTS
 
 P, report = ex.setup("09_distillation", profile, dataset=dataset, seeds=seeds,
                      figures_dir_=figures_dir, executor=executor)
 S = P.sweep()
-teachers = ex.train_zoo(P, ["PGD-AT"], seeds=S.seeds, device=device)["PGD-AT"]
-zoo = {"CE (labels)": ex.train_zoo(S, ["CE"], device=device)["CE"],
-       "teacher PGD-AT": teachers}
-for variant in DISTILL_VARIANTS:
-    zoo[f"student {variant}"] = [
-        ex.train_zoo(S, ["CE"], seeds=[t.config.seed], device=device, teacher=t.config,
-                     distill_variant=variant)["CE"][0] for t in teachers]
+# The CE student on labels, the PGD-AT teachers and one student per teacher and variant.
+zoo = ex.distillation_zoo(P, device=device)
+teachers = zoo["teacher PGD-AT"]
 print(f"{len(teachers)} teachers (one per seed), students trained {S.epochs} epochs on "
       f"{S.train_size or 'all'} images, T = {zoo['student full'][0].config.distill_temperature}")
 
