@@ -995,8 +995,8 @@ def image_variance(df: pd.DataFrame, value: str, a: str, b: str | None = None, *
     ``N`` images afresh would move it by ``Var_i(xbar_i) / N`` (ddof 1), the
     one-level image bootstrap's variance of the mean. This slightly double-counts the
     seed-by-image interaction, which the seed spread already carries (it enters with
-    weight ``1/(S N)``), so it errs on the cautious side. Samples that some seed lacks
-    are left out.
+    weight ``1/(S N)``), so it errs on the cautious side. A sample that some seed lacks
+    is averaged over the seeds that have it.
 
     Raises:
         ValueError: a model is not in ``df[by]``, or fewer than two samples remain.
@@ -1006,11 +1006,12 @@ def image_variance(df: pd.DataFrame, value: str, a: str, b: str | None = None, *
     sub = df[df[by].isin(names)]
     wide = sub.groupby([sample_col, seed_col, by])[value].mean().unstack(by)
     x = wide[a] if b is None else wide[a] - wide[b]
-    per_sample = x.unstack(seed_col).dropna()
-    if len(per_sample) < 2:
-        raise ValueError(f"image_variance needs at least two samples that every seed has; "
-                         f"got {len(per_sample)}")
-    xbar = per_sample.mean(axis=1).to_numpy(np.float64)
+    # Each sample's mean over the seeds that measured it (a seed may lack the pair on
+    # some samples, e.g. records of the whole test set stacked with the subset's).
+    xbar = x.unstack(seed_col).mean(axis=1, skipna=True).dropna().to_numpy(np.float64)
+    if xbar.size < 2:
+        raise ValueError(f"image_variance needs at least two samples measured for both "
+                         f"models; got {xbar.size}")
     return float(xbar.var(ddof=1) / xbar.size)
 
 
