@@ -890,8 +890,10 @@ def calibrate(table: pd.DataFrame, calibrations: Mapping[str, Differential],
     row's bounds: ``L' = L - max(U_c, 0)`` and ``U' = U - min(L_c, 0)``. The part of
     the effect that the cheap attack's bias could carry is taken out, and a bias
     against the claim never strengthens it. The verdict is drawn again from ``L'`` and
-    ``U'`` with the same cut points, so a calibration can only move a verdict towards
-    *inconclusive*. A row is *flagged* when ``U_c`` exceeds half its SESOI: standard
+    ``U'`` with the same cut points: the bounds only widen, so a calibration can only
+    take back what was shown (a *negligible* row whose upper bound widens past the SESOI
+    reads *holds*, which claims less). Its error rate adds the calibration's own alpha
+    to the row's (not yet folded into Holm's family; see the closing note). A row is *flagged* when ``U_c`` exceeds half its SESOI: standard
     AutoAttack beats the cheap attack on the claimed side by more than that.
 
     New columns (NaN or empty without a calibration): ``decided_by`` (the cheap attack),
