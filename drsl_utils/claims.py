@@ -919,9 +919,10 @@ def calibrate(table: pd.DataFrame, calibrations: Mapping[str, Differential],
         if diff is None or row["verdict"] == "not run":
             continue
         c = get_claim(row["claim"])
-        if c.direction == "equivalent":
-            raise ValueError(f"claim {c.id!r} is an equivalence claim: a robustness "
-                             "calibration applies to 'greater' or 'less' claims only")
+        if c.direction == "equivalent" or c.detection:
+            raise ValueError(f"claim {c.id!r} is an equivalence or detection claim: a "
+                             "robustness calibration applies to 'greater' or 'less' "
+                             "claims only")
         sign = 1.0 if c.direction == "greater" else -1.0
         m, lo, hi, _ = _differential_bounds(diff, c.scale, alpha)
         # In the claimed-positive sign: the row's bounds and the differential's.
@@ -1035,6 +1036,10 @@ RULE: dict[str, Any] = {
     "tests": "one-sample t over per-seed values, df n - 1, se^2 = sd^2/n + image_var",
     "sides": "one-sided: holds (d <= 0), not (d >= SESOI), reversed (d >= 0)",
     "equivalence": "TOST; not equivalent: min(1, 2 min(p_above, p_below))",
+    "calibration": "robustness rows: bounds widened by the one-sided 1 - alpha bounds of "
+                   "the calibrated differential (Welch-Satterthwaite df), L - max(Uc, 0), "
+                   "U - min(Lc, 0); flagged when Uc > SESOI / 2",
+    "detection": "detection claims read detected (holds, negligible) or not detected",
     "family": "Holm over the declared primary findings, not-run members at p = 1",
     "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test",
     "verdicts": list(VERDICTS),
@@ -1043,7 +1048,7 @@ RULE: dict[str, Any] = {
 }
 
 _DECLARED_FIELDS = ("id", "notebook", "statement", "estimand", "direction", "sesoi",
-                    "scale", "role", "primary", "unit")
+                    "scale", "role", "primary", "unit", "detection")
 
 
 def declaration() -> dict[str, Any]:
