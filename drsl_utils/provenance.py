@@ -24,6 +24,7 @@ collected in the kernel that ran it, with that kernel's thread count);
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import platform
@@ -32,7 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "collect", "fields", "markdown_block", "under_title", "seed_block"]
+__all__ = ["PACKAGES", "collect", "fields", "markdown_block", "refresh", "under_title",
+           "seed_block"]
 
 #: The distributions whose version can change a number in the report, in display order.
 PACKAGES = ("torch", "torchattacks", "numpy", "scipy", "umap-learn")
@@ -83,8 +85,19 @@ def _changed(spec: list[str]) -> list[str] | None:
 
 def _commit(exclude: Iterable[str | Path]) -> tuple[str, bool | None, str | None]:
     """The last commit outside ``exclude``, whether the tracked tree differs from it
-    there, and a short hash of the changed files' paths and contents."""
-    spec = _pathspec(exclude)
+    there, and a short hash of the changed files' paths and contents: read once per
+    process and checkout (see :func:`refresh`)."""
+    return _commit_of(_ROOT, tuple(_pathspec(exclude)))
+
+
+@functools.lru_cache(maxsize=None)
+def _commit_of(root: Path, spec: tuple[str, ...]) -> tuple[str, bool | None, str | None]:
+    """:func:`_commit` for one checkout and pathspec, cached: the code a process runs is
+    the code it imported, so what git said at the first look is the answer for the rest
+    of the process. It also keeps two reports of one process from disagreeing when a
+    ``git`` call fails or times out on a loaded machine, and keeps git out of the hot
+    path of a test suite that finishes hundreds of reports."""
+    spec = list(spec)
     head = _git("log", "-1", "--format=%H", *spec)
     if not head or not head.strip():
         return "unknown (not a git checkout)", None, None
@@ -97,6 +110,12 @@ def _commit(exclude: Iterable[str | Path]) -> tuple[str, bool | None, str | None
         digest.update(rel.encode() + b"\0")
         digest.update(path.read_bytes() if path.is_file() else b"<deleted>")
     return head.strip()[:12], bool(changed), digest.hexdigest()[:12] if changed else None
+
+
+def refresh() -> None:
+    """Forget what git said, so the next :func:`collect` looks again (for a long-lived
+    kernel that reloaded edited code, and for tests that edit a checkout)."""
+    _commit_of.cache_clear()
 
 
 def _version(dist: str) -> str:

@@ -36,6 +36,21 @@ def repo(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def _fresh_look():
+    """Each test starts without what git said to another test."""
+    P.refresh()
+    yield
+    P.refresh()
+
+
+def _collect(*args, **kwargs):
+    """collect() after forgetting the cached git answer: these tests edit the checkout
+    between two looks, which a real process (running the code it imported) never does."""
+    P.refresh()
+    return P.collect(*args, **kwargs)
+
+
 def _head(repo):
     return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
                           capture_output=True, text=True).stdout.strip()[:12]
@@ -55,25 +70,25 @@ def test_block_records_code_settings_packages_and_machine(repo):
 
 def test_writing_the_output_folder_or_committing_it_changes_nothing(repo):
     code_commit = _head(repo)
-    before = P.collect("quick", exclude=[repo / "figures"])
+    before = _collect("quick", exclude=[repo / "figures"])
     (repo / "figures" / "claims.md").write_text("new results\n")  # the run writes here
     (repo / "scratch.txt").write_text("untracked\n")                 # not code
-    assert P.collect("quick", exclude=[repo / "figures"]) == before
+    assert _collect("quick", exclude=[repo / "figures"]) == before
     _git(repo, "commit", "-q", "-am", "regenerate figures")           # results committed
-    after = P.collect("quick", exclude=[repo / "figures"])
+    after = _collect("quick", exclude=[repo / "figures"])
     assert after == before and after["commit"] == code_commit
     # Without the exclusion the same change would have read as dirty.
     (repo / "figures" / "claims.md").write_text("newer\n")
-    assert P.collect("quick")["dirty"] is True
+    assert _collect("quick")["dirty"] is True
 
 
 def test_uncommitted_code_is_dirty_and_names_its_diff(repo):
     (repo / "code.py").write_text("x = 2\n")
-    one = P.collect("quick", exclude=[repo / "figures"])
+    one = _collect("quick", exclude=[repo / "figures"])
     assert one["dirty"] is True and re.fullmatch(r"[0-9a-f]{12}", one["diff"])
-    assert P.collect("quick", exclude=[repo / "figures"])["diff"] == one["diff"]
+    assert _collect("quick", exclude=[repo / "figures"])["diff"] == one["diff"]
     (repo / "code.py").write_text("x = 3\n")
-    assert P.collect("quick", exclude=[repo / "figures"])["diff"] != one["diff"]
+    assert _collect("quick", exclude=[repo / "figures"])["diff"] != one["diff"]
     assert "uncommitted changes" in P.fields({"00": one})["commit"]
 
 
@@ -82,6 +97,22 @@ def test_outside_a_checkout_the_commit_says_so(tmp_path, monkeypatch):
     block = P.collect("quick")
     assert block["commit"].startswith("unknown") and block["dirty"] is None
     assert P.fields({"00": block})["commit"].startswith("unknown")
+
+
+def test_git_is_asked_once_per_process(repo, monkeypatch):
+    """Two reports of one process carry the same block even when a later git call
+    would fail (a timeout on a loaded machine once turned "dirty" from false to null
+    between two reports of one test)."""
+    calls = []
+    real = P._git
+    monkeypatch.setattr(P, "_git", lambda *a: calls.append(a) or real(*a))
+    first = P.collect("quick", exclude=[repo / "figures"])
+    n = len(calls)
+    assert n >= 2  # the commit, then the status
+    monkeypatch.setattr(P, "_git", lambda *a: None)  # git gone: the answer stands
+    assert P.collect("quick", exclude=[repo / "figures"]) == first and first["dirty"] is False
+    P.refresh()
+    assert P.collect("quick", exclude=[repo / "figures"])["dirty"] is None
 
 
 def test_seed_block_reads_as_ranges():
