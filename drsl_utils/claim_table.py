@@ -68,7 +68,7 @@ def _claims() -> list[Claim]:
     # 00 · the tour (digits): demonstrations, not part of the family.
     c += [
         Claim("tour-drsl-harder", "00_tour", "DRSL slides (finding 4), on 8x8 digits",
-              "On the tour's digits, DRSL is more robust than CE under PGD at the middle eps.",
+              "On the tour's digits, DRSL has higher PGD robust accuracy than CE at the middle eps.",
               "PGD robust accuracy, DRSL - CE", "greater", 2.0, _DLR_SESOI,
               primary=False, role="demo", **_PP),
         Claim("tour-second-class", "00_tour", "DRSL slides (finding 1), on 8x8 digits",
@@ -107,40 +107,42 @@ def _claims() -> list[Claim]:
     # 02 · attacks.
     c += [
         Claim("drsl-second-class", "02_attacks", "DRSL slides (finding 1)",
-              "After an attack, the adversarial label is usually (> 50 %) the clean second "
-              "class.",
+              "After PGD at the middle eps (CE, GCE and DRSL pooled), the adversarial label is "
+              "usually (> 50 %) the clean second class.",
               "fraction of PGD successes (middle eps, full test set) that land on the clean "
               "second class, minus 0.5", "greater", 10.0,
               "'usually' means a clear majority: 60 % rather than a coin flip",
               unit="seed (CE, GCE, DRSL pooled)", **_PP),
         Claim("drsl-harder-dlr", "02_attacks", "DRSL slides (finding 4)",
-              "DRSL is more robust than CE under APGD-DLR, a margin attack that softmax "
-              "saturation cannot mask. Whether the two reach the same clean accuracy is "
+              "DRSL has higher APGD-DLR robust accuracy than CE (a margin attack designed to be "
+              "insensitive to softmax saturation; robust accuracy under any attack is an upper "
+              "bound on robustness). Whether the two reach the same clean accuracy is "
               "drsl-same-accuracy-drsl's own test; the detail prints the difference.",
               "APGD-DLR robust accuracy at the middle eps, DRSL - CE", "greater", 2.0,
               _DLR_SESOI, **_PP),
         Claim("drsl-harder-pgd", "02_attacks", "DRSL slides (finding 4)",
-              "DRSL is more robust than CE under PGD. Secondary: another attack for "
+              "DRSL has higher PGD robust accuracy than CE. Secondary: another attack for "
               "drsl-harder-dlr's finding; PGD attacks cross-entropy, which a saturated "
               "softmax can mask.",
               "PGD robust accuracy at the middle eps (full test set), DRSL - CE", "greater",
               2.0, _DLR_SESOI, primary=False, **_PP),
         Claim("drsl-harder-autoattack", "02_attacks", "DRSL slides (finding 4)",
-              "DRSL is more robust than CE under AutoAttack. Secondary: another attack for "
+              "DRSL has higher AutoAttack robust accuracy than CE. Secondary: another attack for "
               "drsl-harder-dlr's finding.",
               "AutoAttack robust accuracy at the middle eps, DRSL - CE", "greater", 2.0,
               _DLR_SESOI, primary=False, **_PP),
         Claim("drsl-harder-square", "02_attacks", "DRSL slides (finding 4)",
-              "DRSL is more robust than CE under the gradient-free Square attack. Secondary: "
+              "DRSL has higher robust accuracy than CE under the gradient-free Square attack. "
+              "Secondary: "
               "another attack for drsl-harder-dlr's finding.",
               "Square robust accuracy at the middle eps, DRSL - CE", "greater", 2.0,
               _DLR_SESOI, primary=False, **_PP),
         Claim("isce-harder-dlr", "02_attacks", "I-SCE paper, in our margin reading",
-              f"{_ISCE[0].upper()}{_ISCE[1:]} is more robust than softmax CE under APGD-DLR.",
+              f"{_ISCE[0].upper()}{_ISCE[1:]} has higher APGD-DLR robust accuracy than softmax CE.",
               "APGD-DLR robust accuracy at the middle eps, I-SCE margin reading - CE",
               "greater", 2.0, _DLR_SESOI, **_PP),
         Claim("isce-harder-pgd", "02_attacks", "I-SCE paper, in our margin reading",
-              f"{_ISCE[0].upper()}{_ISCE[1:]} is more robust than CE under PGD. Secondary: "
+              f"{_ISCE[0].upper()}{_ISCE[1:]} has higher PGD robust accuracy than CE. Secondary: "
               "another attack for isce-harder-dlr's finding (the paper's own attack, which a "
               "saturated softmax can mask).",
               "PGD robust accuracy at the middle eps (full test set), I-SCE margin reading "
@@ -192,8 +194,9 @@ def _claims() -> list[Claim]:
               "0.05 of rank correlation is a visible change in which samples are confident",
               unit="seed (disjoint triples: reference, control, PGD-AT)", digits=3),
         Claim("sovr-two-peaks", "04_logit_gaps_and_margins", "Kanai et al. (SOVR)",
-              "Under adversarial training, Hartigan's dip test detects a second peak in the "
-              "logit-margin histogram. A detection claim: any verdict but holds reads 'not "
+              "Under adversarial training, the average seed's Hartigan dip statistic of the "
+              "logit-margin histogram exceeds its 5 % critical value (evidence of more than "
+              "one peak; not a test of exactly two). A detection claim: any verdict but holds reads 'not "
               "detected', which is not evidence of one peak; the detail prints the test's "
               "power against a stated two-peaked mixture at the same n.",
               "Hartigan's dip statistic of PGD-AT's test-set margins, minus its 5 % "
@@ -217,7 +220,7 @@ def _claims() -> list[Claim]:
               "Measured as that concentration, not as a tip shape: the distance to the "
               f"adversarial-class centroid in cluster radii, {both}.",
               "mean distance of successful PGD examples to their adversarial-class "
-              "centroid in the model's UMAP, in RMS cluster radii, samples flipped in both "
+              "centroid in each model's 2-D UMAP embedding, in RMS cluster radii, samples flipped in both "
               "models, DRSL - CE", "less", 0.2,
               "a fifth of a cluster radius is the smallest shift visible in the panels",
               units="radii", digits=2),
@@ -239,13 +242,15 @@ def _claims() -> list[Claim]:
               "label; the grid's short training stops before CE memorises symmetric noise")
     c += [
         Claim("drsl-noise-pair", "06_label_noise", "DRSL slides (finding 4)",
-              "DRSL is more robust to pair-flip label noise than CE (40 % noise, the grid's "
+              "DRSL keeps higher clean accuracy than CE under pair-flip label noise (40 % "
+              "noise, the grid's "
               "training, in which CE memorises a sizeable share of the flipped labels; the "
               "detail prints it).",
               "clean test accuracy after training with 40 % pair-flip noise, DRSL - CE",
               "greater", 1.0, noise, **_PP),
         Claim("drsl-noise-symmetric", "06_label_noise", "DRSL slides (finding 4)",
-              f"DRSL is more robust to symmetric label noise than CE (40 % noise, {regime}). "
+              f"DRSL keeps higher clean accuracy than CE under symmetric label noise (40 % noise, "
+              f"{regime}). "
               "Secondary: the label-noise finding's primary row is drsl-noise-pair, whose "
               "regime is the grid's ordinary training.",
               "clean test accuracy after training with 40 % symmetric noise in the "
@@ -261,14 +266,14 @@ def _claims() -> list[Claim]:
               "is within 0.5 pp of CE's, a selection rule, not a tested equivalence")
     c += [
         Claim("drsl-matched-precision", "07_tau_sweep", "DRSL slides (finding 4)",
-              f"With {chosen}, DRSL is more robust than CE under APGD-DLR. Secondary: the "
+              f"With {chosen}, DRSL has higher APGD-DLR robust accuracy than CE. Secondary: the "
               "finding's primary row is drsl-harder-dlr (the authors' default tau, fixed "
               "before any data, and more seeds); the detail prints the full-test clean "
               "accuracy difference.",
               "APGD-DLR robust accuracy at the middle eps, DRSL (tau chosen on held-out "
               "data) - CE", "greater", 2.0, _DLR_SESOI, primary=False, **_PP),
         Claim("drsl-matched-precision-pgd", "07_tau_sweep", "DRSL slides (finding 4)",
-              f"With {chosen}, DRSL is more robust than CE under PGD (secondary: another "
+              f"With {chosen}, DRSL has higher PGD robust accuracy than CE (secondary: another "
               "attack, another tau, for drsl-harder-dlr's finding).",
               "PGD robust accuracy at the middle eps (full test set), DRSL (tau chosen on "
               "held-out data) - CE", "greater", 2.0, _DLR_SESOI, primary=False, **_PP),
@@ -282,14 +287,14 @@ def _claims() -> list[Claim]:
     # 08 · adversarial training.
     c += [
         Claim("at-sanity", "08_adversarial_training", "Madry et al. 2018 (sanity check)",
-              "Our check that adversarial training worked: PGD-AT is more robust than "
-              "standard CE (trained on the same images) under AutoAttack.",
+              "Our check that adversarial training worked: PGD-AT has higher AutoAttack robust "
+              "accuracy than standard CE (trained on the same images).",
               "AutoAttack robust accuracy at the training eps, PGD-AT - CE (AT data)",
               "greater", 5.0,
               "adversarial training that gains less than 5 pp at its own eps has failed",
               primary=False, role="check", **_PP),
         Claim("sovr-autoattack", "08_adversarial_training", "Kanai et al. (SOVR)",
-              "SOVR inside PGD-AT beats plain PGD-AT under AutoAttack.",
+              "SOVR inside PGD-AT has higher AutoAttack robust accuracy than plain PGD-AT.",
               "AutoAttack robust accuracy at the training eps, SOVR-AT - PGD-AT", "greater",
               1.0, "Kanai et al. report gains of 1-2 pp under AutoAttack; 1 pp is the "
               "smallest they would claim", **_PP),
@@ -302,38 +307,39 @@ def _claims() -> list[Claim]:
               "reported with", primary=False, role="check", **_PP),
     ]
     # 09 · distillation. A verdict of "reversed" on permuted or matched reads: the
-    # manipulation raised the student's robustness, the opposite of Seguin et al.
+    # manipulation raised the student's robust accuracy, the opposite of Seguin et al.
     c += [
         Claim("seguin-distill-transfer", "09_distillation", "Seguin et al. 2021",
-              "Distilling an AT teacher (clean inputs only) transfers some robustness.",
+              "Distilling an AT teacher (clean inputs only) transfers some APGD-DLR robust "
+              "accuracy.",
               "APGD-DLR robust accuracy at the training eps, full-logit student - CE student",
               "greater", 2.0, _DLR_SESOI, **_PP),
         Claim("seguin-distill-permuted", "09_distillation", "Seguin et al. 2021",
               "Scrambling the order of the teacher's non-max logits (same top-1 probability "
-              "and entropy) lowers the student's robustness.",
+              "and entropy) lowers the student's APGD-DLR robust accuracy.",
               "APGD-DLR robust accuracy at the training eps, permuted - full student", "less",
               2.0, _DLR_SESOI, **_PP),
         Claim("seguin-distill-matched", "09_distillation", "Seguin et al. 2021",
               "Replacing the teacher's non-max logits by uninformative ones with the same "
-              "top-1 probability and entropy lowers the student's robustness.",
+              "top-1 probability and entropy lowers the student's APGD-DLR robust accuracy.",
               "APGD-DLR robust accuracy at the training eps, entropy-matched - full student",
               "less", 2.0, _DLR_SESOI, **_PP),
         Claim("seguin-distill-mean", "09_distillation", "Seguin et al. 2021",
-              "Replacing the non-max logits by their mean lowers the student's robustness. "
-              "Secondary: it removes the same non-max information as seguin-distill-matched "
+              "Replacing the non-max logits by their mean lowers the student's APGD-DLR "
+              "robust accuracy. Secondary: it removes the same non-max information as seguin-distill-matched "
               "(the finding's primary row) but also raises the teacher's entropy, so a "
               "difference cannot be laid on the non-max information alone.",
               "APGD-DLR robust accuracy at the training eps, mean - full student", "less", 2.0,
               _DLR_SESOI, primary=False, **_PP),
         Claim("seguin-distill-max-gap", "09_distillation", "Seguin et al. 2021",
-              "Keeping only the max and the gap lowers the student's robustness. Secondary: "
-              "it removes the same non-max information as seguin-distill-matched (the "
+              "Keeping only the max and the gap lowers the student's APGD-DLR robust "
+              "accuracy. Secondary: it removes the same non-max information as seguin-distill-matched (the "
               "finding's primary row) but also lowers the teacher's top-1 probability, so a "
               "difference cannot be laid on the non-max information alone.",
               "APGD-DLR robust accuracy at the training eps, max-gap - full student", "less",
               2.0, _DLR_SESOI, primary=False, **_PP),
         Claim("seguin-distill-transfer-pgd", "09_distillation", "Seguin et al. 2021",
-              "Distillation transfers robustness under PGD (secondary: another attack for "
+              "Distillation transfers PGD robust accuracy (secondary: another attack for "
               "seguin-distill-transfer's finding).",
               "PGD robust accuracy at the training eps (full test set), full-logit student "
               "- CE student", "greater", 2.0, _DLR_SESOI, primary=False, **_PP),
@@ -342,21 +348,21 @@ def _claims() -> list[Claim]:
     arch = "Secondary: drsl-harder-dlr's finding on another architecture"
     c += [
         Claim("drsl-more-models-cnn", "10_more_models", "DRSL slides (conclusion)",
-              f"DRSL's robustness gain over CE carries over to a CNN (APGD-DLR). {arch}.",
+              f"DRSL's robust-accuracy gain over CE carries over to a CNN (APGD-DLR). {arch}.",
               "APGD-DLR robust accuracy at the middle eps, DRSL - CE, CNN", "greater", 2.0,
               _DLR_SESOI, primary=False, **_PP),
         Claim("drsl-more-models-cnn-pgd", "10_more_models", "DRSL slides (conclusion)",
-              f"DRSL's robustness gain over CE carries over to a CNN under PGD. {arch}, "
+              f"DRSL's robust-accuracy gain over CE carries over to a CNN under PGD. {arch}, "
               "under another attack.",
               "PGD robust accuracy at the middle eps, DRSL - CE, CNN", "greater",
               2.0, _DLR_SESOI, primary=False, **_PP),
         Claim("drsl-more-models-resnet18", "10_more_models", "DRSL slides (conclusion)",
-              "DRSL's robustness gain over CE carries over to ResNet-18 (APGD-DLR; paper "
+              "DRSL's robust-accuracy gain over CE carries over to ResNet-18 (APGD-DLR; paper "
               f"profile only). {arch}.",
               "APGD-DLR robust accuracy at the middle eps, DRSL - CE, ResNet-18", "greater",
               2.0, _DLR_SESOI, primary=False, **_PP),
         Claim("drsl-more-models-resnet18-pgd", "10_more_models", "DRSL slides (conclusion)",
-              "DRSL's robustness gain over CE carries over to ResNet-18 under PGD (paper "
+              "DRSL's robust-accuracy gain over CE carries over to ResNet-18 under PGD (paper "
               f"profile only). {arch}, under another attack.",
               "PGD robust accuracy at the middle eps, DRSL - CE, ResNet-18", "greater", 2.0,
               _DLR_SESOI, primary=False, **_PP),
