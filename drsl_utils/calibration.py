@@ -20,10 +20,26 @@ by every seed, so each interval also carries the image-sampling variance of the 
 (the variance of the mean over images of the per-image differences, as in
 :func:`claims.image_variance`).
 
-The rule that uses it (:func:`calibrated_bound`): a robustness verdict decided by a cheap
-attack must also hold when the upper bound of the calibrated differential is subtracted
-from the effect; a row whose cheap attack standard AutoAttack beats by more than half the
-row's smallest effect of interest (upper bound of the interval) is flagged.
+**Degrees of freedom and sparse counts** (:func:`cell_moments`). The t reference keeps
+``df = n_seeds - 1``, as the claims rule does. Welch-Satterthwaite, which credits the
+image term's hundreds of degrees of freedom, misses its nominal 95 % upper bound 8.5 %
+of the time with two seeds when the seed term dominates (methods review, M1); ``n - 1``
+is conservative. The per-image overstatement is 0 or 1 (a cheap attack that standard
+AutoAttack beats on an image, or not), often with few or no discordant images: then the
+sample variances are 0 and a t-interval has zero width, although 0 discordant images
+out of 400 is compatible with a true rate of about 3/400. So the standard error has a
+floor from exact counts: for the images where the cheap attack says *robust* and the
+reference *fooled* (``n_up``) and the reverse (``n_down``), the one-sided Clopper-Pearson
+95 % upper bound of each rate, less the rate, divided by ``z_0.95`` (the standard error a
+normal bound would need to reach the exact one: about ``1.8 / cells`` at a zero count,
+the rule of three), the two in quadrature. The floor treats the cells as independent;
+the t term carries the seed clustering; the larger of the two is used.
+
+The rule that uses it (``claims.assess(..., calibrations=...)``): a calibrated robustness
+row tests the effect under standard AutoAttack, the cheap attack's effect minus the
+differential, with both standard errors; a row whose cheap attack standard AutoAttack
+beats by more than half the row's smallest effect of interest (upper bound of the
+interval) is flagged.
 """
 
 from __future__ import annotations
@@ -37,11 +53,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-__all__ = ["REFERENCE", "Interval", "Differential", "moments", "overstatement", "overstatement_table", "differential",
+__all__ = ["REFERENCE", "FLOOR_LEVEL", "Interval", "Differential", "moments", "count_se",
+           "cell_moments", "overstatement", "overstatement_table", "differential",
            "calibrated_bound", "beats_by_more_than", "summary_rows"]
 
 #: The record name of the reference attack (:func:`attacks.build_attack`).
 REFERENCE = "autoattack-standard"
+#: The one-sided level of the exact (Clopper-Pearson) bounds behind the standard error's
+#: floor for sparse discordant counts (:func:`count_se`).
+FLOOR_LEVEL = 0.95
 
 
 @dataclass(frozen=True)
@@ -102,24 +122,86 @@ def _per_sample(records: pd.DataFrame, attack: str, reference: str, eps: float
     return both.assign(over=both["r_cheap"] - both["r_ref"])
 
 
-def moments(per_seed: Sequence[float] | np.ndarray, image_var: float, n_images: int
-            ) -> tuple[float, float, float]:
+def moments(per_seed: Sequence[float] | np.ndarray, image_var: float, n_images: int,
+            *, floor_se: float = 0.0) -> tuple[float, float, float]:
     """``(mean, se, df)`` of a per-seed mean on a fixed image subset: ``se**2`` adds the
-    image variance to the seed term, and the degrees of freedom follow Welch and
-    Satterthwaite (the image term is estimated from ``n_images - 1`` degrees of
-    freedom, the seed term from ``n - 1``). With a handful of seeds and hundreds of
-    images, ``n - 1`` alone would throw away what the images know; with no image term
-    it is exactly ``n - 1``. NaN below two seeds."""
+    image variance to the seed term, and ``df = n - 1`` (the seed term's; conservative:
+    see the module docstring for why not Welch-Satterthwaite). ``floor_se`` is a lower
+    bound on ``se`` (:func:`count_se`); ``n_images`` is kept for the callers and no
+    longer enters ``df``. NaN below two seeds."""
     x = np.asarray(per_seed, dtype=float)
     n = int(x.size)
     m = float(x.mean()) if n else math.nan
     if n < 2:
         return m, math.nan, math.nan
-    v_seed = float(x.var(ddof=1)) / n
-    se2 = v_seed + image_var
-    denom = v_seed**2 / (n - 1) + image_var**2 / max(1, n_images - 1)
-    df = se2**2 / denom if denom > 0 else math.inf
-    return m, math.sqrt(se2), df
+    se = math.sqrt(float(x.var(ddof=1)) / n + image_var)
+    return m, max(se, float(floor_se)), float(n - 1)
+
+
+def count_se(n_up: float, n_down: float, cells: int, level: float = FLOOR_LEVEL
+             ) -> float:
+    """The standard-error floor of a mean of per-cell values in {-1, 0, 1} from exact
+    counts: ``n_up`` cells at +1 and ``n_down`` at -1 out of ``cells``.
+
+    For each count, the one-sided Clopper-Pearson upper bound at ``level`` of its rate,
+    ``1 - (1 - level)^(1/cells)`` at a zero count (about 3/cells at 95 %, the rule of
+    three), less the observed rate, divided by ``z_level``: the standard error a normal
+    bound needs to reach the exact one. The two sides add in quadrature. 0 when there
+    are no cells.
+    """
+    if cells <= 0:
+        return 0.0
+    z = float(sps.norm.ppf(level))
+
+    def side(k: float) -> float:
+        k = min(max(float(k), 0.0), float(cells))
+        upper = 1.0 if k >= cells else float(sps.beta.ppf(level, k + 1, cells - k))
+        return max(upper - k / cells, 0.0) / z
+
+    return math.hypot(side(n_up), side(n_down))
+
+
+def cell_moments(cells: np.ndarray, level: float = FLOOR_LEVEL
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, se, df)`` from per-cell values ``cells[..., seed, image]`` (the
+    per-image overstatement or differential, NaN where a seed lacks an image),
+    vectorised over any leading axes.
+
+    ``mean``: over seeds of the per-seed means; ``se``: the seed term (their variance
+    over ``n``) plus the image term (the variance of the per-image means over seeds,
+    over the number of images), floored by :func:`count_se` of the cells' signs;
+    ``df = n_seeds - 1``. NaN below two seeds.
+    """
+    x = np.asarray(cells, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_seed = np.nanmean(x, axis=-1)
+        n = np.isfinite(per_seed).sum(axis=-1)
+        mean = np.nanmean(per_seed, axis=-1)
+        v_seed = np.nanvar(per_seed, axis=-1, ddof=1) / n
+        per_image = np.nanmean(x, axis=-2)
+        k = np.isfinite(per_image).sum(axis=-1)
+        v_img = np.where(k > 1, np.nanvar(per_image, axis=-1, ddof=1) / k, 0.0)
+    total = np.isfinite(x).sum(axis=(-2, -1))
+    up = np.where(np.isfinite(x), np.clip(x, 0, None), 0).sum(axis=(-2, -1))
+    down = np.where(np.isfinite(x), np.clip(-x, 0, None), 0).sum(axis=(-2, -1))
+    floor = _count_se_array(up, down, total, level)
+    se = np.where(n >= 2, np.maximum(np.sqrt(v_seed + v_img), floor), np.nan)
+    return mean, se, np.where(n >= 2, n - 1.0, np.nan)
+
+
+def _count_se_array(up: np.ndarray, down: np.ndarray, total: np.ndarray,
+                    level: float) -> np.ndarray:
+    """:func:`count_se`, elementwise."""
+    up, down, total = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in
+                                            (up, down, total)))
+    z = float(sps.norm.ppf(level))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        def side(k: np.ndarray) -> np.ndarray:
+            k = np.clip(k, 0.0, total)
+            upper = np.where(k >= total, 1.0,
+                             sps.beta.ppf(level, k + 1, np.maximum(total - k, 1e-300)))
+            return np.where(total > 0, np.maximum(upper - k / total, 0.0) / z, 0.0)
+        return np.hypot(side(up), side(down))
 
 
 def _t(p: float, df: float) -> float:
@@ -128,9 +210,9 @@ def _t(p: float, df: float) -> float:
 
 
 def _interval(per_seed: np.ndarray, image_var: float, n_images: int,
-              level: float) -> Interval:
+              level: float, floor_se: float = 0.0) -> Interval:
     """Mean over seeds with a two-sided t-interval (:func:`moments`)."""
-    m, se, df = moments(per_seed, image_var, n_images)
+    m, se, df = moments(per_seed, image_var, n_images, floor_se=floor_se)
     n = int(np.asarray(per_seed).size)
     if not math.isfinite(se):
         return Interval(m, math.nan, math.nan, n, n_images, level)
@@ -143,6 +225,12 @@ def _image_var(per_sample: pd.DataFrame, value: str) -> tuple[float, int]:
     per_image = per_sample.groupby("sample")[value].mean()
     k = int(per_image.size)
     return (float(per_image.var(ddof=1)) / k if k > 1 else 0.0), k
+
+
+def _counts(per_sample: pd.DataFrame, value: str) -> tuple[float, float, int]:
+    """``(n_up, n_down, cells)``: the discordant cells of :func:`count_se`."""
+    v = per_sample[value].to_numpy(np.float64)
+    return float(np.clip(v, 0, None).sum()), float(np.clip(-v, 0, None).sum()), int(v.size)
 
 
 def overstatement(records: pd.DataFrame, attack: str, eps: float, *,
@@ -171,7 +259,8 @@ def overstatement_table(records: pd.DataFrame, attacks: Sequence[str], eps: floa
     Returns:
         One row per (model, attack): ``n_seeds``, ``n_images``, ``robust_cheap`` and
         ``robust_reference`` (means over seeds), ``overstatement`` with ``low``/``high``
-        (the interval at ``level``, seeds plus image variance), all as fractions.
+        (the interval at ``level``: seeds plus image variance, ``n_seeds - 1`` degrees
+        of freedom, the exact-count floor of :func:`count_se`), all as fractions.
     """
     _check(records, attacks, reference)
     rows = []
@@ -180,7 +269,7 @@ def overstatement_table(records: pd.DataFrame, attacks: Sequence[str], eps: floa
         for model, sub in ps.groupby("model", sort=False):
             per_seed = sub.groupby("seed")["over"].mean().to_numpy()
             ivar, k = _image_var(sub, "over")
-            iv = _interval(per_seed, ivar, k, level)
+            iv = _interval(per_seed, ivar, k, level, count_se(*_counts(sub, "over")))
             rows.append({"model": model, "attack": attack, "eps": float(eps),
                          "n_seeds": iv.n_seeds, "n_images": k,
                          "robust_cheap": float(sub["r_cheap"].mean()),
@@ -199,6 +288,9 @@ class Differential:
         values: ``{seed: overstatement[a] - overstatement[b]}`` as fractions.
         image_var: the image-sampling variance of their mean (fractions squared).
         n_images: images per seed.
+        n_up, n_down: the (seed, image) cells where the differential is positive and
+            negative, weighted by its size (:func:`count_se`); None in a record written
+            before they were kept (then the standard error has no exact-count floor).
     """
 
     attack: str
@@ -209,17 +301,28 @@ class Differential:
     values: dict[int, float]
     image_var: float
     n_images: int
+    n_up: float | None = None
+    n_down: float | None = None
+
+    @property
+    def floor_se(self) -> float:
+        """The exact-count floor of the standard error (fractions; 0 if unknown)."""
+        if self.n_up is None or self.n_down is None:
+            return 0.0
+        return count_se(self.n_up, self.n_down, self.n_images * len(self.values))
 
     def moments(self, scale: float = 1.0) -> tuple[float, float, float]:
-        """``(mean, se, df)`` in units of ``scale`` (:func:`moments`)."""
+        """``(mean, se, df)`` in units of ``scale`` (:func:`moments`, with the
+        exact-count floor; ``df = n_seeds - 1``)."""
         m, se, df = moments(np.array(list(self.values.values())) * scale,
-                            self.image_var * scale**2, self.n_images)
+                            self.image_var * scale**2, self.n_images,
+                            floor_se=self.floor_se * abs(scale))
         return m, se, df
 
     def interval(self, level: float = 0.95) -> Interval:
         """The mean over seeds with its two-sided interval at ``level``."""
         return _interval(np.array(list(self.values.values())), self.image_var,
-                         self.n_images, level)
+                         self.n_images, level, self.floor_se)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -230,7 +333,7 @@ class Differential:
     def from_json(cls, data: dict[str, Any]) -> Differential:
         fields = dict(data)
         fields["values"] = {int(k): float(v) for k, v in data["values"].items()}
-        return cls(**fields)
+        return cls(**fields)  # n_up / n_down default to None in older records
 
 
 def differential(records: pd.DataFrame, attack: str, a: str, b: str, eps: float, *,
@@ -257,8 +360,9 @@ def differential(records: pd.DataFrame, attack: str, a: str, b: str, eps: float,
     d = (wide[a] - wide[b]).rename("d").reset_index()
     per_seed = d.groupby("seed")["d"].mean()
     ivar, k = _image_var(d, "d")
+    up, down, _ = _counts(d, "d")
     return Differential(attack, reference, a, b, float(eps),
-                        {int(s): float(v) for s, v in per_seed.items()}, ivar, k)
+                        {int(s): float(v) for s, v in per_seed.items()}, ivar, k, up, down)
 
 
 def calibrated_bound(effect_bound: float, diff: Interval, direction: str

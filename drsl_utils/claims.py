@@ -869,9 +869,9 @@ def _verdict_from_bounds(low: float, high: float, sesoi: float) -> str:
 def _differential_bounds(diff: Differential, scale: float, alpha: float
                          ) -> tuple[float, float, float, float]:
     """One-sided ``1 - alpha`` bounds of a calibrated differential (display units):
-    seeds plus the image term, Welch-Satterthwaite degrees of freedom
-    (:func:`calibration.moments`: the image term is estimated from hundreds of images,
-    the seed term from a handful of seeds). Returns (mean, low, high, df)."""
+    seeds plus the image term, ``n_seeds - 1`` degrees of freedom and the exact-count
+    floor of the standard error (:meth:`calibration.Differential.moments`). Returns
+    (mean, low, high, df)."""
     m, se, df = diff.moments(scale)
     if not math.isfinite(se):
         return m, math.nan, math.nan, math.nan
@@ -1037,8 +1037,9 @@ RULE: dict[str, Any] = {
     "sides": "one-sided: holds (d <= 0), not (d >= SESOI), reversed (d >= 0)",
     "equivalence": "TOST; not equivalent: min(1, 2 min(p_above, p_below))",
     "calibration": "robustness rows: bounds widened by the one-sided 1 - alpha bounds of "
-                   "the calibrated differential (Welch-Satterthwaite df), L - max(Uc, 0), "
-                   "U - min(Lc, 0); flagged when Uc > SESOI / 2",
+                   "the calibrated differential (df n_seeds - 1; se floored by one-sided "
+                   "95 % Clopper-Pearson bounds of the discordant counts / z), "
+                   "L - max(Uc, 0), U - min(Lc, 0); flagged when Uc > SESOI / 2",
     "detection": "detection claims read detected (holds, negligible) or not detected",
     "family": "Holm over the declared primary findings, not-run members at p = 1",
     "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test",
