@@ -54,6 +54,7 @@ __all__ = [
     "calibration_seeds",
     "standard_autoattack_spec",
     "distillation_zoo",
+    "SEEDS_USED",
 ]
 
 
@@ -156,6 +157,12 @@ class Profile:
         return tuple(range(start, start + len(self.seeds_other)))
 
     @property
+    def seeds_all(self) -> tuple[int, ...]:
+        """Every seed a run of this profile trains a model with: :attr:`seeds` and
+        :attr:`seeds_reference` (every other seed set is a prefix of :attr:`seeds`)."""
+        return tuple(sorted({*self.seeds, *self.seeds_reference}))
+
+    @property
     def seeds_figure(self) -> tuple[int, ...]:
         """The seeds of models and attacks that only draw a figure (no verdict)."""
         return self.seeds[:min(self.figure_seeds, self.other_seeds)]
@@ -208,6 +215,15 @@ PROFILES: dict[str, Profile] = {
                      sweep_train_size=55000, more_models=("cnn", "resnet18"),
                      calibration_size=1000, calibration_seeds=5),
 }
+
+
+#: Every seed an exploratory run has trained a model with, before the claims'
+#: declaration was frozen: quick and paper 0-7 with references 8-12, smoke 0-1 with
+#: references 2-3. A confirmatory run must use seeds outside this ledger, so that no
+#: choice of the declaration could have been tuned on them (``figures/confirmatory.json``
+#: records its block; ``tests/test_experiments.py`` checks the two are disjoint and that
+#: every seed in any report ever committed lies in the ledger). Never remove a seed.
+SEEDS_USED: frozenset[int] = frozenset(range(13))
 
 
 def get_profile(name: str = "quick", **overrides: Any) -> Profile:

@@ -134,3 +134,56 @@ def test_robust_image_var_is_the_image_variance_of_per_sample_robustness():
     assert got == pytest.approx((2 / 3) / 4)
     robust = records.assign(robust=(records["clean_correct"] & ~records["success"]).astype(float))
     assert got == pytest.approx(image_variance(robust, "robust", "A", "B"))
+
+
+def _committed_report_seeds(root):
+    """Every seed in any report ever committed: the evidence of each notebook's record
+    (``figures/meta/*.json``) and the rows of ``figures/claims.json``, in every commit
+    that touched them. None outside a git checkout."""
+    import json
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                              text=True, check=True).stdout
+
+    try:
+        commits = git("log", "--format=%H", "--", "figures/meta", "figures/claims.json")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    seeds = set()
+    for commit in commits.split():
+        for path in git("ls-tree", "-r", "--name-only", commit, "figures/").split():
+            if not (path.startswith("figures/meta/") and path.endswith(".json")
+                    or path == "figures/claims.json"):
+                continue
+            doc = json.loads(git("show", f"{commit}:{path}"))
+            for e in doc.get("evidence", []):
+                seeds |= {int(s) for s in e.get("values", {})}
+            for row in doc.get("claims", []):
+                seeds |= {int(s) for s in row.get("seeds") or []}
+    return seeds
+
+
+def test_the_seed_ledger_holds_every_seed_ever_reported_and_the_confirmatory_block_is_fresh():
+    """The confirmatory run's seeds were unseen when the declaration was frozen: its
+    block (``figures/confirmatory.json``) avoids :data:`SEEDS_USED`, and the ledger
+    holds every seed of every report in the repository's history (so a seed cannot be
+    used in an exploratory run and then be left out of the ledger)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    seen = _committed_report_seeds(root)
+    if seen is None:
+        pytest.skip("not a git checkout: the history of committed reports is unknown")
+    assert seen, "no committed report found in the history"
+    assert seen <= ex.SEEDS_USED, f"seeds {sorted(seen - ex.SEEDS_USED)} are missing from the ledger"
+    record = root / "figures" / "confirmatory.json"
+    if record.exists():
+        block = {int(s) for s in json.loads(record.read_text())["seeds"]}
+        assert block and not block & ex.SEEDS_USED, sorted(block & ex.SEEDS_USED)
+        assert block == set(ex.get_profile("quick").seeds_all)
+    else:  # before the freeze, the exploratory profiles draw from the ledger only
+        for name in ("smoke", "quick", "paper"):
+            assert set(ex.get_profile(name).seeds_all) <= ex.SEEDS_USED, name
