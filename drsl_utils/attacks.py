@@ -71,6 +71,14 @@ import torch
 from torch import nn
 
 from .deepfool import deepfool
+from .errors import (
+    ShapeError,
+    UnknownNameError,
+    check_batch,
+    check_input_shape,
+    check_labels,
+    check_pixels,
+)
 from .runtime import check_choice, preserve_rng
 
 __all__ = [
@@ -179,9 +187,9 @@ def _resolve(name: str, *, steps: int | None = None, step_size: float | None = N
     unknown = sorted(set(options) - set(family.options))
     if unknown:
         allowed = ", ".join(family.options) or "none"
-        raise ValueError(f"unknown option(s) {unknown} for attack {name!r}; its own "
-                         f"options are: {allowed} (besides steps, step_size, restarts, "
-                         "norm and seed where they apply)")
+        raise UnknownNameError(f"unknown option(s) {unknown} for attack {name!r}; its own "
+                               f"options are: {allowed} (besides steps, step_size, "
+                               "restarts, norm and seed where they apply)")
     params.update(family.options)
     params.update(options)
 
@@ -424,6 +432,7 @@ class Attack:
         self.seed: int = params["seed"]
         self.name = _record_name(params)
         self.inner = _torchattacks_attack(model, eps, params, num_classes)
+        self._shapes: set[tuple[int, ...]] = set()  # image shapes the model took
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.params.items() if k != "name")
@@ -435,17 +444,14 @@ class Attack:
         Returns a tensor on ``images``' device with ``||adv - images|| <= eps`` in the
         attack's norm and values in [0, 1]. With ``eps == 0`` the images are returned
         unchanged (a copy), without running the attack.
+
+        Raises (before any work; each a ``ValueError``, see :mod:`drsl_utils.errors`):
+            ShapeError: images not ``N x ...`` with one label each, or of a shape the
+                model cannot take (checked by running it on one image, once per shape).
+            PixelRangeError: images outside [0, 1] (0-255 images, normalised ones).
+            LabelRangeError: a label outside ``[0, num_classes)``.
         """
-        if images.shape[:1] != labels.shape or labels.dim() != 1:
-            raise ValueError(f"images of shape {tuple(images.shape)} and labels of shape "
-                             f"{tuple(labels.shape)} do not match: expected N x ... and N")
-        _check_eps(self.eps, self.norm, dim=int(np.prod(images.shape[1:])))
-        if images.numel() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
-            # The eps guarantee is stated for [0, 1] inputs: 0-255 images would be
-            # clamped to [0, 1] by the projection and land 254 away from the input.
-            raise ValueError(f"images must lie in [0, 1] (got [{float(images.min()):.4g}, "
-                             f"{float(images.max()):.4g}]); scale them (e.g. / 255) and "
-                             "put any normalisation inside the model")
+        self._check(images, labels)
         if self.eps == 0 or images.shape[0] == 0:
             return images.detach().clone()
         device = next(self.model.parameters()).device
@@ -455,6 +461,19 @@ class Attack:
             torch.manual_seed(self.seed)
             adv = self._run(x, y)
         return _project(adv.detach(), x, self.eps, self.norm).to(images.device)
+
+    def _check(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        check_batch(images, labels, allow_empty=True)
+        _check_eps(self.eps, self.norm, dim=int(np.prod(images.shape[1:])))
+        check_pixels(images)
+        check_labels(labels, self.num_classes, f"attack {self.name!r}'s model")
+        shape = tuple(images.shape[1:])
+        if images.shape[0] and shape not in self._shapes:
+            width = check_input_shape(self.model, images, f"attack {self.name!r}'s model")
+            if width != self.num_classes:
+                raise ShapeError(f"attack {self.name!r}'s model returns {width} logits, but "
+                                 f"the attack was built for num_classes={self.num_classes}")
+            self._shapes.add(shape)
 
     def _run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         adv = self.inner(x, y)
@@ -509,9 +528,9 @@ def build_attack(name: str, model: nn.Module, eps: float, *, steps: int | None =
         An :class:`Attack`, called as ``atk(images, labels) -> adv_images``.
 
     Raises:
-        ValueError: unknown name or option, eps out of range, steps or restarts < 1, a
-            parameter the attack does not take; the message names the parameter, the
-            value and what is allowed.
+        UnknownNameError: unknown name or option (a ``ValueError``).
+        ValueError: eps out of range, steps or restarts < 1, a parameter the attack does
+            not take; the message names the parameter, the value and what is allowed.
     """
     params = _resolve(name, steps=steps, step_size=step_size, restarts=restarts, norm=norm,
                       seed=seed, **kw)

@@ -19,7 +19,9 @@ two sources:
   (:func:`stable_hash`, which spells every number one way: ``tau=1`` and ``tau=1.0``
   are one key), arrays by their bytes (:func:`tensor_fingerprint`). Something made
   outside this package's code, such as a model trained elsewhere, is keyed by its
-  contents this way (its weights), outside the import graph.
+  contents this way, outside the import graph: :func:`foreign_model_key` hashes its
+  weights (:func:`weights_fingerprint`), its classes and their source, so an untrained
+  and a trained copy of one architecture never share an entry, whatever their names.
 
 Reads never crash a run: :func:`load_entry` turns a truncated, empty or unreadable
 entry into a warning that names the file, moves it to ``<root>/quarantine/`` and reports
@@ -60,6 +62,9 @@ __all__ = [
     "CacheWarning",
     "stable_hash",
     "tensor_fingerprint",
+    "weights_fingerprint",
+    "foreign_model_key",
+    "source_digest",
     "code_fingerprint",
     "loss_fingerprint",
     "kind_modules",
@@ -126,6 +131,57 @@ def tensor_fingerprint(x: np.ndarray | torch.Tensor) -> str:
     h.update(str(arr.shape).encode())
     h.update(arr.tobytes())
     return h.hexdigest()[:16]
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """Hash of a module's ``state_dict`` (parameters and buffers): every tensor's name,
+    dtype, shape and bytes, in name order, so the same weights give the same hash on
+    any device and in any process. Read as raw bytes, so bfloat16 weights hash too."""
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:  # extra state a module put in its state_dict
+            h.update(repr(value).encode())
+    return h.hexdigest()[:16]
+
+
+def source_digest(obj: Any) -> str:
+    """A digest of the syntax tree (docstrings removed) of a class or function defined
+    outside torch, or "" where Python cannot find or parse its source (a class typed
+    into an interactive session, a lambda in the middle of a call)."""
+    import inspect
+    import textwrap
+
+    if str(getattr(obj, "__module__", "")).split(".")[0] == "torch":
+        return ""
+    try:
+        text = textwrap.dedent(inspect.getsource(obj))
+        return _digest(_dump([_strip_docstrings(ast.parse(text))]))
+    except (OSError, TypeError, SyntaxError):
+        return ""
+
+
+def foreign_model_key(model: torch.nn.Module, *extra: Any) -> str:
+    """The cache key of a model this package did not train: ``"foreign-"`` and a hash of
+    its class's qualified name, its module tree (``repr``, which names every layer and
+    its settings), the source of each class in the tree that is not torch's own (where
+    Python can find it), its weights (:func:`weights_fingerprint`) and ``extra`` (what
+    else changes its cached arrays, such as its feature source).
+
+    A display name never enters it: an untrained and a trained copy evaluated under the
+    same name get two keys, and so does a ``forward`` edited without touching a weight
+    (where its source is on disk). Toolkit-trained models keep their configuration's
+    key (``training.TrainConfig.key``)."""
+    cls = type(model)
+    classes = sorted({f"{type(m).__module__}.{type(m).__qualname__}": type(m)
+                      for m in model.modules()}.items())
+    return "foreign-" + stable_hash("foreign-model", f"{cls.__module__}.{cls.__qualname__}",
+                                    repr(model), [(n, source_digest(c)) for n, c in classes],
+                                    weights_fingerprint(model), list(extra))
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

@@ -10,10 +10,17 @@ penultimate features and, for small test sets, the adversarial images themselves
 keeps its clean image. Statistics and plots read the records
 (:mod:`drsl_utils.stats`); nothing here summarises them.
 
+Any classifier goes in: a ``training.TrainedModel``, a plain ``nn.Module`` or one
+wrapped by :func:`foreign` (with its number of classes and a feature source: a layer
+name or module read by a forward hook, or a callable), alone, in a list or in a dict of
+name -> model. Logits always come from ``model(x)``. Bad input (image shape, pixel
+range, labels, device) raises a named error of :mod:`drsl_utils.errors` before any work.
+
 Cache: ``<cache>/attacks/<code>/<model key>/`` (see :mod:`drsl_utils.cache`). A unit's
 name hashes every effective attack parameter, eps, the fingerprint of the attacked
 images and labels, and the torchattacks version; the folder's ``<code>`` fingerprint
-covers the attack and model code, and the model key covers the model's configuration.
+covers the attack and model code, and the model key covers the model: a toolkit
+model's configuration, or a foreign model's class, source and weights.
 A broken unit is quarantined and recomputed; two processes never compute the same unit.
 """
 
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,16 +50,29 @@ from .attacks import (
 from .cache import (
     compute_once,
     entry_dir,
+    foreign_model_key,
     load_entry,
     load_npz,
     save_npz,
+    source_digest,
     stable_hash,
     tensor_fingerprint,
+    weights_fingerprint,
+)
+from .errors import (
+    FeatureSourceError,
+    ModelTypeError,
+    ShapeError,
+    UnknownNameError,
+    check_batch,
+    check_input_shape,
+    check_labels,
+    check_pixels,
 )
 from .runtime import resolve_device
 
-__all__ = ["RECORD_COLUMNS", "AttackResult", "evaluate", "missing_units", "unit_job",
-           "ADV_IMAGES_MAX"]
+__all__ = ["RECORD_COLUMNS", "AttackResult", "ForeignModel", "foreign", "evaluate",
+           "missing_units", "unit_job", "ADV_IMAGES_MAX"]
 
 RECORD_COLUMNS = (
     "model", "model_key", "loss", "seed", "attack", "eps", "sample", "label",
@@ -128,16 +148,29 @@ class AttackResult:
         return self._clean[self._key(model)]["logits"]
 
     def clean_features(self, model: str) -> np.ndarray:
-        """Clean penultimate features ``[n, F]`` (``model.features``)."""
-        return _need(self._clean[self._key(model)], "features", len(self.labels))
+        """Clean features ``[n, F]`` from the model's feature source (a toolkit model's
+        penultimate layer, the input of ``model.head``; a foreign model's ``features``).
+
+        Raises:
+            FeatureSourceError: the model has no feature source (a ``ValueError``).
+            KeyError: the set was too large to keep features (:data:`ADV_IMAGES_MAX`).
+        """
+        key = self._key(model)
+        return _need(self._clean[key], "features", len(self.labels), self._source(key))
 
     def adv_logits(self, model: str, attack: str, eps: float) -> np.ndarray:
         """Logits ``[n, K]`` on the adversarial inputs of ``attack`` at ``eps``."""
         return self._unit(model, attack, eps)["logits"]
 
     def adv_features(self, model: str, attack: str, eps: float) -> np.ndarray:
-        """Penultimate features ``[n, F]`` of the adversarial inputs."""
-        return _need(self._unit(model, attack, eps), "features", len(self.labels))
+        """Features ``[n, F]`` of the adversarial inputs (see :meth:`clean_features`)."""
+        return _need(self._unit(model, attack, eps), "features", len(self.labels),
+                     self._source(self._key(model)))
+
+    def _source(self, key: str) -> str | None:
+        """The model's name when it has no feature source, else None."""
+        row = self.models.loc[self.models["model_key"] == key].iloc[0]
+        return None if row.get("features", True) else str(row["model"])
 
     def adv_images(self, model: str, attack: str, eps: float) -> np.ndarray:
         """The adversarial inputs ``[n, C, H, W]`` themselves (read from the cache on
@@ -155,31 +188,52 @@ class AttackResult:
         return arrays["images"]
 
 
-def _need(arrays: Mapping[str, np.ndarray], name: str, n: int) -> np.ndarray:
+def _need(arrays: Mapping[str, np.ndarray], name: str, n: int,
+          sourceless: str | None = None) -> np.ndarray:
+    if sourceless is not None or (name in arrays and arrays[name].shape[1] == 0):
+        raise FeatureSourceError(
+            f"model {sourceless or '(this one)'!r} has no feature source, so it has no "
+            f"{name} (for UMAP or the explorers): name one, e.g. evaluate(..., "
+            "features='layer name') or evaluation.foreign(model, features=<layer name, "
+            "module or callable>)")
     if name not in arrays:
         raise KeyError(f"{name} are not kept for a set of {n} images (only up to "
                        f"{ADV_IMAGES_MAX}); attack a smaller subset for them")
     return arrays[name]
 
 
-def _forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, features). The logits always come from ``model(x)``, never from a
-    re-composition of the model's parts: a model whose ``forward`` does more than
+#: How a model's features are read in the forward pass that makes its logits: None (no
+#: features), ``(layer, "input")`` / ``(layer, "output")`` (a forward hook on a
+#: submodule), or a callable applied to the same inputs.
+_Tap = tuple[nn.Module, str] | Callable[[torch.Tensor], torch.Tensor] | None
+
+
+def _forward(model: nn.Module, x: torch.Tensor, tap: _Tap = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(logits, features or None). The logits always come from ``model(x)``, never from
+    a re-composition of the model's parts: a model whose ``forward`` does more than
     ``head(features(x))`` (a temperature, an ensemble) must be measured as it predicts.
-    The features are the input of ``model.head`` in that same call, read by a forward
-    hook; they are ``[n, 0]`` for a model without a ``head`` module."""
-    head = getattr(model, "head", None)
-    if not isinstance(head, nn.Module):
-        logits = model(x)
-        return logits, logits.new_zeros(x.shape[0], 0)
-    seen: list[torch.Tensor] = []
-    handle = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    A layer's features are read by a forward hook in that same call (None when the
+    forward never reached the layer); a callable runs on the same inputs."""
+    if tap is None:
+        return model(x), None
+    if not isinstance(tap, tuple):
+        return model(x), tap(x).flatten(1)
+    layer, side = tap
+    seen: list[Any] = []
+    if side == "input":
+        handle = layer.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    else:
+        handle = layer.register_forward_hook(lambda _m, _args, out: seen.append(out))
     try:
         logits = model(x)
     finally:
         handle.remove()
-    if not seen:  # forward never called its head: no features to show
-        return logits, logits.new_zeros(x.shape[0], 0)
+    if not seen:
+        return logits, None
+    if not isinstance(seen[-1], torch.Tensor):
+        raise FeatureSourceError(f"the feature layer returned {type(seen[-1]).__name__}, "
+                                 "not a tensor: name a layer whose output is one")
     return logits, seen[-1].flatten(1)
 
 
@@ -223,16 +277,183 @@ def _unit_records(meta: Mapping[str, Any], attack: str, eps: float, labels: np.n
     })
 
 
-def _as_models(models: Any) -> list[Any]:
+@dataclass(frozen=True)
+class ForeignModel:
+    """A classifier this package did not train, as :func:`evaluate` takes it (built by
+    :func:`foreign`; a plain ``nn.Module`` given to :func:`evaluate` becomes one).
+
+    Attributes:
+        model: the classifier; its logits are ``model(x)`` for images in [0, 1].
+        name: the ``model`` column of its records.
+        n_classes: the number of classes; None: the width of ``model(x)``'s logits.
+        features: where its features come from (None: it has none; see :func:`foreign`).
+
+    Its records carry ``loss="unknown"`` and ``seed=-1``, and its ``model_key`` is
+    :func:`cache.foreign_model_key` of the model as it is when :func:`evaluate` runs:
+    its class, module tree, source and weights, so two models under one name (an
+    untrained and a trained copy) never share a cache entry.
+    """
+
+    model: nn.Module
+    name: str
+    n_classes: int | None = None
+    features: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, nn.Module):
+            raise ModelTypeError(f"model={type(self.model).__name__} is not valid: expected "
+                                 "a torch.nn.Module")
+        if self.n_classes is not None:
+            _check_positive_int("n_classes", self.n_classes)
+        self.tap  # validates the feature source now  # noqa: B018
+
+    @property
+    def tap(self) -> _Tap:
+        source = self.features
+        if source is None:
+            return None
+        if isinstance(source, str):
+            layers = dict(self.model.named_modules())
+            if source not in layers or not source:
+                names = [n for n in layers if n]
+                raise UnknownNameError(f"features={source!r} is not a layer of model "
+                                       f"{self.name!r}; choose one of: {names}")
+            return layers[source], "output"
+        if isinstance(source, nn.Module):
+            if not any(m is source for m in self.model.modules()) or source is self.model:
+                raise FeatureSourceError(
+                    f"features={type(source).__name__} is not a submodule of model "
+                    f"{self.name!r}: give one of its layers (by name or as a module), or "
+                    "a callable features(x) for any other extractor")
+            return source, "output"
+        if callable(source):
+            return source
+        raise FeatureSourceError(f"features={source!r} is not valid: give a layer name, "
+                                 "a submodule of the model, a callable features(x) or None")
+
+    def _source_id(self) -> Any:
+        """What of the feature source enters the cache key."""
+        source = self.features
+        if source is None or isinstance(source, str):
+            return source
+        if isinstance(source, nn.Module):
+            return next(n for n, m in self.model.named_modules() if m is source)
+        return ["callable", f"{getattr(source, '__module__', '')}."
+                            f"{getattr(source, '__qualname__', type(source).__qualname__)}",
+                source_digest(source)]
+
+    @property
+    def key(self) -> str:
+        """:func:`cache.foreign_model_key` of the model now (weights read on each call)."""
+        return foreign_model_key(self.model, self._source_id())
+
+
+def foreign(model: nn.Module, *, name: str | None = None, n_classes: int | None = None,
+            features: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None
+            ) -> ForeignModel:
+    """Wrap a classifier this package did not train for :func:`evaluate`.
+
+    Args:
+        model: any ``nn.Module`` that maps images in [0, 1] (N x C x H x W) to logits
+            (N x K); normalisation belongs inside it. Its logits are always ``model(x)``.
+        name: the ``model`` column of its records; default: its class name.
+        n_classes: K. None: taken from the width of ``model(x)``, which is unambiguous
+            (the logits are what is measured); when given, :func:`evaluate` checks that
+            the model returns that many logits.
+        features: where its features (for UMAP and the explorers) come from: the name
+            of a layer (``dict(model.named_modules())``; its *output*, flattened, read
+            by a forward hook in the call that makes the logits), that layer as a
+            module, or a callable ``features(x) -> [N, ...]`` run on the same inputs.
+            None: the model has no features, and asking for them raises
+            :class:`~drsl_utils.errors.FeatureSourceError`.
+
+    Raises:
+        UnknownNameError: ``features`` names no layer of the model (the message lists
+            them). FeatureSourceError: a module that is not part of the model.
+        ModelTypeError: ``model`` is not an ``nn.Module``.
+    """
+    return ForeignModel(model, name if name is not None else type(model).__name__,
+                        n_classes, features)
+
+
+@dataclass
+class _Entry:
+    """One model as :func:`evaluate` runs it: the module, its cache key, its record
+    columns, how its features are read, and its declared number of classes."""
+
+    model: nn.Module
+    key: str
+    meta: dict[str, Any]
+    tap: _Tap
+    n_classes: int | None
+    weights: str = ""
+
+
+def _entry(obj: Any, name: str | None, n_classes: int | None, features: Any) -> _Entry:
     from .training import TrainedModel
 
-    if isinstance(models, TrainedModel):
-        return [models]
-    out = list(models)
-    for tm in out:
-        if not isinstance(tm, TrainedModel):
-            raise ValueError(f"models contains {type(tm).__name__}: expected "
-                             "training.TrainedModel objects (from training.train)")
+    if isinstance(obj, TrainedModel):
+        head = getattr(obj.model, "head", None)
+        tap = (head, "input") if isinstance(head, nn.Module) else None
+        meta = {"model": name if name is not None else obj.config.label,
+                "model_key": obj.key, "loss": obj.config.loss, "seed": int(obj.config.seed)}
+        return _Entry(obj.model, obj.key, meta, tap, _num_classes(obj.model, None))
+    if isinstance(obj, nn.Module):
+        obj = foreign(obj, name=name, n_classes=n_classes, features=features)
+    if not isinstance(obj, ForeignModel):
+        raise ModelTypeError(f"models contains {type(obj).__name__}: expected torch.nn.Module, "
+                             "evaluation.ForeignModel or training.TrainedModel objects (or "
+                             "a dict of name -> one of them)")
+    key = obj.key
+    meta = {"model": name if name is not None else obj.name, "model_key": key,
+            "loss": "unknown", "seed": -1}
+    return _Entry(obj.model, key, meta, obj.tap, obj.n_classes,
+                  weights_fingerprint(obj.model))
+
+
+def _as_entries(models: Any, names: Sequence[str] | None, n_classes: int | None,
+                features: Any) -> list[_Entry]:
+    """Every model given to :func:`evaluate` as an :class:`_Entry`, in order."""
+    from .training import TrainedModel
+
+    if isinstance(models, Mapping):
+        items = [(str(k), v) for k, v in models.items()]
+    elif isinstance(models, TrainedModel | ForeignModel | nn.Module):
+        items = [(None, models)]
+    elif isinstance(models, Sequence):
+        items = [(None, m) for m in models]
+    else:
+        raise ModelTypeError(f"models={type(models).__name__} is not valid: give a model, "
+                             "a list of models or a dict of name -> model")
+    if not items:
+        raise ValueError("models is empty: give at least one model")
+    if names is not None:
+        names = [str(n) for n in names]
+        if len(names) != len(items):
+            raise ValueError(f"names has {len(names)} entries for {len(items)} models")
+        items = [(n, m) for n, (_, m) in zip(names, items)]
+    entries = [_entry(m, n, n_classes, features) for n, m in items]
+    keys = [e.key for e in entries]
+    if len(set(keys)) != len(keys):
+        raise ValueError("models contains the same model twice (equal model keys: the "
+                         "same configuration, or the same weights and feature source)")
+    return entries
+
+
+def _check_models(entries: Sequence[_Entry], images: torch.Tensor, labels: torch.Tensor
+                  ) -> list[int]:
+    """Each model's number of classes, after checking (one image, no work yet) that it
+    takes these images, returns the number of logits it declares, and that every label
+    is one of its classes."""
+    out = []
+    for e in entries:
+        what = f"model {e.meta['model']!r}"
+        width = check_input_shape(e.model, images, what)
+        if e.n_classes is not None and width != e.n_classes:
+            raise ShapeError(f"{what} returns {width} logits per image, but "
+                             f"n_classes={e.n_classes} was given")
+        check_labels(labels, width, what)
+        out.append(width)
     return out
 
 
@@ -260,37 +481,36 @@ def _torchattacks_version() -> str:
 def _check_subset(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.as_tensor(images).detach().cpu()
     labels = torch.as_tensor(labels).detach().cpu()
-    if images.dim() < 2 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"images of shape {tuple(images.shape)} and labels of shape "
-                         f"{tuple(labels.shape)} do not match: expected N x C x H x W and N")
-    if images.shape[0] == 0:
-        raise ValueError("images is empty: give at least one sample")
+    check_batch(images, labels)
     images = images.float()
-    if float(images.min()) < 0.0 or float(images.max()) > 1.0:
-        raise ValueError(f"images must lie in [0, 1] (got [{float(images.min()):.4g}, "
-                         f"{float(images.max()):.4g}]); normalisation belongs in the model")
+    check_pixels(images)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        check_labels(labels, 1)  # raises: names the dtype
     return images.contiguous(), labels.long().contiguous()
 
 
 @torch.no_grad()
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int,
-             features: bool = True) -> dict[str, np.ndarray]:
+             tap: _Tap = None) -> dict[str, np.ndarray]:
+    """Logits, and features when ``tap`` reads some, in batches and in eval mode."""
     was_training = model.training
     model.eval()
     try:
-        logits, feats = zip(*(_forward(model, x[s:s + batch_size])
+        logits, feats = zip(*(_forward(model, x[s:s + batch_size], tap)
                               for s in range(0, x.shape[0], batch_size)))
     finally:
         model.train(was_training)
     out = {"logits": torch.cat(logits).float().cpu().numpy()}
-    if features:
-        out["features"] = torch.cat(feats).float().cpu().numpy()
+    if tap is not None:
+        out["features"] = (torch.cat(feats).float().cpu().numpy()
+                           if all(f is not None for f in feats)
+                           else np.zeros((x.shape[0], 0), np.float32))
     return out
 
 
 def _attack_unit(atk: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  todo: torch.Tensor, batch_size: int, bar: Any,
-                 keep: bool) -> dict[str, np.ndarray]:
+                 keep: bool, tap: _Tap) -> dict[str, np.ndarray]:
     """Attack the samples marked in ``todo`` (the clean-correct ones) in batches of
     ``batch_size``; every other sample keeps its clean image (the centre of its eps ball,
     already misclassified). Returns logits (and features and images if ``keep``) of
@@ -307,13 +527,14 @@ def _attack_unit(atk: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor
                                             "images": []}
     for s in range(0, x.shape[0], batch_size):
         xb, adv = x[s:s + batch_size], adv_all[s:s + batch_size]
-        out = _predict(model, adv, batch_size, features=keep)
+        out = _predict(model, adv, batch_size, tap if keep else None)
         delta = (adv - xb).flatten(1)
         parts["logits"].append(torch.from_numpy(out["logits"]))
         parts["linf"].append(delta.abs().amax(1).cpu())
         parts["l2"].append(delta.norm(dim=1).cpu())
         if keep:
-            parts["features"].append(torch.from_numpy(out["features"]))
+            if "features" in out:
+                parts["features"].append(torch.from_numpy(out["features"]))
             parts["images"].append(adv.detach().float().cpu())
     return {k: torch.cat(v).numpy() for k, v in parts.items() if v}
 
@@ -363,7 +584,10 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
              images: torch.Tensor, labels: torch.Tensor, *,
              eps_grid: Sequence[float] | None = None, device: str | torch.device = "auto",
              batch_size: int = 1000, cache_dir: str | Path | None = None, cache: bool = True,
-             progress: bool = True, names: Sequence[str] | None = None) -> AttackResult:
+             progress: bool = True, names: Sequence[str] | None = None,
+             n_classes: int | None = None,
+             features: str | nn.Module | Callable[[torch.Tensor], torch.Tensor] | None = None
+             ) -> AttackResult:
     """Attack every model with every attack at every eps, on one fixed test set.
 
     Only the samples a model classifies correctly when clean are attacked, as in
@@ -373,8 +597,11 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
     is taken over clean-correct samples, so attacking it would only cost time.
 
     Args:
-        models: ``training.TrainedModel`` objects (or one). Each is attacked in eval
-            mode on ``device`` and put back on its own device and mode afterwards.
+        models: one model, a list of them, or a dict of name -> model (the name labels
+            its records); a model is any ``nn.Module`` (its logits are ``model(x)``), a
+            :class:`ForeignModel` from :func:`foreign`, or a ``training.TrainedModel``,
+            mixed as you like. Each is attacked in eval mode on ``device`` and put back
+            on its own device and mode afterwards.
         attacks: :class:`~drsl_utils.attacks.AttackSpec` objects, names,
             ``(name, params)`` or ``(name, params, eps)`` tuples, e.g.
             ``[("pgd", {"steps": 10}), "fgsm"]``. Record names must be distinct.
@@ -388,27 +615,35 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
         cache_dir: cache root (default ``cache.default_cache_dir()``).
         cache: read and write the cache; False recomputes everything and writes nothing.
         progress: one tqdm bar over models x attacks x eps x batches.
-        names: model names for the records; default ``tm.config.label``.
+        names: model names for the records (overriding a dict's keys); default: the
+            dict's keys, ``TrainedModel.config.label``, ``ForeignModel.name``, or a
+            plain module's class name.
+        n_classes: for every plain ``nn.Module`` in ``models``: its number of classes,
+            checked against the width of its logits; None: that width.
+        features: for every plain ``nn.Module``: its feature source (see
+            :func:`foreign`); None: no features. Wrap models in :func:`foreign` to give
+            each its own. A toolkit model's features are its penultimate layer.
+
+    Raises (before any work; each a ``ValueError``, see :mod:`drsl_utils.errors`):
+        ModelTypeError: something in ``models`` that is not a model.
+        ShapeError: images not N x C x H x W with one label each, or of a shape a model
+            cannot take (found by running each model on one image), or a model whose
+            logits are not ``n_classes`` wide.
+        PixelRangeError: images outside [0, 1].
+        LabelRangeError: a label outside ``[0, K)`` of some model.
+        DeviceError: ``device`` is not one of the allowed values, or not present.
+        UnknownNameError: an unknown attack, option or feature layer.
 
     Returns:
         An :class:`AttackResult`. Each unit and each model's clean pass is cached as
         soon as it finishes, so a warm re-run takes seconds and a killed run loses at
         most the unit in progress. Sets of up to :data:`ADV_IMAGES_MAX` images also keep
-        penultimate features and the adversarial images.
+        features (of models that have a feature source) and the adversarial images.
+        A foreign model's key covers its weights (:func:`cache.foreign_model_key`).
     """
     from tqdm.auto import tqdm
 
-    tms = _as_models(models)
-    if not tms:
-        raise ValueError("models is empty: give at least one TrainedModel")
-    keys = [tm.key for tm in tms]
-    if len(set(keys)) != len(keys):
-        raise ValueError("models contains the same model twice (equal model keys)")
-    if names is None:
-        names = [tm.config.label for tm in tms]
-    names = [str(n) for n in names]
-    if len(names) != len(tms):
-        raise ValueError(f"names has {len(names)} entries for {len(tms)} models")
+    entries = _as_entries(models, names, n_classes, features)
     specs = [AttackSpec.coerce(a) for a in attacks]
     if not specs:
         raise ValueError("attacks is empty: give at least one attack")
@@ -419,17 +654,16 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
     _check_positive_int("batch_size", batch_size)
     images, labels = _check_subset(images, labels)
     grids = _grids(specs, eps_grid, images)
-
     dev = resolve_device(device)
+    widths = _check_models(entries, images, labels)
+
     root = entry_dir("attacks", cache_dir)
     subset, keep = _subset_key(images, labels)
     y_np = labels.numpy()
     n = int(labels.shape[0])
     n_batches = max(1, math.ceil(n / batch_size))
-    total = len(tms) * sum(len(g) for g in grids) * n_batches
+    total = len(entries) * sum(len(g) for g in grids) * n_batches
     bar = tqdm(total=total, desc="attacks", disable=not progress, mininterval=0.5)
-    unit_keys = ("logits", "features", "linf", "l2") if keep else _UNIT_KEYS
-    clean_keys = ("logits", "features") if keep else ("logits",)
 
     frames: list[pd.DataFrame] = []
     clean_arrays: dict[str, dict[str, np.ndarray]] = {}
@@ -439,24 +673,25 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
     model_rows: list[dict[str, Any]] = []
     x_dev, y_dev = images.to(dev), labels.to(dev)
     try:
-        for tm, name in zip(tms, names):
-            model = tm.model
-            meta = {"model": name, "model_key": tm.key, "loss": tm.config.loss,
-                    "seed": int(tm.config.seed)}
-            k = _num_classes(model, None)
-            model_rows.append({**meta, "num_classes": k})
+        for entry, k in zip(entries, widths):
+            model, key, meta, name = entry.model, entry.key, entry.meta, entry.meta["model"]
+            tap = entry.tap if keep else None
+            model_rows.append({**meta, "num_classes": k, "weights": entry.weights,
+                               "features": entry.tap is not None})
+            clean_keys = ("logits",) if tap is None else ("logits", "features")
+            unit_keys = _UNIT_KEYS if tap is None else ("logits", "features", "linf", "l2")
             home = next(model.parameters()).device
             model.to(dev)
             try:
-                folder = root / tm.key
-                clean_path = folder / f"clean_{stable_hash('clean', tm.key, subset, keep)}.npz"
-                predict = lambda m=model: _predict(m, x_dev, batch_size, features=keep)  # noqa: E731
+                folder = root / key
+                clean_path = folder / f"clean_{stable_hash('clean', key, subset, keep)}.npz"
+                predict = lambda m=model, tap=tap: _predict(m, x_dev, batch_size, tap)  # noqa: E731
                 if cache:
                     clean, _ = compute_once(clean_path, lambda p: load_npz(p, clean_keys),
                                             predict, save_npz)
                 else:
                     clean = predict()
-                clean_arrays[tm.key] = clean
+                clean_arrays[key] = clean
                 clean_stats = _top2(clean["logits"], y_np)
                 # Only clean-correct samples are attacked (as in AutoAttack's reference
                 # code): a clean error already counts against robust accuracy, and every
@@ -466,13 +701,15 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                     resolved = spec.resolved
                     for eps in grid:
                         bar.set_postfix_str(f"{name} s{meta['seed']} {rec_name} eps={eps:g}")
-                        path = _unit_path(folder, tm.key, resolved, eps, subset, keep)
+                        path = _unit_path(folder, key, resolved, eps, subset, keep)
                         start = time.perf_counter()
 
-                        def run(spec=spec, eps=eps, model=model, todo=todo) -> dict[str, np.ndarray]:
-                            atk = build_attack(spec.name, model, eps, **spec.params)
+                        def run(spec=spec, eps=eps, model=model, todo=todo, k=k,
+                                tap=tap) -> dict[str, np.ndarray]:
+                            atk = build_attack(spec.name, model, eps, n_classes=k,
+                                               **spec.params)
                             return _attack_unit(atk, model, x_dev, y_dev, todo, batch_size,
-                                                bar, keep)
+                                                bar, keep, tap)
 
                         if cache:
                             arrays, from_cache = compute_once(
@@ -482,7 +719,7 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                             arrays, from_cache = run(), False
                         if from_cache:
                             bar.update(n_batches)
-                        unit_rows.append({"model": name, "model_key": tm.key,
+                        unit_rows.append({"model": name, "model_key": key,
                                           "attack": rec_name, "eps": eps,
                                           "seconds": 0.0 if from_cache else
                                           time.perf_counter() - start,
@@ -490,8 +727,8 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                                           "path": str(path) if cache else None})
                         arrays = {k_: v for k_, v in arrays.items() if k_ != "images"} \
                             if from_cache else arrays
-                        adv_arrays[(tm.key, rec_name, eps)] = arrays
-                        paths[(tm.key, rec_name, eps)] = path if cache else None
+                        adv_arrays[(key, rec_name, eps)] = arrays
+                        paths[(key, rec_name, eps)] = path if cache else None
                         frames.append(_unit_records(meta, rec_name, eps, y_np, clean_stats,
                                                     _top2(arrays["logits"], y_np),
                                                     arrays["linf"], arrays["l2"]))

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
+from .errors import DeviceError, UnknownNameError
+
 __all__ = ["resolve_device", "set_threads", "preserve_rng", "seeded", "check_choice"]
 
 
@@ -24,8 +26,10 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn ``"auto"`` (or ``None``) into ``cuda`` when a GPU is present, else ``mps``
     on Apple silicon, else ``cpu``.
 
-    An explicit ``"cuda"`` or ``"mps"`` on a machine without one raises a ``ValueError``
-    instead of failing later inside a kernel.
+    Anything else (``"gpu"``, ``"tpu"``, ``"meta"``) and an explicit ``"cuda"`` or
+    ``"mps"`` on a machine without one raise :class:`~drsl_utils.errors.DeviceError`
+    (a ``ValueError``) naming the value and the allowed ones, instead of failing later
+    inside a kernel.
 
     On MPS, the package keeps float32 on the device (Metal has no float64; every float64
     step runs on CPU arrays). An operation Metal lacks raises ``NotImplementedError``
@@ -38,21 +42,39 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             return torch.device("cuda")
         dev = torch.device("mps" if _mps_available() else "cpu")
     else:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device={device!r} is not valid; choose one of: 'auto', "
-                             "'cpu', 'cuda', 'cuda:<index>', 'mps'") from exc
+        dev = _parse_device(device)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} was asked for, but no CUDA device is "
-                             "available; use device='cpu' or device='auto'")
+            raise DeviceError(f"device={device!r} was asked for, but no CUDA device is "
+                              "available; use device='cpu' or device='auto'")
+        if dev.type == "cuda" and dev.index is not None and \
+                dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device={device!r} was asked for, but this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s) (allowed: "
+                              f"'cuda:0' to 'cuda:{torch.cuda.device_count() - 1}')")
         if dev.type == "mps" and not _mps_available():
-            raise ValueError(f"device={device!r} was asked for, but Apple's MPS backend is "
-                             "not available here (it needs Apple silicon, macOS 12.3 or "
-                             "later and a torch built with MPS); use device='cpu' or "
-                             "device='auto'")
+            raise DeviceError(f"device={device!r} was asked for, but Apple's MPS backend is "
+                              "not available here (it needs Apple silicon, macOS 12.3 or "
+                              "later and a torch built with MPS); use device='cpu' or "
+                              "device='auto'")
     if dev.type == "mps":
         _note_mps_fallback()
+    return dev
+
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+_DEVICES = "'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps'"
+
+
+def _parse_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` of a type the package runs on; torch itself
+    accepts ``"meta"`` or ``"xla"``, which would fail later inside a kernel."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(f"device={device!r} is not valid; choose one of: {_DEVICES}") \
+            from exc
+    if dev.type not in _DEVICE_TYPES:
+        raise DeviceError(f"device={device!r} is not valid; choose one of: {_DEVICES}")
     return dev
 
 
@@ -114,7 +136,8 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
 
 
 def check_choice(param: str, value: object, allowed: tuple | list | dict) -> None:
-    """Raise a ``ValueError`` naming the parameter, the value and the allowed values."""
+    """Raise :class:`~drsl_utils.errors.UnknownNameError` (a ``ValueError``) naming the
+    parameter, the value and the allowed values."""
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"{param}={value!r} is not valid; choose one of: {choices}")
+        raise UnknownNameError(f"{param}={value!r} is not valid; choose one of: {choices}")
