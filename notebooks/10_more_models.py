@@ -29,8 +29,8 @@
 # verdicts rest on CE and DRSL, so GCE is left out. Its rows are secondary (the finding's
 # primary row is `drsl-harder-dlr`, on the MLP), so they get the 5 seeds of every other
 # comparison, not the 8 of the main one: in the last report both read *holds* with the
-# smallest t above 5, and three more CNN seeds cost about a third of the whole
-# attack calibration (`12`). APGD-DLR runs at the claims' eps only, PGD also at a smaller eps for
+# smallest t above 5, and three more CNN seeds cost about a third of the whole attack
+# calibration (`12`). APGD-DLR runs at the claims' eps only, PGD also at a smaller eps for
 # the figure (a trade for time). The numbers are about the *comparison* between losses,
 # not about the best accuracy a CNN can reach.
 
