@@ -69,6 +69,13 @@ the ``p_holds`` family; a *does not hold* / *negligible* / *reversed* / *not
 equivalent* where the effect is at least the SESOI needs one in the ``p_not`` family.
 A *reversed* verdict where ``0 <= d < SESOI`` is controlled per row at ``alpha / k_n``.
 
+**Attack calibration** (:func:`calibrate`): a robustness row decided by a cheap attack
+and calibrated against standard AutoAttack tests the effect under standard AutoAttack,
+``theta* = m - m_d`` (the cheap attack's effect minus its measured differential), with
+``se* = sqrt(se^2 + se_d^2)`` and the smaller of the two ``n - 1`` degrees of freedom.
+Its p-values are the ones Holm's procedure sees, so the statements above cover
+calibrated verdicts; with few calibration seeds the row pays for them in ``df``.
+
 **Replication** (:func:`fresh_run_probabilities`): the predictive probability that a
 fresh run with the same seed count, at the same family standing (the same multipliers),
 reads each verdict. The fresh mean is ``m' = m + sqrt(2) se T`` with ``T`` a t variate
@@ -572,7 +579,8 @@ def fresh_run_probabilities(mean: np.ndarray, se: np.ndarray, df: np.ndarray,
 
 
 def design_power(sd: float, n: float, sesoi: float, direction: str, *,
-                 alpha: float = ALPHA, image_var: float = 0.0) -> float:
+                 alpha: float = ALPHA, image_var: float = 0.0,
+                 df_cap: float = math.inf) -> float:
     """The probability that the positive verdict's test rejects at one-sided level
     ``alpha`` (pass ``ALPHA / k_holds`` for a primary row) when the true effect is the
     SESOI (zero for an equivalence claim) and the spread is ``sd``, with ``n`` seeds.
@@ -580,13 +588,16 @@ def design_power(sd: float, n: float, sesoi: float, direction: str, *,
     Directional: ``P(T'(df, ncp) > t_{1-alpha, df})`` with ``ncp = SESOI / se``
     (noncentral t). Equivalence (TOST at a true zero):
     ``max(0, 2 F_t(SESOI / se - t_{1-alpha, df}) - 1)``, the usual approximation that
-    treats ``se`` as known. NaN when ``sd`` is unknown.
+    treats ``se`` as known. ``image_var`` is any variance of the mean that more seeds
+    do not reduce (the image term; for a calibrated row also the differential's), and
+    ``df_cap`` caps the degrees of freedom (a calibrated row's ``df`` is at most the
+    calibration's). NaN when ``sd`` is unknown.
     """
     check_choice("direction", direction, DIRECTIONS)
     if not (math.isfinite(sd) and n >= 2):
         return math.nan
     se, df = _se_df(np.float64(sd), np.float64(n), np.float64(image_var))
-    se, df = float(se), float(df)
+    se, df = float(se), min(float(df), float(df_cap))
     if se == 0:
         return 1.0
     crit = float(sps.t.isf(alpha, df))
@@ -598,7 +609,8 @@ def design_power(sd: float, n: float, sesoi: float, direction: str, *,
 
 def seeds_needed(sd: float, n: int, sesoi: float, direction: str, *, alpha: float = ALPHA,
                  image_var: float = 0.0, power: float = POWER_TARGET, conf: float = 0.95,
-                 max_n: int = 100_000) -> tuple[int | None, int | None, int | None]:
+                 max_n: int = 100_000, df_cap: float = math.inf
+                 ) -> tuple[int | None, int | None, int | None]:
     """Seeds for :func:`design_power` to reach ``power``, as a range.
 
     The observed ``sd`` over ``n`` seeds is uncertain: its ``conf`` chi-square interval
@@ -620,7 +632,7 @@ def seeds_needed(sd: float, n: int, sesoi: float, direction: str, *, alpha: floa
     def need(s: float) -> int | None:
         def ok(k: int) -> bool:
             return design_power(s, k, sesoi, direction, alpha=alpha,
-                                image_var=image_var) >= power
+                                image_var=image_var, df_cap=df_cap) >= power
         if ok(2):
             return 2
         if not ok(max_n):
@@ -648,9 +660,12 @@ def _scaled(claim: Claim, values: Mapping[int, float]) -> np.ndarray:
 
 
 def _evaluate(evidence: Sequence[Evidence], alpha: float,
-              family: Sequence[str] | None) -> dict[str, Any]:
+              family: Sequence[str] | None,
+              calibrations: Mapping[str, Differential] | None = None) -> dict[str, Any]:
     """Tests, Holm multipliers and verdicts of one report (the evidence, then any
-    family member without evidence, as *not run*)."""
+    family member without evidence, as *not run*). A calibrated row is tested on the
+    standard-AutoAttack effect (:func:`_calibrated_moments`) before Holm's procedure
+    sees its p-values."""
     ids = [e.claim for e in evidence]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
@@ -663,6 +678,13 @@ def _evaluate(evidence: Sequence[Evidence], alpha: float,
         if get_claim(e.claim).in_family and e.claim not in fam:
             raise ValueError(f"claim {e.claim!r} is a primary finding but not in "
                              f"family={fam!r}")
+    calibrations = dict(calibrations or {})
+    for cid in calibrations:
+        c = get_claim(cid)  # a typo raises; a claim not on record is simply not calibrated
+        if c.direction == "equivalent" or c.detection:
+            raise ValueError(f"claim {c.id!r} is an equivalence or detection claim: a "
+                             "robustness calibration applies to 'greater' or 'less' "
+                             "claims only")
     claims = [get_claim(i) for i in ids] + [get_claim(i) for i in fam if i not in ids]
     rows = []
     for i, c in enumerate(claims):
@@ -672,7 +694,11 @@ def _evaluate(evidence: Sequence[Evidence], alpha: float,
         else:
             x, v = np.full((1, 0), np.nan), 0.0
         t = _test_arrays(x, c.direction, c.sesoi, v)
-        rows.append({k: float(a[0]) for k, a in t.items()} | {"image_var": v})
+        row = {k: float(a[0]) for k, a in t.items()} | {"image_var": v, "cal": None}
+        diff = calibrations.get(c.id) if i < len(evidence) else None
+        if diff is not None and row["n"] >= 2:
+            row = _calibrated_moments(c, row, diff)
+        rows.append(row)
     n_rows = len(claims)
     in_fam = np.array([c.id in fam for c in claims], bool)
     k_h, k_n = np.ones(n_rows), np.ones(n_rows)
@@ -692,8 +718,43 @@ def _evaluate(evidence: Sequence[Evidence], alpha: float,
             "k_not": k_n, "verdicts": verdicts, "n_evidence": len(evidence)}
 
 
+def _calibrated_moments(claim: Claim, row: dict[str, Any], diff: Differential
+                        ) -> dict[str, Any]:
+    """A row's test moved onto the standard-AutoAttack effect (methods review M2).
+
+    The cheap attack's effect ``m`` (over the row's seeds) minus the calibrated
+    differential ``m_d`` (:func:`calibration.differential`, the same ``a - b``, in
+    display units) estimates the effect under standard AutoAttack:
+    ``theta* = m - m_d``, ``se* = sqrt(se^2 + se_d^2)``, ``df* = min(df, df_d)`` (each
+    ``n - 1``; the smaller is conservative, where Welch-Satterthwaite with a 1-df
+    component is not). The two are treated as independent; when the calibration's
+    seeds are among the row's, both carry the cheap attack's own effect on the shared
+    models, a positive covariance that makes the sum of variances conservative. The
+    p-values, and from them Holm's step-down, the bounds, the verdict, the replication
+    and the power all use ``theta*``. The cheap attack's own numbers stay under
+    ``cheap``."""
+    m_d, se_d, df_d = diff.moments(claim.scale)
+    out = dict(row)
+    out["cheap"] = {k: row[k] for k in ("mean", "se", "df", "p_holds", "p_not", "p_rev")}
+    out["cal"] = {"diff": diff, "mean": m_d, "se": se_d, "df": df_d}
+    if not (math.isfinite(se_d) and math.isfinite(df_d)):
+        # Fewer than two calibration seeds: the target effect is not estimable.
+        out.update(mean=row["mean"] - m_d, se=math.nan, df=math.nan, p_holds=math.nan,
+                   p_not=math.nan, p_rev=math.nan)
+        return out
+    mean = row["mean"] - m_d
+    se = math.sqrt(row["se"] ** 2 + se_d**2)
+    df = min(row["df"], df_d)
+    p_h, p_n, p_r = (float(a) for a in _pvalues(np.float64(mean), np.float64(se),
+                                                np.float64(df), claim.direction,
+                                                claim.sesoi))
+    out.update(mean=mean, se=se, df=df, p_holds=p_h, p_not=p_n, p_rev=p_r)
+    return out
+
+
 def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
-           family: Sequence[str] | None = None) -> pd.DataFrame:
+           family: Sequence[str] | None = None,
+           calibrations: Mapping[str, Differential] | None = None) -> pd.DataFrame:
     """The verdict of every claim in ``evidence`` (one report: one family).
 
     Args:
@@ -701,22 +762,36 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         alpha: one-sided level of every test (family-wise for the primary findings).
         family: the Holm family's claim ids; default :func:`declared_family`. A member
             without evidence gets a *not run* row and still counts.
+        calibrations: ``{claim id: calibrated differential}`` (the attack calibration,
+            :func:`calibration.differential`): those rows are tested on the effect
+            under standard AutoAttack, inside Holm's family (:func:`calibrate`).
 
     Returns:
         One row per evidence, in order, then one per family member not run. Columns:
         ``claim``, ``notebook``, ``role``, ``primary``, ``in_family``, ``n_seeds``,
-        ``mean``, ``sd``, ``se`` (with the image term), ``df``, ``image_sd`` (the image
-        term's standard error), ``low``, ``high`` (the bounds that match the decision),
-        ``conf_low``, ``conf_high`` (each bound's one-sided confidence), ``p_holds``,
-        ``p_not`` (raw, one-sided), ``p_holds_adj``, ``p_not_adj`` (Holm-adjusted in the
-        family, raw outside it), ``k_holds``, ``k_not`` (Holm multipliers), ``verdict``,
-        ``replication`` (predictive probability of a fresh *holds* / *equivalent*),
-        ``same_verdict`` (of a fresh run reading this verdict), ``power`` (design power
-        at the SESOI), ``seeds_needed_low``, ``seeds_needed``, ``seeds_needed_high``
-        (for power 0.8), ``underpowered`` (a family member below 0.8), ``measured``,
-        ``interval`` and ``note`` (as text, all units display units).
+        ``mean`` (for a calibrated row, the standard-AutoAttack effect), ``sd``, ``se``
+        (with the image term and, calibrated, the differential's), ``df``, ``image_sd``
+        (the image term's standard error), ``low``, ``high`` (the bounds that match the
+        decision), ``conf_low``, ``conf_high`` (each bound's one-sided confidence),
+        ``p_holds``, ``p_not`` (raw, one-sided), ``p_holds_adj``, ``p_not_adj``
+        (Holm-adjusted in the family, raw outside it), ``k_holds``, ``k_not`` (Holm
+        multipliers), ``verdict``, ``replication`` (predictive probability of a fresh
+        *holds* / *equivalent*), ``same_verdict`` (of a fresh run reading this verdict),
+        ``power`` (design power at the SESOI), ``seeds_needed_low``, ``seeds_needed``,
+        ``seeds_needed_high`` (for power 0.8), ``underpowered`` (a family member below
+        0.8), ``measured``, ``interval`` and ``note`` (as text, all units display
+        units), and the calibration's columns (NaN, 0 or empty without one):
+        ``decided_by`` (the cheap attack), ``cheap_mean``, ``cheap_low``,
+        ``cheap_high``, ``cheap_verdict`` (the cheap attack's numbers alone, in a
+        family where no row is calibrated), ``cal_mean``, ``cal_low``, ``cal_high``
+        (the differential and its one-sided ``1 - alpha`` bounds, estimand's sign),
+        ``cal_seeds``, ``cal_images``, ``calibrated_low``, ``calibrated_high`` (the
+        row's bounds, kept under these names for the report), ``cal_flag`` (standard
+        AutoAttack beats the cheap attack on the claimed side by more than half the
+        SESOI, upper bound) and ``calibration`` (as text).
     """
-    ev = _evaluate(evidence, alpha, family)
+    ev = _evaluate(evidence, alpha, family, calibrations)
+    cheap = _evaluate(evidence, alpha, family) if calibrations else ev
     out = []
     for i, (c, r) in enumerate(zip(ev["claims"], ev["rows"])):
         v, kh, kn = ev["verdicts"][i], ev["k_holds"][i], ev["k_not"][i]
@@ -729,14 +804,17 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
                                      else "directional"]
         n = int(r["n"])
         level = alpha / kh
+        cal = r["cal"]
+        extra = r["image_var"] + (cal["se"] ** 2 if cal and math.isfinite(cal["se"]) else 0.0)
+        df_cap = cal["df"] if cal else math.inf
         power = design_power(r["sd"], n, c.sesoi, c.direction, alpha=level,
-                             image_var=r["image_var"])
+                             image_var=extra, df_cap=df_cap)
         needed = seeds_needed(r["sd"], n, c.sesoi, c.direction, alpha=level,
-                              image_var=r["image_var"])
+                              image_var=extra, df_cap=df_cap)
         t = TestResult(n, r["mean"], r["sd"], r["se"], r["df"], r["p_holds"], r["p_not"],
                        r["p_rev"])
         in_fam = bool(ev["in_family"][i])
-        out.append({
+        row = {
             "claim": c.id, "notebook": (evidence[i].notebook if i < ev["n_evidence"]
                                         else "") or c.notebook,
             "role": c.role, "primary": c.primary, "in_family": in_fam, "n_seeds": n,
@@ -754,8 +832,66 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
             "underpowered": bool(in_fam and math.isfinite(power) and power < POWER_TARGET),
             "measured": describe(c, t, math.sqrt(r["image_var"])),
             "interval": _interval_text(c, low, high, cl, ch) if n >= 2 else "",
-            "note": _note(c, t, v, low, high, in_fam, alpha)})
+            "note": _note(c, t, v, low, high, in_fam, alpha)}
+        row |= _calibration_columns(c, r, v, row, cheap, i, alpha)
+        out.append(row)
     return pd.DataFrame(out)
+
+
+def _is_robustness(claim: Claim) -> bool:
+    """A robustness finding: its estimand is a robust accuracy under some attack (the
+    claim table has no attack field yet; its estimands all say "robust accuracy")."""
+    return claim.role == "finding" and "robust accuracy" in claim.estimand
+
+
+def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
+                         row: dict[str, Any], cheap: Mapping[str, Any], i: int,
+                         alpha: float) -> dict[str, Any]:
+    """The calibration's columns of one :func:`assess` row (and its note and measured
+    text, rewritten in ``row``)."""
+    cols: dict[str, Any] = {
+        "decided_by": "", "cheap_mean": math.nan, "cheap_low": math.nan,
+        "cheap_high": math.nan, "cheap_verdict": "", "cal_mean": math.nan,
+        "cal_low": math.nan, "cal_high": math.nan, "cal_seeds": 0, "cal_images": 0,
+        "calibrated_low": math.nan, "calibrated_high": math.nan, "cal_flag": False,
+        "calibration": ""}
+    cal = r.get("cal")
+    if cal is None:
+        if _is_robustness(c) and verdict != "not run":
+            tag = "uncalibrated (cheap attack)"
+            row["note"] = f"{tag}; {row['note']}" if row["note"] else tag
+        return cols
+    diff, m_d, se_d, df_d = cal["diff"], cal["mean"], cal["se"], cal["df"]
+    ch_row, kh, kn = cheap["rows"][i], cheap["k_holds"][i], cheap["k_not"][i]
+    c_low, c_high, _, _ = (float(a) for a in bounds(
+        ch_row["mean"], ch_row["se"], ch_row["df"], c.direction, kh, kn, alpha))
+    crit = _crit(np.float64(alpha), np.float64(df_d)) if math.isfinite(se_d) else math.nan
+    lo, hi = m_d - float(crit) * se_d, m_d + float(crit) * se_d
+    sign = 1.0 if c.direction == "greater" else -1.0
+    u_claimed = hi if sign > 0 else -lo  # the bias in the claim's favour, upper bound
+    flag = bool(math.isfinite(u_claimed) and u_claimed > c.sesoi / 2)
+    cheap_v = cheap["verdicts"][i]
+    cheap_v = DETECTION_LABELS.get(cheap_v, cheap_v) if c.detection else cheap_v
+    d = c.digits
+    text = (f"decided by {diff.attack} calibrated against standard AutoAttack "
+            f"({diff.n_images} images x {len(diff.values)} seeds): the cheap attack's "
+            f"{c.fmt(ch_row['mean'])} minus its differential {c.fmt(m_d)} "
+            f"[{lo:+.{d}f}, {hi:+.{d}f}] (one-sided {_conf(1 - alpha)} each, "
+            f"{df_d:.0f} df) is tested, {c.fmt(r['mean'])} on {r['df']:.0f} df")
+    if flag:
+        text += (f"; flagged: standard AutoAttack beats {diff.attack} on the claimed "
+                 f"side by up to {c.fmt(u_claimed, False)}, more than half the SESOI")
+    if cheap_v != row["verdict"]:
+        text += f"; the cheap attack alone read '{cheap_v}'"
+    row["measured"] = (f"{c.fmt(r['mean'])} under standard AutoAttack (calibrated; "
+                       f"{diff.attack}: {describe(c, TestResult(int(r['n']), ch_row['mean'], r['sd'], ch_row['se'], ch_row['df'], math.nan, math.nan, math.nan), math.sqrt(r['image_var']))})")
+    cols.update({"decided_by": diff.attack, "cheap_mean": ch_row["mean"],
+                 "cheap_low": c_low, "cheap_high": c_high, "cheap_verdict": cheap_v,
+                 "cal_mean": m_d, "cal_low": lo, "cal_high": hi,
+                 "cal_seeds": len(diff.values), "cal_images": diff.n_images,
+                 "calibrated_low": row["low"], "calibrated_high": row["high"],
+                 "cal_flag": flag, "calibration": text})
+    return cols
 
 
 def describe(claim: Claim, t: TestResult, image_sd: float = 0.0) -> str:
@@ -809,20 +945,22 @@ def _note(claim: Claim, t: TestResult, verdict: str, low: float, high: float,
 
 
 def loso_agreement(evidence: Sequence[Evidence], alpha: float = ALPHA,
-                   family: Sequence[str] | None = None) -> pd.DataFrame:
+                   family: Sequence[str] | None = None, *,
+                   calibrations: Mapping[str, Differential] | None = None) -> pd.DataFrame:
     """Leave-one-seed-out: every verdict, Holm included, recomputed with each seed
     dropped from every claim that has it; a claim counts the resample only if it had
     that seed. A verdict that one seed carries shows fewer agreements than seeds.
+    Calibrations (:func:`calibrate`) apply whole to every resample.
 
     Returns:
         One row per evidence: ``claim``, ``loso_agree``, ``loso_n``.
     """
-    full = _evaluate(evidence, alpha, family)["verdicts"][:len(evidence)]
+    full = _evaluate(evidence, alpha, family, calibrations)["verdicts"][:len(evidence)]
     agree, count = np.zeros(len(evidence), int), np.zeros(len(evidence), int)
     for s in sorted({s for e in evidence for s in e.values}):
         subsets = [Evidence(e.claim, {k: v for k, v in e.values.items() if k != s},
                             e.detail, e.notebook, e.profile, e.image_var) for e in evidence]
-        verdicts = _evaluate(subsets, alpha, family)["verdicts"]
+        verdicts = _evaluate(subsets, alpha, family, calibrations)["verdicts"]
         for i, e in enumerate(evidence):
             if s in e.values:
                 count[i] += 1
@@ -841,8 +979,8 @@ def evidence_frame(evidence: Sequence[Evidence], alpha: float = ALPHA,
     ``n_halves`` is accepted and ignored for one release: the random-halves stability
     score it sized is gone (it could not flag instability; see ``replication``).
     """
-    table = calibrate(assess(evidence, alpha, family), calibrations or {}, alpha)
-    loso = loso_agreement(evidence, alpha, family)
+    table = assess(evidence, alpha, family, calibrations or {})
+    loso = loso_agreement(evidence, alpha, family, calibrations=calibrations)
     table = table.merge(loso, on="claim", how="left")
     details = {e.claim: e.detail for e in evidence}
     table["detail"] = [details.get(c, "") for c in table["claim"]]
@@ -854,109 +992,35 @@ def evidence_frame(evidence: Sequence[Evidence], alpha: float = ALPHA,
 # ------------------------------------------------------------------------ calibration
 
 
-def _verdict_from_bounds(low: float, high: float, sesoi: float) -> str:
-    """The directional verdict that bounds ``(low, high)`` on the claimed-positive
-    effect imply (the same cut points as :func:`decide` applies to the tests)."""
-    if low > 0:
-        return "holds" if high >= sesoi else "negligible"
-    if high < 0:
-        return "reversed"
-    if high < sesoi:
-        return "does not hold"
-    return "inconclusive"
-
-
-def _differential_bounds(diff: Differential, scale: float, alpha: float
-                         ) -> tuple[float, float, float, float]:
-    """One-sided ``1 - alpha`` bounds of a calibrated differential (display units):
-    seeds plus the image term, ``n_seeds - 1`` degrees of freedom and the exact-count
-    floor of the standard error (:meth:`calibration.Differential.moments`). Returns
-    (mean, low, high, df)."""
-    m, se, df = diff.moments(scale)
-    if not math.isfinite(se):
-        return m, math.nan, math.nan, math.nan
-    t = float(sps.t.isf(alpha, df)) if math.isfinite(df) else float(sps.norm.isf(alpha))
-    return m, m - t * se, m + t * se, df
-
-
-def calibrate(table: pd.DataFrame, calibrations: Mapping[str, Differential],
-              alpha: float = ALPHA) -> pd.DataFrame:
-    """Robustness rows re-decided against standard AutoAttack (issue 26's rule).
+def calibrate(evidence: Sequence[Evidence], calibrations: Mapping[str, Differential],
+              alpha: float = ALPHA, family: Sequence[str] | None = None) -> pd.DataFrame:
+    """Robustness rows decided against standard AutoAttack (issue 26's rule, folded
+    into the tested quantity: methods review M2).
 
     A row decided by a cheap attack carries a calibration: the per-seed *differential*
-    ``overstatement[a] - overstatement[b]`` of that attack against standard AutoAttack on
-    the same images (:func:`calibration.differential`). Its one-sided ``1 - alpha``
-    bounds ``[L_c, U_c]`` (signed so that the claimed direction is positive) widen the
-    row's bounds: ``L' = L - max(U_c, 0)`` and ``U' = U - min(L_c, 0)``. The part of
-    the effect that the cheap attack's bias could carry is taken out, and a bias
-    against the claim never strengthens it. The verdict is drawn again from ``L'`` and
-    ``U'`` with the same cut points: the bounds only widen, so a calibration can only
-    take back what was shown (a *negligible* row whose upper bound widens past the SESOI
-    reads *holds*, which claims less). Its error rate adds the calibration's own alpha
-    to the row's (not yet folded into Holm's family; see the closing note). A row is *flagged* when ``U_c`` exceeds half its SESOI: standard
-    AutoAttack beats the cheap attack on the claimed side by more than that.
+    ``overstatement[a] - overstatement[b]`` of that attack against standard AutoAttack
+    on the same images (:func:`calibration.differential`). The row then tests the
+    effect under standard AutoAttack, ``theta* = m - m_d`` with
+    ``se* = sqrt(se^2 + se_d^2)`` and the smaller of the two ``n - 1`` degrees of
+    freedom (:func:`_calibrated_moments`). Those p-values, not the cheap attack's,
+    enter Holm's step-down, so the family-wise error statements of the module hold for
+    the calibrated verdicts too, and the bounds, verdict, replication and power all
+    describe ``theta*``. The verdict can move either way: a cheap attack's bias in the
+    claim's favour is taken out (a *holds* may become *inconclusive*), one against it
+    is put back (an *inconclusive* may become *holds*), and the wider ``se*`` can turn
+    a *negligible* into *holds* or *inconclusive*. The cheap attack's own reading stays
+    in ``cheap_verdict``.
 
-    New columns (NaN or empty without a calibration): ``decided_by`` (the cheap attack),
-    ``cal_mean``, ``cal_low``, ``cal_high`` (the differential, estimand's sign),
-    ``cal_seeds``, ``cal_images``, ``calibrated_low``, ``calibrated_high``,
-    ``cheap_verdict`` (before calibration), ``cal_flag``, ``calibration`` (as text).
-    The tests, p-values, replication and power describe the cheap attack's numbers.
+    This is :func:`assess` with ``calibrations`` (a shim for the old call,
+    ``calibrate(table, calibrations)`` on an assessed table, raises: the calibration
+    has to enter before Holm's procedure).
     """
-    out = table.copy()
-    cols = {"decided_by": "", "cal_mean": math.nan, "cal_low": math.nan,
-            "cal_high": math.nan, "cal_seeds": 0, "cal_images": 0,
-            "calibrated_low": math.nan, "calibrated_high": math.nan,
-            "cheap_verdict": "", "cal_flag": False, "calibration": ""}
-    for k, v in cols.items():
-        out[k] = v
-    out["cal_seeds"] = out["cal_seeds"].astype(int)
-    out["cal_images"] = out["cal_images"].astype(int)
-    unknown = sorted(set(calibrations) - set(out["claim"]))
-    for cid in unknown:
-        get_claim(cid)  # a typo raises; a claim not on record is simply not calibrated
-    for i, row in out.iterrows():
-        diff = calibrations.get(row["claim"])
-        if diff is None or row["verdict"] == "not run":
-            continue
-        c = get_claim(row["claim"])
-        if c.direction == "equivalent" or c.detection:
-            raise ValueError(f"claim {c.id!r} is an equivalence or detection claim: a "
-                             "robustness calibration applies to 'greater' or 'less' "
-                             "claims only")
-        sign = 1.0 if c.direction == "greater" else -1.0
-        m, lo, hi, _ = _differential_bounds(diff, c.scale, alpha)
-        # In the claimed-positive sign: the row's bounds and the differential's.
-        L, U = (row["low"], row["high"]) if sign > 0 else (-row["high"], -row["low"])
-        Lc, Uc = (lo, hi) if sign > 0 else (-hi, -lo)
-        if not (math.isfinite(Lc) and math.isfinite(Uc)):
-            L2, U2, verdict = L, U, "inconclusive"
-        else:
-            L2, U2 = L - max(Uc, 0.0), U - min(Lc, 0.0)
-            verdict = _verdict_from_bounds(L2, U2, c.sesoi)
-        cl, ch = (L2, U2) if sign > 0 else (-U2, -L2)
-        flag = bool(math.isfinite(Uc) and Uc > c.sesoi / 2)
-        d = c.digits
-        text = (f"decided by {diff.attack}; standard AutoAttack on {diff.n_images} images "
-                f"x {len(diff.values)} seeds: differential {c.fmt(m)} "
-                f"[{lo:+.{d}f}, {hi:+.{d}f}] (one-sided {_conf(1 - alpha)} each), "
-                f"calibrated bounds [{cl:+.{d}f}, {ch:+.{d}f}]")
-        if flag:
-            text += (f"; flagged: standard AutoAttack beats {diff.attack} on the claimed "
-                     f"side by up to {c.fmt(Uc, False)}, more than half the SESOI")
-        if verdict != row["verdict"]:
-            text += f"; the cheap attack alone read '{row['verdict']}'"
-        out.at[i, "decided_by"] = diff.attack
-        out.at[i, "cal_mean"], out.at[i, "cal_low"], out.at[i, "cal_high"] = m, lo, hi
-        out.at[i, "cal_seeds"], out.at[i, "cal_images"] = len(diff.values), diff.n_images
-        out.at[i, "calibrated_low"], out.at[i, "calibrated_high"] = cl, ch
-        out.at[i, "cheap_verdict"] = row["verdict"]
-        out.at[i, "cal_flag"] = flag
-        out.at[i, "calibration"] = text
-        out.at[i, "verdict"] = verdict
-        if verdict != row["verdict"]:
-            note = f"after the attack calibration: {text}"
-            out.at[i, "note"] = f"{row['note']}; {note}" if row["note"] else note
-    return out
+    if isinstance(evidence, pd.DataFrame):
+        raise TypeError("calibrate(table, ...) no longer re-decides an assessed table: "
+                        "the calibrated p-values must enter Holm's procedure. Pass the "
+                        "evidence: calibrate(evidence, calibrations) or "
+                        "assess(evidence, calibrations=calibrations)")
+    return assess(evidence, alpha, family, calibrations)
 
 
 # ---------------------------------------------------------------------- data helpers
@@ -1030,16 +1094,18 @@ def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
 #: The rule's choices, as data: they enter the declaration's hash, so a change to how a
 #: verdict is decided changes the hash like a change to a claim does.
 RULE: dict[str, Any] = {
-    "version": 2,
+    "version": 3,
     "alpha": ALPHA,
     "power_target": POWER_TARGET,
     "tests": "one-sample t over per-seed values, df n - 1, se^2 = sd^2/n + image_var",
     "sides": "one-sided: holds (d <= 0), not (d >= SESOI), reversed (d >= 0)",
     "equivalence": "TOST; not equivalent: min(1, 2 min(p_above, p_below))",
-    "calibration": "robustness rows: bounds widened by the one-sided 1 - alpha bounds of "
-                   "the calibrated differential (df n_seeds - 1; se floored by one-sided "
-                   "95 % Clopper-Pearson bounds of the discordant counts / z), "
-                   "L - max(Uc, 0), U - min(Lc, 0); flagged when Uc > SESOI / 2",
+    "calibration": "robustness rows with a calibration test theta* = m - m_d (cheap "
+                   "effect minus the calibrated differential), se* = sqrt(se^2 + se_d^2), "
+                   "df min(n - 1, n_cal - 1); se_d floored by one-sided 95 % "
+                   "Clopper-Pearson bounds of the discordant counts / z; theta*'s "
+                   "p-values enter Holm; flagged when the differential's one-sided "
+                   "1 - alpha upper bound on the claimed side > SESOI / 2",
     "detection": "detection claims read detected (holds, negligible) or not detected",
     "family": "Holm over the declared primary findings, not-run members at p = 1",
     "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test",
