@@ -157,6 +157,7 @@ __all__ = [
     "RULE",
     "declaration",
     "declaration_hash",
+    "protocol",
     "confirmatory_status",
 ]
 
@@ -1108,6 +1109,7 @@ RULE: dict[str, Any] = {
                    "1 - alpha upper bound on the claimed side > SESOI / 2",
     "detection": "detection claims read detected (holds, negligible) or not detected",
     "family": "Holm over the declared primary findings, not-run members at p = 1",
+    "confirmatory": "every declared primary uses exactly its declared seeds of the block",
     "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test",
     "verdicts": list(VERDICTS),
     "replication": "t predictive of a fresh mean, scale sqrt(2) se, same multipliers",
@@ -1118,13 +1120,47 @@ _DECLARED_FIELDS = ("id", "notebook", "statement", "estimand", "direction", "ses
                     "scale", "role", "primary", "unit", "detection")
 
 
+def protocol() -> dict[str, Any]:
+    """The measurement protocol a verdict rests on, as data: every profile's constants
+    (:data:`experiments.PROFILES`: seeds and seeds per comparison, eps grid, subset and
+    calibration sizes and seeds, training settings) and the attacks each runs with their
+    steps and eps (``attack_suite``, ``dlr_spec``, ``pgd_spec``, the reduced and the
+    standard AutoAttack at the middle eps). These define each estimand as much as the
+    SESOI does (methods review M3), so they enter :func:`declaration_hash`. Derived from
+    the code, not listed: a new profile field or attack setting enters by itself. The
+    subsets' image ids follow from ``eval_size``/``calibration_size`` and their fixed
+    seed (``experiments.eval_subset``), so the sizes stand for them."""
+    import dataclasses
+
+    from . import experiments as ex  # lazily: experiments imports report, which imports this
+
+    def spec(a: Any) -> dict[str, Any]:
+        return {"name": a.name, "params": dict(a.params),
+                "eps": list(a.eps) if a.eps is not None else None, "label": a.label}
+
+    out = {}
+    for name, prof in sorted(ex.PROFILES.items()):
+        mid = [prof.eps_mid]
+        out[name] = {
+            "profile": dataclasses.asdict(prof),
+            "seeds_other": list(prof.seeds_other),
+            "calibration_seeds": list(ex.calibration_seeds(prof)),
+            "attacks": [spec(a) for a in ex.attack_suite(prof)],
+            "dlr": spec(ex.dlr_spec(prof)), "pgd": spec(ex.pgd_spec(prof)),
+            "autoattack": spec(ex.autoattack_spec(prof, mid)),
+            "reference": spec(ex.standard_autoattack_spec(mid))}
+    # JSON's view (tuples become lists), so the hash does not depend on container types.
+    return json.loads(json.dumps(out, sort_keys=True, default=str))
+
+
 def declaration() -> dict[str, Any]:
     """What a confirmatory run is pre-registered against: every declared claim's id,
-    statement, estimand, direction, SESOI, scale, role and primary flag, and the rule's
-    choices (:data:`RULE`). A user's own registered claims are part of it."""
+    statement, estimand, direction, SESOI, scale, role, primary and detection flags,
+    the rule's choices (:data:`RULE`) and the measurement protocol (:func:`protocol`).
+    A user's own registered claims are part of it."""
     claims = [{k: getattr(c, k) for k in _DECLARED_FIELDS}
               for c in sorted(CLAIMS.values(), key=lambda c: c.id)]
-    return {"rule": RULE, "claims": claims}
+    return {"rule": RULE, "claims": claims, "protocol": protocol()}
 
 
 def declaration_hash(decl: Mapping[str, Any] | None = None) -> str:
@@ -1134,16 +1170,23 @@ def declaration_hash(decl: Mapping[str, Any] | None = None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int]
+def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int],
+                        *, evidence: Sequence[Evidence] | None = None
                         ) -> tuple[str, str]:
     """Is a report confirmatory? ``record`` is the committed note of the confirmatory
-    run (``{"declaration": hash, "commit": sha, "seeds": [...]}``; None when there was
-    none), ``seeds`` the seeds the report's evidence uses.
+    run (``{"declaration": hash, "commit": sha, "seeds": [...]}``, optionally
+    ``"claim_seeds": {claim id: [...]}`` for primaries declared on part of the block;
+    None when there was none), ``seeds`` the seeds the report's evidence uses, and
+    ``evidence`` the evidence itself.
 
     Returns:
-        ``("confirmatory", text)`` when the current declaration has the recorded hash
-        and every seed lies in the recorded block (unseen when it was frozen), else
-        ``("exploratory", text)`` saying why.
+        ``("confirmatory", text)`` when the current declaration has the recorded hash,
+        every seed lies in the recorded block (unseen when it was frozen), and every
+        declared primary finding's evidence uses exactly its declared seeds (its
+        ``claim_seeds`` entry, else the whole block): a run that dropped seeds, stopped
+        early or left a primary unrun is not confirmatory (methods review M3). Else
+        ``("exploratory", text)`` saying why; also when ``evidence`` is not given, since
+        the per-claim seeds cannot then be checked.
     """
     now = declaration_hash()
     if not record:
@@ -1158,9 +1201,23 @@ def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int]
     if outside:
         return "exploratory", (f"seeds {outside} lie outside the confirmatory block of "
                                f"declaration {now}")
+    if evidence is None:
+        return "exploratory", ("the evidence was not given, so whether each primary "
+                               "finding used its whole seed block is unchecked")
+    declared = {str(k): {int(s) for s in v}
+                for k, v in dict(record.get("claim_seeds", {})).items()}
+    have = {e.claim: set(e.values) for e in evidence}
+    for cid in declared_family():
+        if cid not in have:
+            return "exploratory", f"the declared primary {cid!r} was not run"
+        missing = sorted(declared.get(cid, block) - have[cid])
+        if missing:
+            return "exploratory", (f"seeds {missing} of the block missing from the "
+                                   f"declared primary {cid!r}")
     span = f"{min(block)}-{max(block)}" if block else "none"
     return "confirmatory", (f"declaration {now}, frozen at commit {commit}; the seeds "
-                            f"({span}) were unseen when it was frozen")
+                            f"({span}) were unseen when it was frozen, and every primary "
+                            "finding used all of its declared seeds")
 
 
 # -------------------------------------------------------------------------- registry

@@ -451,17 +451,62 @@ def test_declaration_hash_follows_the_claims_and_the_rule(toy_claims, monkeypatc
     assert C.declaration_hash() != moved
 
 
-def test_confirmatory_status():
+def test_the_declaration_hash_covers_the_measurement_protocol(monkeypatch):
+    """Seeds per comparison, eps, attack steps, subset and calibration sizes define the
+    estimands: changing any of them changes the hash (methods review M3)."""
+    import dataclasses
+
+    from drsl_utils import experiments as ex
+
+    before = C.declaration_hash()
+    proto = C.protocol()["quick"]
+    assert proto["dlr"]["params"]["steps"] == 50 and proto["calibration_seeds"] == [0, 1]
+    assert proto["reference"]["params"] == {"version": "standard"}
+    for change in ({"calibration_seeds": 5}, {"other_seeds": 4}, {"pgd_steps": 20},
+                   {"eval_size": 500}, {"eps_grid": (0.01, 0.03, 0.05, 0.1)}):
+        monkeypatch.setitem(ex.PROFILES, "quick",
+                            dataclasses.replace(ex.PROFILES["quick"], **change))
+        assert C.declaration_hash() != before, change
+        monkeypatch.undo()
+    assert C.declaration_hash() == before
+
+
+def _confirmatory(toy_claims, seeds=range(1000, 1008)):
+    return [C.Evidence(cid, {s: 0.1 for s in seeds}) for cid in C.declared_family()]
+
+
+def test_confirmatory_status(toy_claims):
     now = C.declaration_hash()
-    record = {"declaration": now, "commit": "abc123", "seeds": list(range(1000, 1008))}
-    status, why = C.confirmatory_status(record, range(1000, 1005))
+    block = list(range(1000, 1008))
+    record = {"declaration": now, "commit": "abc123", "seeds": block}
+    ev = _confirmatory(toy_claims)
+    status, why = C.confirmatory_status(record, block, evidence=ev)
     assert status == "confirmatory" and "1000-1007" in why and "abc123" in why
     assert C.confirmatory_status(None, [0])[0] == "exploratory"
     stale = dict(record, declaration="0" * 16)
-    status, why = C.confirmatory_status(stale, [1000])
+    status, why = C.confirmatory_status(stale, [1000], evidence=ev)
     assert status == "exploratory" and "changed after its confirmatory run" in why
-    status, why = C.confirmatory_status(record, [3, 1000])
+    status, why = C.confirmatory_status(record, [3, 1000], evidence=ev)
     assert status == "exploratory" and "[3]" in why
+    # Without the evidence the per-claim seeds cannot be checked.
+    assert C.confirmatory_status(record, block)[0] == "exploratory"
+
+
+def test_a_run_that_drops_seeds_or_a_primary_is_not_confirmatory(toy_claims):
+    """Every evidence seed inside the block is not enough: each primary must use all of
+    its declared seeds, and every primary must be run."""
+    block = list(range(1000, 1008))
+    record = {"declaration": C.declaration_hash(), "commit": "abc", "seeds": block}
+    ev = _confirmatory(toy_claims)
+    short = [C.Evidence(ev[0].claim, {s: 0.1 for s in block[:5]})] + ev[1:]
+    status, why = C.confirmatory_status(record, block, evidence=short)
+    assert status == "exploratory" and "[1005, 1006, 1007]" in why and ev[0].claim in why
+    status, why = C.confirmatory_status(record, block, evidence=ev[1:])
+    assert status == "exploratory" and "not run" in why
+    # A primary declared on part of the block (fewer seeds per comparison) passes with
+    # exactly those seeds.
+    part = dict(record, claim_seeds={ev[0].claim: block[:5]})
+    assert C.confirmatory_status(part, block, evidence=short)[0] == "confirmatory"
 
 
 # ------------------------------------------------------------------- attack calibration
