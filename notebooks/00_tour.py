@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,mystnb,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
@@ -115,3 +115,72 @@ report.claim("tour-second-class", claims.per_seed(per_seed, "fraction", referenc
              detail=f"{per_seed['n_second'].sum()} of {per_seed['n_success'].sum()} "
              f"successes at eps {P.eps_mid} land on the clean second class (chance 1/9)")
 report.finish()
+
+# %% [markdown]
+# ## Exercises
+# Two or three questions to try before moving on. For each, write down your prediction
+# first, then run the solution (in the book, click "Show the solution"). The solutions
+# reuse the models and attacks above; the first trains two short models.
+
+# %% [markdown]
+# ### Exercise 1 · Change tau: what happens to p2?
+# DRSL adds `tau` times the spread of the non-true logits to cross-entropy. Train DRSL on
+# the first seed with the default `tau` and with ten times that, in a short run (three
+# epochs, so that it takes seconds). **Predict first:** with the larger `tau`, does the
+# median clean `p2` go up or down? And the entropy of the non-true entries, and the
+# clean accuracy?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+tau = ex.model_config(P, "DRSL").loss_params["tau"]
+by_tau = {f"DRSL(tau={t:g})": ex.train_zoo(P, ["DRSL"], seeds=P.seeds[:1], device=device,
+                                           progress=False, loss_params={"tau": t},
+                                           epochs=min(P.epochs, 3))["DRSL"]
+          for t in (tau, 10 * tau)}
+tau_table = ex.clean_stats(P, by_tau).groupby("model", sort=False).agg(
+    accuracy=("correct", "mean"), median_p2=("p_top2", "median"),
+    nontrue_entropy=("nontrue_entropy", "mean"))
+p2, entropy = tau_table["median_p2"].to_numpy(), tau_table["nontrue_entropy"].to_numpy()
+print(f"tau {tau:g} -> {10 * tau:g}: median clean p2 "
+      + ("falls" if p2[1] < p2[0] else "rises") + f" ({p2[0]:.2e} -> {p2[1]:.2e}), "
+      "non-true entropy " + ("rises" if entropy[1] > entropy[0] else "falls")
+      + f" ({entropy[0]:.2f} -> {entropy[1]:.2f}); one seed and a short run: notebook 01 "
+      "tests the mechanism over seeds and notebook 07 sweeps tau")
+tau_table.round(4)
+
+# %% [markdown]
+# ### Exercise 2 · Attack at a larger eps: does the runner-up share fall?
+# Section 4 shows the share of successful attacks that land on the clean second class at
+# each eps of the grid. Attack the same models at twice the largest eps. **Predict
+# first:** with a bigger budget the attack can reach any class; does the share of
+# successes that land on the runner-up fall towards chance (1/9)?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+import pandas as pd
+
+big_eps = 2 * max(P.eps_grid)
+bigger = ex.attack_zoo(P, zoo, [ex.pgd_spec(P)], eps_grid=[big_eps], on="test",
+                       device=device, progress=False)
+share = stats.second_class_fraction_ci(pd.concat([result.records, bigger.records]))
+share = share.pivot_table(index="model", columns="eps", values="fraction", sort=False)
+for model, row in share.iterrows():
+    print(f"{model}: runner-up share {row.iloc[0]:.2f} at eps {share.columns[0]:g} -> "
+          f"{row.iloc[-1]:.2f} at eps {big_eps:g}: "
+          + ("falls" if row.iloc[-1] < row.iloc[0] else "does not fall"))
+share.round(3)
+
+# %% [markdown]
+# ### Exercise 3 · A failed attack still moves p2
+# Take the clean-correct samples that PGD did **not** flip at the middle eps. **Predict
+# first:** after the attack, is their `p2` larger or smaller than on the clean input, and
+# by how much (a factor of 2? of 100?)?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+survived = mid[mid["clean_correct"].astype(bool) & ~mid["success"].astype(bool)]
+moved = survived.groupby("model", sort=False).agg(
+    n=("sample", "size"), clean_p2=("clean_p_second", "median"),
+    adv_p2=("adv_p_second", "median"))
+moved["factor"] = moved["adv_p2"] / moved["clean_p2"]
+for model, row in moved.iterrows():
+    print(f"{model}: median p2 of the {row['n']:.0f} surviving samples is "
+          f"{row['factor']:.3g} times its clean value after the attack")
+moved.round(4)

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,mystnb,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
@@ -105,3 +105,69 @@ report.claim("drsl-mechanism-p2", claims.paired(clean, "p_top2", "DRSL", "CE"),
              detail="mean clean p2 " + stats.describe_means(clean, "p_top2", ["CE", "DRSL"],
                                                            digits=4))
 report.finish()
+
+# %% [markdown]
+# ## Exercises
+# Write down your prediction first, then run the solution (in the book, click "Show the
+# solution"). The solutions reuse the models and statistics above; the last one trains
+# two small models for a few seconds.
+
+# %% [markdown]
+# ### Exercise 1 · Rank the losses by p2 before you look
+# DRSL is designed to pull the non-true logits together. **Predict first:** order the
+# seven losses by their mean clean `p2` and by their non-true entropy. Is DRSL lowest in
+# `p2` and highest in entropy, or does a loss that was not designed for it (MAE, GCE, OVR)
+# do more of the same thing?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+ranks = clean.groupby(["model", "seed"], sort=False)[["p_top2", "nontrue_entropy",
+                                                       "correct"]].mean()
+ranks = ranks.groupby("model", sort=False).mean().sort_values("p_top2")
+print("lowest mean p2: " + ", ".join(ranks.index[:3])
+      + "; highest non-true entropy: "
+      + ", ".join(ranks.sort_values("nontrue_entropy", ascending=False).index[:3]))
+print("DRSL has " + ("a lower" if ranks.loc["DRSL", "p_top2"] < ranks.loc["CE", "p_top2"]
+                     else "a higher")
+      + " mean p2 than CE and "
+      + ("a higher" if ranks.loc["DRSL", "nontrue_entropy"] > ranks.loc["CE", "nontrue_entropy"]
+         else "a lower") + " non-true entropy")
+ranks.rename(columns={"correct": "clean accuracy"}).round(4)
+
+# %% [markdown]
+# ### Exercise 2 · How much mass sits outside the top two classes?
+# `p2` and the top probability `p1` leave `1 - p1 - p2` for the other eight classes.
+# **Predict first:** on a typical test sample, is that rest closer to 0.1, 0.01 or
+# 0.0001? Which loss leaves the most? (Notebook 03 explains why this decides whether
+# `p2` says anything that confidence does not.)
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+rest = clean.assign(rest=1.0 - clean["p_top1"] - clean["p_top2"])
+rest_table = rest.groupby("model", sort=False)["rest"].describe(
+    percentiles=[0.5, 0.99])[["50%", "mean", "99%"]]
+print(f"the most mass outside the top two: {rest_table['mean'].idxmax()} "
+      f"(mean {rest_table['mean'].max():.2g}); the least: {rest_table['mean'].idxmin()} "
+      f"(mean {rest_table['mean'].min():.2g})")
+rest_table.rename(columns={"50%": "median", "99%": "99th percentile"})
+
+# %% [markdown]
+# ### Exercise 3 · Change tau and predict what happens to p2
+# Train DRSL on the first seed with `tau` at the default and at 30 times the default, in a
+# short run (2000 images, two epochs; notebook 07 sweeps `tau` properly). **Predict
+# first:** at the large `tau`, does the median clean `p2` fall, and does the clean
+# accuracy pay for it?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+tau = ex.model_config(P, "DRSL").loss_params["tau"]
+short = {"train_size": min(P.train_size or 2000, 2000), "epochs": min(P.epochs, 2)}
+by_tau = {f"DRSL(tau={t:g})": ex.train_zoo(P, ["DRSL"], seeds=P.seeds[:1], device=device,
+                                           progress=False, loss_params={"tau": t},
+                                           **short)["DRSL"]
+          for t in (tau, 30 * tau)}
+tau_table = ex.clean_stats(P, by_tau).groupby("model", sort=False).agg(
+    accuracy=("correct", "mean"), median_p2=("p_top2", "median"),
+    nontrue_entropy=("nontrue_entropy", "mean"))
+p2, acc = tau_table["median_p2"].to_numpy(), tau_table["accuracy"].to_numpy()
+print(f"tau {tau:g} -> {30 * tau:g}: median clean p2 "
+      + ("falls" if p2[1] < p2[0] else "rises") + f" ({p2[0]:.2e} -> {p2[1]:.2e}); "
+      f"clean accuracy {acc[0]:.3f} -> {acc[1]:.3f} (one seed, a short run)")
+tau_table.round(4)
