@@ -466,13 +466,14 @@ class Attack:
         check_batch(images, labels, allow_empty=True)
         _check_eps(self.eps, self.norm, dim=int(np.prod(images.shape[1:])))
         check_pixels(images)
-        check_labels(labels, self.num_classes, f"attack {self.name!r}'s model")
+        what = f"the model of attack {self.name!r}"
+        check_labels(labels, self.num_classes, what)
         shape = tuple(images.shape[1:])
         if images.shape[0] and shape not in self._shapes:
-            width = check_input_shape(self.model, images, f"attack {self.name!r}'s model")
+            width = check_input_shape(self.model, images, what)
             if width != self.num_classes:
-                raise ShapeError(f"attack {self.name!r}'s model returns {width} logits, but "
-                                 f"the attack was built for num_classes={self.num_classes}")
+                raise ShapeError(f"{what} returns {width} logits, but the attack was built "
+                                 f"for num_classes={self.num_classes}")
             self._shapes.add(shape)
 
     def _run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

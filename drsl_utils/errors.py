@@ -106,20 +106,21 @@ def check_pixels(images: torch.Tensor) -> None:
                               "the model")
 
 
-def check_labels(labels: torch.Tensor, n_classes: int, model: str = "the model") -> None:
-    """Integer labels in ``[0, n_classes)``."""
+def check_labels(labels: torch.Tensor, n_classes: int | None = None,
+                 model: str = "the model") -> None:
+    """Integer labels, in ``[0, n_classes)`` when ``n_classes`` is given."""
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise LabelRangeError(f"labels of dtype {labels.dtype} are not valid: give "
-                              f"integer class indices in [0, {n_classes - 1}]")
-    if labels.numel() == 0:
+        raise LabelRangeError(f"labels of dtype {labels.dtype} are not valid: give integer "
+                              "class indices (e.g. labels.long())")
+    if n_classes is None or labels.numel() == 0:
         return
     bad = ((labels < 0) | (labels >= n_classes)).nonzero()
     if bad.numel():
         i = int(bad[0, 0])
-        raise LabelRangeError(f"label {int(labels[i])} (at index {i}, one of {bad.shape[0]} "
-                              f"out of range) is not valid for {model} with "
-                              f"n_classes={n_classes}: labels must lie in "
-                              f"[0, {n_classes - 1}]")
+        raise LabelRangeError(f"label {int(labels[i])} at index {i} is not valid for {model} "
+                              f"with n_classes={n_classes}: labels must lie in "
+                              f"[0, {n_classes - 1}] ({bad.shape[0]} of {labels.numel()} "
+                              "are outside)")
 
 
 def check_input_shape(model: nn.Module, images: torch.Tensor, name: str = "the model"
@@ -138,7 +139,7 @@ def check_input_shape(model: nn.Module, images: torch.Tensor, name: str = "the m
     try:
         with torch.no_grad():
             out = model(one)
-    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as exc:
         raise ShapeError(f"images of shape {tuple(images.shape)} (a batch of "
                          f"{images.shape[0]} images of shape {tuple(images.shape[1:])}) "
                          f"do not fit {name}: running it on one image of that shape "

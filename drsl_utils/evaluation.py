@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -420,7 +420,7 @@ def _as_entries(models: Any, names: Sequence[str] | None, n_classes: int | None,
         items = [(str(k), v) for k, v in models.items()]
     elif isinstance(models, TrainedModel | ForeignModel | nn.Module):
         items = [(None, models)]
-    elif isinstance(models, Sequence):
+    elif isinstance(models, Iterable) and not isinstance(models, str):
         items = [(None, m) for m in models]
     else:
         raise ModelTypeError(f"models={type(models).__name__} is not valid: give a model, "
@@ -484,8 +484,7 @@ def _check_subset(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     check_batch(images, labels)
     images = images.float()
     check_pixels(images)
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        check_labels(labels, 1)  # raises: names the dtype
+    check_labels(labels)  # integers; their range is checked against each model
     return images.contiguous(), labels.long().contiguous()
 
 
@@ -687,7 +686,7 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
                 clean_path = folder / f"clean_{stable_hash('clean', key, subset, keep)}.npz"
                 predict = lambda m=model, tap=tap: _predict(m, x_dev, batch_size, tap)  # noqa: E731
                 if cache:
-                    clean, _ = compute_once(clean_path, lambda p: load_npz(p, clean_keys),
+                    clean, _ = compute_once(clean_path, lambda p, ks=clean_keys: load_npz(p, ks),
                                             predict, save_npz)
                 else:
                     clean = predict()
@@ -713,7 +712,7 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
 
                         if cache:
                             arrays, from_cache = compute_once(
-                                path, lambda p: load_npz(p, unit_keys), run,
+                                path, lambda p, ks=unit_keys: load_npz(p, ks), run,
                                 lambda p, a: save_npz(p, {**a, "job": _job()}, compress=keep))
                         else:
                             arrays, from_cache = run(), False

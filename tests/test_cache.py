@@ -209,3 +209,23 @@ def test_info_verify_and_prune(tmp_path, capsys):
     assert not (tmp_path / "quarantine").exists()
     C.prune(tmp_path, older_than_days=0)
     assert not (current / "a.npz").exists()
+
+
+_FOREIGN = ("import torch\nfrom torch import nn\nfrom drsl_utils import cache as C\n"
+            "torch.manual_seed(0)\n"
+            "m = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.BatchNorm1d(8), "
+            "nn.Linear(8, 3))\n"
+            "print(C.foreign_model_key(m, 'layer'), C.weights_fingerprint(m.to(torch.bfloat16)))")
+
+
+def test_foreign_model_keys_are_the_same_in_every_process():
+    """A foreign model is keyed by its contents (class, module tree, weights), not by
+    anything of the process (object ids, hash seeds, the package's code)."""
+    runs = {subprocess.run([sys.executable, "-c", _FOREIGN], check=True, capture_output=True,
+                           text=True, env={**__import__("os").environ,
+                                           "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2")}
+    assert len(runs) == 1
+    here: dict = {}
+    exec(_FOREIGN.replace("\nprint(", "\nout = ("), here)  # noqa: S102 - the same lines here
+    assert runs.pop().split() == list(here["out"])

@@ -13,6 +13,7 @@ from drsl_utils import attacks as A
 from drsl_utils import evaluation as E
 from drsl_utils.cache import entry_dir
 from drsl_utils.data import load_dataset
+from drsl_utils.errors import PixelRangeError, UnknownNameError
 
 FAST_AA = {"version": "reduced", "steps": 5, "n_queries": 50, "n_target_classes": 2}
 TOL = 1e-5
@@ -27,14 +28,14 @@ def subset():
 def test_evaluate_rejects_bad_inputs(digits_model, subset):
     x, y = subset
     tm = digits_model
-    with pytest.raises(ValueError, match="name='nope'"):
+    with pytest.raises(UnknownNameError, match="name='nope'"):
         E.evaluate([tm], ["nope"], x, y, eps_grid=[0.1], cache=False, progress=False)
     with pytest.raises(ValueError, match="no eps grid"):
         E.evaluate([tm], ["fgsm"], x, y, cache=False, progress=False)
     with pytest.raises(ValueError, match="repeated record names"):
         E.evaluate([tm], ["fgsm", ("fgsm", {"seed": 1})], x, y, eps_grid=[0.1],
                    cache=False, progress=False)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(PixelRangeError, match=r"\[0, 1\] \(got \[0, 2\]\)"):
         E.evaluate([tm], ["fgsm"], x * 2, y, eps_grid=[0.1], cache=False, progress=False)
     with pytest.raises(ValueError, match="batch_size=0"):
         E.evaluate([tm], ["fgsm"], x, y, eps_grid=[0.1], batch_size=0, cache=False,

@@ -293,9 +293,10 @@ def _bad_evaluate(fashion, models):
                                         r"a batch of 300 images of shape \(28, 28\)\) do "
                                         r"not fit model 'mine'"),
         "label 10 on a 10-class model": (dict(labels=y10), LabelRangeError,
-                                         r"label 10 \(at index 7.*n_classes=10.*\[0, 9\]"),
+                                         r"label 10 at index 7 is not valid for model 'mine' with n_classes=10: "
+                                         r"labels must lie in \[0, 9\] \(1 of 300 are outside\)"),
         "negative label": (dict(labels=y - 1), LabelRangeError, r"label -1 .*\[0, 9\]"),
-        "float labels": (dict(labels=y.float()), LabelRangeError, r"dtype torch.float32"),
+        "float labels": (dict(labels=y.float()), LabelRangeError, r"labels of dtype torch.float32 are not valid"),
         "0-255 images": (dict(images=(x * 255).round()), PixelRangeError,
                          r"\[0, 1\] \(got \[0, 255\]\); scale them"),
         "NaN pixel": (dict(images=torch.where(torch.arange(N).view(-1, 1, 1, 1) == 3,
@@ -357,10 +358,10 @@ def test_bad_input_to_an_attack_is_named(fashion, models):
     cases = [
         ((x[:8] * 255).round(), y[:8], PixelRangeError, r"\[0, 1\] \(got \[0, 255\]\)"),
         (torch.rand(8, 3, 32, 32), y[:8], ShapeError,
-         r"a batch of 8 images of shape \(3, 32, 32\)\) do not fit attack 'pgd''s model"),
+         r"a batch of 8 images of shape \(3, 32, 32\)\) do not fit the model of attack 'pgd'"),
         (x[:8], y[:7], ShapeError, r"labels of shape \(7,\) do not match"),
         (x[:8], torch.full((8,), 10), LabelRangeError,
-         r"label 10 \(at index 0, one of 8 out of range\).*n_classes=10"),
+         r"label 10 at index 0 .*n_classes=10.*\(8 of 8 are outside\)"),
     ]
     for images, labels, cls, message in cases:
         with pytest.raises(cls, match=message):
