@@ -33,7 +33,7 @@ from scipy.stats import gaussian_kde
 
 from .cache import atomic_write
 from .runtime import check_choice
-from .stats import parse_model_name
+from .stats import parse_model_name, with_margins
 
 __all__ = [
     "OKABE_ITO",
@@ -47,8 +47,12 @@ __all__ = [
     "Style",
     "model_styles",
     "save_figure",
+    "figure_title",
+    "figure_legend",
+    "fit_text",
     "plot_second_softmax_hist",
     "plot_second_softmax_before_after",
+    "plot_logit_gap_before_after",
     "plot_logit_distributions",
     "plot_margin_hist",
     "plot_success_vs_p2",
@@ -323,17 +327,44 @@ def _grid(n: int, ncols: int, panel: tuple[float, float], *, sharex: bool | str 
     return fig, axes
 
 
-def _legend(fig: Figure, handles: list, labels: list[str], title: str | None = None,
-            ncols: int = 1) -> None:
-    if handles:
-        fig.legend(handles, labels, loc="outside center right", title=title, ncols=ncols)
+def figure_legend(fig: Figure, handles: list, labels: list[str], title: str | None = None,
+                  ncols: int = 1) -> Any:
+    """A legend outside the panels, on the right, with the figure widened by the
+    legend's width. The panels keep their size: an outside legend otherwise takes its
+    room from them, and a long model name squeezed a single panel until its labels ran
+    off the page ("ensity")."""
+    if not handles:
+        return None
+    legend = fig.legend(handles, labels, loc="outside center right", title=title,
+                        ncols=ncols)
+    width = legend.get_window_extent().width / fig.dpi
+    fig.set_figwidth(fig.get_figwidth() + width + 0.1)
+    return legend
 
 
-def _suptitle(fig: Figure, text: str) -> None:
-    """A figure title wrapped to the figure's width, so it never runs off the page."""
-    chars = max(20, int(fig.get_figwidth() * 72 / (STYLE["figure.titlesize"] * 0.6)))
-    lines = [textwrap.fill(line, chars) for line in text.split("\n")]
-    fig.suptitle("\n".join(lines))
+def _wrap(text: str, chars: int) -> str:
+    """``text`` wrapped to ``chars`` per line, each line of it on its own. An equation
+    such as ``ε = 0.05`` is never split: a break at its spaces printed "ε" at the end of
+    one line and "= 0.05" on the next."""
+    glue = "\ue000"  # a private-use character: textwrap breaks at whitespace only
+    keep = text.replace(" = ", f"{glue}={glue}")
+    return "\n".join(textwrap.fill(line, chars) for line in keep.split("\n")).replace(
+        glue, " ")
+
+
+def fit_text(text: str, width: float, fontsize: float) -> str:
+    """``text`` wrapped to fit ``width`` inches at ``fontsize`` points (a panel title
+    that names a long model, say), equations kept whole."""
+    return _wrap(text, max(12, int(width * 72 / (fontsize * 0.6))))
+
+
+def figure_title(fig: Figure, text: str) -> None:
+    """A figure title wrapped to the figure's width, so it never runs off the page
+    (call it before :func:`figure_legend`, which only widens the figure)."""
+    fig.suptitle(fit_text(text, fig.get_figwidth(), STYLE["figure.titlesize"]))
+
+
+_suptitle = figure_title  # the old private name, which explore.py imports
 
 
 def _regime(df: pd.DataFrame, hue: str) -> pd.Series:
@@ -407,8 +438,8 @@ def _hist_facets(df: pd.DataFrame, quantities: Sequence[str], *, hue: str, col: 
                 if cval is not None:
                     ax.set_title(f"{cval} training" if cval in ("standard", "adversarial")
                                  else f"{col} = {cval}")
-        _suptitle(fig, title)
-        _legend(fig, list(handles.values()), list(handles), title=hue)
+        figure_title(fig, title)
+        figure_legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
 
 
@@ -494,42 +525,122 @@ def plot_second_softmax_before_after(records: pd.DataFrame, attack: str, eps: fl
         correct_only: keep only clean-correct samples.
         ncols: panels per row (default: a near-square grid, at most 4 wide).
     """
-    needed = [hue, "attack", "eps", "clean_p_second", "adv_p_second", "success",
-              "clean_correct"]
+    df = _before_after_records(records, attack, eps, hue, ["clean_p_second", "adv_p_second"],
+                               correct_only)
+    if log:
+        df = df.assign(**{c: _log10(df[c].to_numpy(), floor)[0]
+                          for c in ("clean_p_second", "adv_p_second")})
+    row = ("clean_p_second", "adv_p_second", _P2_LABEL if log else "$p_2$", None)
+    return _before_after(df, hue, [row], bins=bins, ncols=ncols, title=(
+        f"Second-largest softmax before and after {attack}, ε = {eps:g}"
+        + ("\n(clean-correct samples)" if correct_only else "")))
+
+
+#: The quantities of :func:`plot_logit_gap_before_after`: (clean column, adversarial
+#: column, axis label, reference line).
+_GAP_ROWS: dict[str, tuple[str, str, str, float | None]] = {
+    "gap": ("clean_gap", "adv_gap", "logit gap (max − second max)", None),
+    "margin": ("clean_margin", "adv_margin", r"logit margin $z_y - \max_{k\neq y} z_k$", 0.0),
+}
+
+
+def plot_logit_gap_before_after(records: pd.DataFrame, attack: str, eps: float, *,
+                                quantities: Sequence[str] = ("gap", "margin"),
+                                hue: str = "model", bins: int = 40,
+                                correct_only: bool = True) -> Figure:
+    """The logit gap and the logit margin before and after one attack, per model.
+
+    The gap (top-1 minus top-2 logit) says how decided the prediction is; the margin
+    (true-class logit minus the largest other, :func:`stats.with_margins`) says on
+    which side of the decision boundary the input lies (dashed line at 0), so a
+    successful attack moves it below 0. Filled: clean input (the model's colour);
+    black outline: the adversarial input. Rows are ``quantities``, columns the models;
+    a model's panels share one x axis per row, so the shift is visible. By default only
+    samples classified correctly when clean are shown, as for every success statistic.
+
+    Args:
+        records: attack records (``AttackResult.records``), one or several models.
+        attack, eps: the setting shown (eps matched up to float rounding).
+        quantities: any of ``"gap"`` and ``"margin"``, one row each.
+        hue: the column naming the model (one column of panels each).
+        bins: histogram bins (shared along a row).
+        correct_only: keep only clean-correct samples.
+    """
+    if isinstance(quantities, str):
+        quantities = (quantities,)
+    if not quantities:
+        raise ValueError("quantities is empty: name 'gap', 'margin' or both")
+    for q in quantities:
+        check_choice("quantities", q, tuple(_GAP_ROWS))
+    df = _before_after_records(records, attack, eps, hue, ["clean_gap", "adv_gap"],
+                               correct_only)
+    if "margin" in quantities:
+        df = with_margins(df)
+    what = " and ".join({"gap": "logit gap", "margin": "logit margin"}[q]
+                        for q in quantities)
+    return _before_after(df, hue, [_GAP_ROWS[q] for q in quantities], bins=bins,
+                         ncols=None, title=(
+        f"{what[0].upper()}{what[1:]} before and after {attack}, ε = {eps:g}"
+        + ("\n(clean-correct samples)" if correct_only else "")))
+
+
+def _before_after_records(records: pd.DataFrame, attack: str, eps: float, hue: str,
+                          columns: Sequence[str], correct_only: bool) -> pd.DataFrame:
+    """The records of one attack setting that a before/after figure draws."""
+    needed = [hue, "attack", "eps", "success", "clean_correct", *columns]
     df = _select_eps(_check_df(records, "records", needed), attack, eps)
     if correct_only:
         df = df[df["clean_correct"].astype(bool)]
     if df.empty:
         raise ValueError("no clean-correct samples for this attack and eps")
+    return df
+
+
+def _before_after(df: pd.DataFrame, hue: str,
+                  rows: Sequence[tuple[str, str, str, float | None]], *, bins: int,
+                  ncols: int | None, title: str) -> Figure:
+    """Clean (filled, the model's colour) against adversarial (black outline) densities:
+    one panel per model and row of ``(clean column, adversarial column, x label,
+    reference line)``. One row wraps the models into a grid of ``ncols``; several rows
+    put the models in columns, so each row shares its bins and x axis."""
     names = _ordered(list(df[hue].unique()))
     styles = model_styles(names)
-    if ncols is None:
-        ncols = min(4, int(np.ceil(np.sqrt(len(names)))))
-    tf = (lambda x: _log10(x, floor)[0]) if log else (lambda x: np.asarray(x, float))
-    clean_all, adv_all = tf(df["clean_p_second"]), tf(df["adv_p_second"])
-    edges = _edges(np.concatenate([clean_all, adv_all]), bins)
+    if len(rows) == 1:
+        ncols = ncols or min(4, int(np.ceil(np.sqrt(len(names)))))
+        nrows = None
+    else:
+        ncols, nrows = len(names), len(rows)
     with use_style():
-        fig, axes = _grid(len(names), ncols, (3.0, 2.4), sharex=True, sharey=False)
-        handles = []
-        for ax, name in zip(axes.flat, names):
+        fig, axes = _grid(len(names) * len(rows), ncols, (3.0, 2.4), nrows=nrows,
+                          sharex="row" if nrows else True)
+        panels = [(r, name) for r in range(len(rows)) for name in names]
+        for i, (ax, (r, name)) in enumerate(zip(axes.flat, panels)):
+            clean_col, adv_col, xlabel, vline = rows[r]
+            values = df[[clean_col, adv_col]].to_numpy(np.float64).ravel()
+            edges = _edges(values, bins)
             sub = df[df[hue] == name]
             style = styles[name]
-            ax.stairs(np.histogram(tf(sub["clean_p_second"]), edges, density=True)[0],
-                      edges, fill=True, color=style.color, alpha=0.45, lw=0)
-            ax.stairs(np.histogram(tf(sub["adv_p_second"]), edges, density=True)[0],
-                      edges, color=ADVERSARIAL_COLOR, lw=1.2)
-            rate = sub["success"].astype(bool).mean()
-            ax.set_title(f"{name}\nsuccess {rate:.0%} of {len(sub)}", fontsize=9)
-            if not handles:
-                handles = [plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.45, lw=0),
-                           plt.Line2D([], [], color=ADVERSARIAL_COLOR, lw=1.2)]
-        for ax in axes[-1]:
-            ax.set_xlabel(r"$\log_{10}\,p_2$" if log else "$p_2$")
+            _draw_dist(ax, sub[clean_col].to_numpy(np.float64), edges,
+                       Style(style.color, "-", style.marker), "clean input", "hist",
+                       fill=True)
+            _draw_dist(ax, sub[adv_col].to_numpy(np.float64), edges,
+                       Style(ADVERSARIAL_COLOR, "-", style.marker), "adversarial input",
+                       "hist")
+            if vline is not None:
+                ax.axvline(vline, color="0.3", lw=0.8, ls="--")
+            if r == 0:
+                rate = sub["success"].astype(bool).mean()
+                ax.set_title(fit_text(f"{name}\nsuccess {rate:.0%} of {len(sub)}", 3.0, 9),
+                             fontsize=9)
+            if nrows or i + ncols >= len(panels):  # the lowest panel of its column
+                ax.set_xlabel(xlabel)
+                ax.xaxis.set_tick_params(labelbottom=True)
         for ax in axes[:, 0]:
             ax.set_ylabel("density")
-        _suptitle(fig, f"Second-largest softmax before and after {attack}, ε = {eps:g}"
-                  + ("\n(clean-correct samples)" if correct_only else ""))
-        _legend(fig, handles, ["clean input", "adversarial input"])
+        handles = [plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=0.3, lw=0),
+                   plt.Line2D([], [], color=ADVERSARIAL_COLOR, lw=1.5)]
+        figure_title(fig, title)
+        figure_legend(fig, handles, ["clean input", "adversarial input"])
     return fig
 
 
@@ -644,8 +755,8 @@ def plot_success_vs_p2(binned_df: pd.DataFrame, *, hue: str = "model",
             ax.set_xlabel("clean second-largest softmax $p_2$")
         for ax in axes[:, 0]:
             ax.set_ylabel("attack success rate")
-        _suptitle(fig, "Attack success vs clean $p_2$ (clean-correct samples; 95% CI)")
-        _legend(fig, list(handles.values()), list(handles), title=hue)
+        figure_title(fig, "Attack success vs clean $p_2$ (clean-correct samples; 95% CI)")
+        figure_legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
 
 
@@ -741,8 +852,8 @@ def plot_seed_curves(df: pd.DataFrame, *, x: str, y: str, hue: str = "model",
         for ax in axes[:, 0]:
             ax.set_ylabel(ylabel or y.replace("_", " "))
         if title:
-            _suptitle(fig, title)
-        _legend(fig, list(handles.values()), list(handles), title=hue)
+            figure_title(fig, title)
+        figure_legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
 
 
@@ -758,7 +869,7 @@ def _seed_title(panel: str, seeds: dict[str, int]) -> str:
         what = f"n = {n} seed{'s' if n != 1 else ''}"
     else:
         what = "seeds: " + ", ".join(f"{name} {n}" for name, n in seeds.items())
-    return textwrap.fill(f"{panel} ({what})" if panel else what, 40)
+    return _wrap(f"{panel} ({what})" if panel else what, 40)
 
 
 def plot_second_class_bars(frac_df: pd.DataFrame, *, hue: str = "model",
@@ -818,8 +929,8 @@ def plot_second_class_bars(frac_df: pd.DataFrame, *, hue: str = "model",
                 ax.set_title(pv)
         for ax in axes[:, 0]:
             ax.set_ylabel("adv. label = clean 2nd class")
-        _suptitle(fig, "Successful attacks that land on the clean second class (95% CI)")
-        _legend(fig, list(handles.values()), list(handles), title=hue)
+        figure_title(fig, "Successful attacks that land on the clean second class (95% CI)")
+        figure_legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
 
 
@@ -932,8 +1043,8 @@ def plot_frontier(df: pd.DataFrame, *, x: str = "clean_accuracy",
             ax.set_xlabel(x.replace("_", " "))
             ax.set_ylabel(y.replace("_", " "))
         if title:
-            _suptitle(fig, title)
-        _legend(fig, list(handles.values()), list(handles), title=hue)
+            figure_title(fig, title)
+        figure_legend(fig, list(handles.values()), list(handles), title=hue)
     return fig
 
 
@@ -982,7 +1093,7 @@ def plot_attack_calibration(table: pd.DataFrame, *, scale: float = 100.0) -> Fig
                    for j, a in enumerate(attacks)]
         handles.append(matplotlib.lines.Line2D([], [], color=ADVERSARIAL_COLOR,
                                                linewidth=1.8, label="standard AutoAttack"))
-        _legend(fig, handles, [h.get_label() for h in handles], title="attack")
+        figure_legend(fig, handles, [h.get_label() for h in handles], title="attack")
         axes[0, 0].set_ylabel("robust accuracy (%)")
-        _suptitle(fig, "Cheap attacks against standard AutoAttack on the same images")
+        figure_title(fig, "Cheap attacks against standard AutoAttack on the same images")
     return fig

@@ -23,10 +23,11 @@ records (the experiment's model order), not alphabetically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,10 @@ __all__ = [
     "rank_agreement_by_seed",
     "describe_means",
     "attack_difference",
+    "with_margins",
+    "COMPARE_METRICS",
+    "EXPLORATORY_NOTE",
+    "compare",
 ]
 
 #: Default bin edges for the clean second-largest softmax probability. For a correctly
@@ -1085,3 +1090,224 @@ def attack_difference(robust: pd.DataFrame, a: str, b: str, *,
             raise ValueError(f"attack={name!r} is not in the data; it has {list(wide.columns)}")
     out = (wide[a] - wide[b]).dropna().rename("difference").reset_index()
     return out
+
+
+# --------------------------------------------------------------------- margins
+
+
+def with_margins(records: pd.DataFrame) -> pd.DataFrame:
+    """The records with ``clean_margin`` and ``adv_margin``: the logit margin
+    ``z_y - max_{k != y} z_k`` before and after the attack.
+
+    The records keep the softmax, not the logits, but the margin follows exactly: where
+    the prediction is the true class the margin is the logit gap (top1 - top2), and
+    elsewhere it is ``log p_y - log p_top`` (the log-sum-exp cancels). A true-class
+    probability that underflowed to 0 (a logit deficit above about 745) gives ``-inf``;
+    plots drop non-finite values.
+    """
+    needed = ["label"] + [f"{s}_{c}" for s in ("clean", "adv")
+                          for c in ("pred", "gap", "p_true", "p_top")]
+    _check_records(records, needed)
+    out = {}
+    y = records["label"].to_numpy()
+    for side in ("clean", "adv"):
+        right = records[f"{side}_pred"].to_numpy() == y
+        with np.errstate(divide="ignore"):
+            wrong = (np.log(records[f"{side}_p_true"].to_numpy(np.float64))
+                     - np.log(records[f"{side}_p_top"].to_numpy(np.float64)))
+        out[f"{side}_margin"] = np.where(right, records[f"{side}_gap"].to_numpy(np.float64),
+                                         wrong)
+    return records.assign(**out)
+
+
+# --------------------------------------------------------------------- compare
+
+#: The metrics :func:`compare` accepts: each seed's value is the mean of a per-sample
+#: indicator over the selected records (fractions; shown times ``scale``).
+COMPARE_METRICS: dict[str, str] = {
+    "robust_accuracy": "classified correctly both clean and under the attack, over all "
+                       "attacked samples (needs attack and eps)",
+    "success_rate": "the attack flips a clean-correct sample, over the clean-correct "
+                    "samples (needs attack and eps)",
+    "clean_accuracy": "classified correctly on the clean input (attack and eps optional: "
+                      "every attack row repeats the clean prediction)",
+}
+
+#: What :func:`compare` says about the family of every row it returns.
+EXPLORATORY_NOTE = ("exploratory: a comparison outside the report's declared Holm family; "
+                    "its bounds are not adjusted for multiplicity (k = 1)")
+
+
+def _selection(records: pd.DataFrame, which: str | Mapping[str, Any], by: str, name: str
+               ) -> tuple[pd.Series, str]:
+    """Rows of one side of a comparison (a value of ``by``, or ``{column: value}``)."""
+    spec = dict(which) if isinstance(which, Mapping) else {by: which}
+    if not spec:
+        raise ValueError(f"{name}={which!r}: give a value of {by!r} or a non-empty "
+                         "{column: value} selection")
+    _check_records(records, spec)
+    mask = pd.Series(True, index=records.index)
+    for col, value in spec.items():
+        mask &= records[col] == value
+    if not mask.any():
+        absent = [(c, v) for c, v in spec.items() if not (records[c] == v).any()]
+        if absent:
+            col, value = absent[0]
+            have = ", ".join(repr(v) for v in dict.fromkeys(records[col]))
+            raise ValueError(f"{name}={which!r}: {col}={value!r} is not in the records; "
+                             f"{col} has {have}")
+        raise ValueError(f"{name}={which!r} selects no records: no row has all of {spec}")
+    label = (str(which) if not isinstance(which, Mapping)
+             else ", ".join(f"{c}={v}" for c, v in spec.items()))
+    return mask, label
+
+
+def _metric_rows(records: pd.DataFrame, metric: str) -> pd.Series:
+    """The per-sample indicator behind ``metric`` (NaN where it is undefined)."""
+    cc = records["clean_correct"].astype(bool)
+    if metric == "clean_accuracy":
+        return cc.astype(float)
+    success = records["success"].astype(bool)
+    if metric == "robust_accuracy":
+        return (cc & ~success).astype(float)
+    return (success & cc).astype(float).where(cc)
+
+
+def _seed_means(values: pd.DataFrame) -> dict[int, float]:
+    means = values.groupby("seed")["_value"].mean().dropna()
+    return {int(s): float(v) for s, v in means.items()}
+
+
+def compare(records: pd.DataFrame, a: str | Mapping[str, Any], b: str | Mapping[str, Any],
+            *, sesoi: float, metric: str = "robust_accuracy", attack: str | None = None,
+            eps: float | None = None, direction: str = "greater", by: str = "model",
+            why: str = "chosen by the user for this comparison", scale: float = 100.0,
+            units: str = "pp", digits: int = 2, image_var: bool = True,
+            alpha: float | None = None) -> pd.DataFrame:
+    """A paired comparison of two models (or groups) on one metric, judged by the claims
+    rule: the same tests, bounds and verdicts as every row of the claims report.
+
+    The unit of replication is the seed: each seed contributes ``metric(a) - metric(b)``
+    measured on the records of that seed (models trained with the same seed are paired,
+    and rows of several models on one side are averaged within the seed). With
+    ``image_var`` the image-sampling variance of a fixed attacked subset enters the
+    standard error, as in the report (:func:`claims.image_variance`).
+
+    The row is **exploratory**: it stands outside the report's declared Holm family
+    (its bounds are not adjusted for the family), and it is not added to the
+    declaration, so it cannot change the declaration's hash or make a confirmatory
+    report exploratory. To make it part of a report, declare a :class:`claims.Claim`
+    with :func:`claims.register` before the run.
+
+    Args:
+        records: attack records (``AttackResult.records``): ``seed``, ``clean_correct``,
+            ``success``, the columns of the selections, and ``attack``/``eps`` when given.
+        a, b: the two sides: a value of ``by`` (a model name), or a selection
+            ``{column: value}`` such as ``{"loss": "drsl", "seed_group": 1}``.
+        sesoi: the smallest effect of interest in display units (percentage points with
+            the default ``scale``); for ``direction="equivalent"`` the margin.
+        metric: one of :data:`COMPARE_METRICS`.
+        attack, eps: the attack setting (eps matched up to float rounding); needed for
+            ``robust_accuracy`` and ``success_rate``.
+        direction: ``"greater"`` (a exceeds b), ``"less"`` or ``"equivalent"``.
+        by: the column ``a`` and ``b`` name values of.
+        why: one line that justifies the SESOI (kept in the row's claim).
+        scale, units, digits: display units per fraction, their name, decimals.
+        image_var: add the image-sampling variance of the shared subset.
+        alpha: one-sided level (default :data:`claims.ALPHA`).
+
+    Returns:
+        One row of :func:`claims.evidence_frame` (``verdict``, ``mean``, ``low``,
+        ``high``, ``p_holds``, ``replication``, ``power``, ``note`` ...) with ``a``,
+        ``b``, ``metric``, ``attack``, ``eps`` and ``exploratory`` (always True) in
+        front; ``note`` starts with :data:`EXPLORATORY_NOTE`.
+
+    Raises:
+        ValueError: an unknown metric or direction, a selection without records, an
+            attack or eps that was not run, seeds that do not pair (one side has seeds
+            the other lacks), or fewer than two paired seeds.
+    """
+    from . import claims
+
+    check_choice("metric", metric, tuple(COMPARE_METRICS))
+    check_choice("direction", direction, claims.DIRECTIONS)
+    _check_records(records, ("seed", "clean_correct", "success"))
+    needs_attack = metric != "clean_accuracy"
+    if needs_attack and (attack is None or eps is None):
+        raise ValueError(f"metric={metric!r} needs attack and eps; got attack={attack!r}, "
+                         f"eps={eps!r}")
+    sub = records
+    if attack is not None:
+        _check_records(records, ("attack",))
+        check_choice("attack", attack, tuple(dict.fromkeys(records["attack"].astype(str))))
+        sub = sub[sub["attack"] == attack]
+    if eps is not None:
+        _check_records(records, ("eps",))
+        match = np.isclose(sub["eps"].to_numpy(float), float(eps), rtol=1e-6, atol=1e-12)
+        if not match.any():
+            have = ", ".join(f"{e:g}" for e in np.sort(sub["eps"].unique()))
+            raise ValueError(f"eps={eps!r} was not run"
+                             + (f" with attack {attack!r}" if attack else "")
+                             + f"; eps values present: {have}")
+        sub = sub[match]
+    mask_a, label_a = _selection(sub, a, by, "a")
+    mask_b, label_b = _selection(sub, b, by, "b")
+    if (mask_a & mask_b).any():
+        raise ValueError(f"a={a!r} and b={b!r} select some of the same records; the two "
+                         "sides of a comparison must be disjoint")
+    side = np.where(mask_a, "a", np.where(mask_b, "b", ""))
+    rows = sub.assign(_side=side, _value=_metric_rows(sub, metric))
+    rows = rows[rows["_side"] != ""]
+    va = _seed_means(rows[rows["_side"] == "a"])
+    vb = _seed_means(rows[rows["_side"] == "b"])
+    if set(va) != set(vb):
+        raise ValueError(f"seeds do not pair: a={label_a!r} has seeds {sorted(va)}, "
+                         f"b={label_b!r} has {sorted(vb)}; select records whose seeds "
+                         "match (a paired comparison needs both models of every seed)")
+    if len(va) < 2:
+        raise ValueError(f"a paired comparison needs at least two seeds; a={label_a!r} and "
+                         f"b={label_b!r} share {len(va)} ({sorted(va)})")
+    diffs = {s: va[s] - vb[s] for s in sorted(va)}
+    ivar = 0.0
+    if image_var and "sample" in rows.columns:
+        ivar = claims.image_variance(rows, "_value", "a", "b", by="_side")
+    setting = "" if attack is None else f" under {attack}" + (
+        "" if eps is None else f" at eps {float(eps):g}")
+    claim = claims.Claim(
+        id=f"compare: {label_a} vs {label_b}, {metric}{setting}", notebook="",
+        source="stats.compare (a user's comparison)",
+        statement=f"{metric}{setting}: {label_a} is {direction}"
+                  + (" to " if direction == "equivalent" else " than ") + label_b,
+        estimand=f"{metric}{setting}, {label_a} - {label_b}", direction=direction,
+        sesoi=float(sesoi), why=why, scale=scale, units=units, digits=digits,
+        primary=False, role="finding")
+    mean_a, mean_b = np.mean(list(va.values())), np.mean(list(vb.values()))
+    detail = (f"{metric}{setting}: {label_a} {mean_a * scale:.{digits}f}, {label_b} "
+              f"{mean_b * scale:.{digits}f} {units} (mean over {len(diffs)} seeds)").rstrip()
+    level = claims.ALPHA if alpha is None else alpha
+    with _declared_for_now(claims, claim):
+        evidence = claims.Evidence(claim.id, diffs, detail, image_var=ivar)
+        row = claims.evidence_frame([evidence], level, family=[])
+    note = row.loc[0, "note"]
+    row.loc[0, "note"] = EXPLORATORY_NOTE + (f"; {note}" if note else "")
+    front = {"a": label_a, "b": label_b, "metric": metric, "attack": attack,
+             "eps": None if eps is None else float(eps), "exploratory": True}
+    for i, (col, value) in enumerate(front.items()):
+        row.insert(i, col, [value])
+    return row
+
+
+@contextlib.contextmanager
+def _declared_for_now(claims: Any, claim: Any) -> Iterator[None]:
+    """``claim`` declared while the block runs, and the registry as it was afterwards:
+    the claims machinery judges only declared claims, and an ad-hoc comparison must not
+    enter the declaration (its hash decides whether a report is confirmatory)."""
+    before = claims.CLAIMS.get(claim.id)
+    claims.register(claim, replace=True)
+    try:
+        yield
+    finally:
+        if before is None:
+            claims.CLAIMS.pop(claim.id, None)
+        else:
+            claims.register(before, replace=True)

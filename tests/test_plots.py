@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -196,3 +198,188 @@ def test_attack_calibration_plot_draws_bars_and_reference_lines():
     assert ys == [35.0, 41.0]
     assert "n=2" in ax.get_title()
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ nothing clips
+
+
+def _texts(fig):
+    """Every text the renderer drew: visible, non-empty, in a visible axes, and (for
+    tick labels) at a tick inside the view limits."""
+    import matplotlib.text as mtext
+
+    hidden = set()
+    for ax in fig.axes:
+        if not ax.get_visible():  # an axes that is not drawn, with all it holds
+            hidden |= {id(t) for t in ax.findobj(mtext.Text)}
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            span = (hi - lo) or 1.0
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - 1e-9 * span <= tick.get_loc() <= hi + 1e-9 * span:
+                    hidden |= {id(tick.label1), id(tick.label2)}
+    out = []
+    for t in fig.findobj(mtext.Text):
+        if t.get_visible() and t.get_text().strip() and id(t) not in hidden:
+            out.append(t)
+    return out
+
+
+def assert_no_text_clipped(fig):
+    """Every drawn text lies inside the figure (one pixel of slack for rounding)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = _texts(fig)
+    assert texts, "no text found: the check would pass vacuously"
+    out = []
+    for t in texts:
+        bb = t.get_window_extent(renderer)
+        if bb.x0 < box.x0 - 1 or bb.x1 > box.x1 + 1 or bb.y0 < box.y0 - 1 or bb.y1 > box.y1 + 1:
+            out.append(f"{t.get_text()!r} at [{bb.x0:.0f}, {bb.x1:.0f}] x "
+                       f"[{bb.y0:.0f}, {bb.y1:.0f}] in {box.width:.0f} x {box.height:.0f}")
+    assert not out, "text outside the figure: " + "; ".join(out)
+
+
+#: A user's model, named as users name them: a long name that squeezed a single panel.
+USER_MODEL = "SmallCNN trained in plain PyTorch"
+TINY_MODELS = ("ce", "drsl(tau=0.1)", "ce+pgd-at", USER_MODEL)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Records and per-sample statistics small enough to draw every figure in a blink."""
+    recs = make_records(models=TINY_MODELS, seeds=(0, 1), attacks=("pgd", "fgsm"),
+                        eps=(0.05, 0.1), n=40)
+    rng = np.random.default_rng(1)
+    runs = []
+    for m in TINY_MODELS:
+        for s in (0, 1):
+            y = rng.integers(0, 10, 60)
+            z = rng.normal(size=(60, 10)) * 2.0
+            z[np.arange(60), y] += rng.uniform(2, 10, 60)
+            runs.append({"model": m, "seed": s, "logits": z, "labels": y})
+    return recs, stats.stack_stats(runs)
+
+
+def _calibration_table(eps=(0.05, 0.1)):
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"model": m, "attack": a, "eps": e, "robust_cheap": rr + d, "robust_reference": rr,
+         "n_seeds": 2}
+        for e in eps for m, rr in (("ce", 0.35), (USER_MODEL, 0.41))
+        for a, d in (("apgd-dlr", 0.03), ("pgd", 0.05))])
+
+
+def _layouts(recs, sdf):
+    """For each public plot function: builders of a one-panel and a several-panel figure
+    (None where the function draws no panels)."""
+    one = recs[recs["model"] == USER_MODEL]
+    one_sdf = sdf[sdf["model"] == USER_MODEL]
+    robust = stats.robust_accuracy(recs)
+    frontier = robust.query("attack == 'pgd'")
+    frac = stats.second_class_fraction_ci(recs)
+    table = stats.format_seed_table(stats.seed_table(
+        robust.query("eps == 0.1"), ["model", "attack"], ["clean_accuracy",
+                                                          "robust_accuracy"]),
+        index=["model", "attack"])
+    return {
+        "plot_second_softmax_hist": (
+            lambda: plots.plot_second_softmax_hist(one_sdf, col=None),
+            lambda: plots.plot_second_softmax_hist(sdf)),
+        "plot_second_softmax_before_after": (
+            lambda: plots.plot_second_softmax_before_after(one, "pgd", 0.05),
+            lambda: plots.plot_second_softmax_before_after(recs, "pgd", 0.05)),
+        "plot_logit_gap_before_after": (
+            lambda: plots.plot_logit_gap_before_after(one, "pgd", 0.05, quantities="gap"),
+            lambda: plots.plot_logit_gap_before_after(recs, "pgd", 0.05)),
+        "plot_logit_distributions": (
+            lambda: plots.plot_logit_distributions(one_sdf, "logit_gap", col=None),
+            lambda: plots.plot_logit_distributions(sdf)),
+        "plot_margin_hist": (
+            lambda: plots.plot_margin_hist(one_sdf, col=None),
+            lambda: plots.plot_margin_hist(sdf)),
+        "plot_success_vs_p2": (
+            lambda: plots.plot_success_vs_p2(stats.success_vs_p2(
+                recs.query("attack == 'pgd' and eps == 0.1")), min_n=1),
+            lambda: plots.plot_success_vs_p2(stats.success_vs_p2(recs), min_n=1)),
+        "plot_robust_accuracy": (
+            lambda: plots.plot_robust_accuracy(robust.query("attack == 'pgd'")),
+            lambda: plots.plot_robust_accuracy(robust)),
+        "plot_seed_curves": (
+            lambda: plots.plot_seed_curves(robust, x="eps", y="robust_accuracy",
+                                           title="Robust accuracy against ε = 0.05 and ε "
+                                                 "= 0.1 on the tiny set"),
+            lambda: plots.plot_seed_curves(robust, x="eps", y="robust_accuracy",
+                                           panel_by="attack")),
+        "plot_frontier": (
+            lambda: plots.plot_frontier(frontier, title="Clean against robust accuracy"),
+            lambda: plots.plot_frontier(frontier, panel_by="eps")),
+        "plot_attack_calibration": (
+            lambda: plots.plot_attack_calibration(_calibration_table((0.05,))),
+            lambda: plots.plot_attack_calibration(_calibration_table())),
+        "plot_second_class_bars": (
+            lambda: plots.plot_second_class_bars(frac.query("attack == 'pgd'")),
+            lambda: plots.plot_second_class_bars(frac)),
+        "plot_table": (lambda: plots.plot_table(table, title="Accuracy (mean ± std)"), None),
+    }
+
+
+def test_every_public_plot_has_a_layout_check(tiny):
+    public = {n for n in plots.__all__ if n.startswith("plot_")}
+    assert public == set(_layouts(*tiny))
+
+
+@pytest.mark.parametrize("panels", ["one", "several"])
+def test_no_text_is_clipped(tiny, panels):
+    for name, builders in _layouts(*tiny).items():
+        build = builders[0 if panels == "one" else 1]
+        if build is None:
+            continue
+        fig = build()
+        try:
+            assert_no_text_clipped(fig)
+        except AssertionError as exc:
+            raise AssertionError(f"{name} ({panels} panel(s)): {exc}") from None
+        finally:
+            plt.close(fig)
+
+
+def test_an_equation_in_a_title_stays_on_one_line():
+    # Plain textwrap breaks this one as "... pgd, ε" / "= 0.05".
+    text = "Second-largest softmax before and after pgd, ε = 0.05"
+    assert textwrap.fill(text, 46).split("\n")[0].endswith("ε")
+    lines = plots.fit_text(text, 46 * 0.6 * 10 / 72, 10).split("\n")
+    assert any("ε = 0.05" in line for line in lines), lines
+    assert " ".join(lines) == text
+
+
+def test_logit_gap_before_after_draws_clean_and_adversarial_per_model(tiny):
+    recs, _ = tiny
+    two = recs[recs["model"].isin(["ce", USER_MODEL])]
+    fig = plots.plot_logit_gap_before_after(two, "pgd", 0.1)
+    title = fig._suptitle.get_text()
+    assert "before and after pgd" in title and "ε = 0.1" in title
+    assert "clean inputs" not in title  # the old workaround's title said "on clean inputs"
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 4  # rows: gap, margin; columns: the two models
+    assert [ax.get_xlabel().split()[1] for ax in axes] == ["gap", "gap", "margin", "margin"]
+    # The first panel's filled histogram is the clean gap of its clean-correct samples.
+    sel = two[(two["attack"] == "pgd") & np.isclose(two["eps"], 0.1) & two["clean_correct"]]
+    name = axes[0].get_title().split("\n")[0]
+    clean = sel.loc[sel["model"] == name, "clean_gap"].to_numpy()
+    stairs = [p for p in axes[0].patches if p.get_fill()]
+    values, edges = stairs[0].get_data().values, stairs[0].get_data().edges
+    np.testing.assert_allclose(values, np.histogram(clean, edges, density=True)[0])
+    # The margin panels mark the decision boundary at 0.
+    assert any(np.allclose(line.get_xdata(), 0) for line in axes[2].lines)
+    plt.close(fig)
+    only_gap = plots.plot_logit_gap_before_after(two, "pgd", 0.1, quantities="gap")
+    assert len([ax for ax in only_gap.axes if ax.get_visible()]) == 2
+    plt.close(only_gap)
+    with pytest.raises(ValueError, match="quantities"):
+        plots.plot_logit_gap_before_after(two, "pgd", 0.1, quantities=("entropy",))
+    with pytest.raises(ValueError, match="eps"):
+        plots.plot_logit_gap_before_after(two, "pgd", 0.3)

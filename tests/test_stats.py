@@ -412,3 +412,105 @@ def test_dead_shape_and_agreement_helpers_are_gone():
 
     for name in ("bimodality", "rank_agreement"):
         assert name not in S.__all__ and not hasattr(S, name)
+
+
+# ------------------------------------------------------------------ margins, compare
+
+
+def _records_from_logits(z, z_adv, labels):
+    """The softmax columns the attack engine writes, from clean and adversarial logits."""
+    cols = {"label": labels}
+    for side, logits in (("clean", z), ("adv", z_adv)):
+        st = softmax_stats(logits, labels)
+        cols |= {f"{side}_pred": st["pred"], f"{side}_gap": st["logit_gap"],
+                 f"{side}_p_true": st["p_true"], f"{side}_p_top": st["p_top1"]}
+    return pd.DataFrame(cols)
+
+
+def test_with_margins_recovers_the_logit_margin_from_the_softmax():
+    from drsl_utils.stats import with_margins
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 7, 500)
+    z = rng.normal(scale=4.0, size=(500, 7)) + 30.0  # a shift the margin ignores
+    z_adv = z + rng.normal(scale=6.0, size=z.shape)
+    out = with_margins(_records_from_logits(z, z_adv, labels))
+    for side, logits in (("clean", z), ("adv", z_adv)):
+        others = np.where(np.eye(7, dtype=bool)[labels], -np.inf, logits).max(axis=1)
+        expected = logits[np.arange(500), labels] - others
+        np.testing.assert_allclose(out[f"{side}_margin"], expected, atol=1e-9)
+    assert (out["adv_margin"] < 0).any() and (out["clean_margin"] > 0).any()
+
+
+def _paired_records(effect, seeds=(0, 1, 2, 3, 4), n=200, seed=0):
+    """Two models per seed on the same n images; b's robust accuracy is lower by about
+    ``effect`` (a fraction), plus seed noise."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for s in seeds:
+        for model, p_robust in (("a-model", 0.5 + effect / 2), ("b-model", 0.5 - effect / 2)):
+            p = np.clip(p_robust + rng.normal(scale=0.01), 0, 1)
+            robust = rng.random(n) < p
+            frames.append(pd.DataFrame({
+                "model": model, "seed": s, "attack": "pgd", "eps": 0.1, "sample": np.arange(n),
+                "clean_correct": True, "success": ~robust}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_compare_hands_a_paired_comparison_to_the_claims_rule():
+    from drsl_utils import claims
+    from drsl_utils.stats import EXPLORATORY_NOTE, compare
+
+    records = _paired_records(0.2)
+    before = (dict(claims.CLAIMS), claims.declaration_hash())
+    row = compare(records, "a-model", "b-model", sesoi=2.0, attack="pgd", eps=0.1)
+    assert len(row) == 1
+    r = row.iloc[0]
+    assert r["verdict"] == "holds" and r["n_seeds"] == 5 and r["exploratory"]
+    # The same per-seed differences as a direct computation, in percentage points.
+    wide = (records.assign(rob=~records["success"]).groupby(["seed", "model"])["rob"].mean()
+            .unstack())
+    assert r["mean"] == pytest.approx(100 * (wide["a-model"] - wide["b-model"]).mean())
+    assert not r["in_family"] and r["k_holds"] == 1.0 and r["image_sd"] > 0
+    assert r["note"].startswith(EXPLORATORY_NOTE) and "Holm family" in r["note"]
+    # The registry and the declaration are as they were: an ad-hoc comparison does not
+    # make a confirmatory report exploratory.
+    assert (dict(claims.CLAIMS), claims.declaration_hash()) == before
+    # No effect: not "holds"; the opposite direction reads "reversed".
+    assert compare(_paired_records(0.0), "a-model", "b-model", sesoi=2.0, attack="pgd",
+                   eps=0.1).iloc[0]["verdict"] != "holds"
+    assert compare(records, "a-model", "b-model", sesoi=2.0, attack="pgd", eps=0.1,
+                   direction="less").iloc[0]["verdict"] == "reversed"
+    # A selection by columns, and clean accuracy without an attack.
+    same = compare(records, {"model": "a-model"}, {"model": "b-model"}, sesoi=1.0,
+                   metric="clean_accuracy", direction="equivalent")
+    assert same.iloc[0]["mean"] == 0.0 and same.iloc[0]["a"] == "model=a-model"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"metric": "auc"}, "metric"),
+    ({"direction": "bigger"}, "direction"),
+    ({"attack": None}, "needs attack and eps"),
+    ({"attack": "cw"}, "attack"),
+    ({"eps": 0.3}, "eps=0.3"),
+    ({"b": "c-model"}, "b-model"),
+    ({"b": "a-model"}, "disjoint"),
+])
+def test_compare_names_bad_arguments(kwargs, match):
+    from drsl_utils.stats import compare
+
+    args = {"a": "a-model", "b": "b-model", "sesoi": 2.0, "attack": "pgd", "eps": 0.1} | kwargs
+    with pytest.raises(ValueError, match=match):
+        compare(_paired_records(0.2, seeds=(0, 1)), **args)
+
+
+def test_compare_needs_paired_seeds_and_at_least_two():
+    from drsl_utils.stats import compare
+
+    records = _paired_records(0.2)
+    unpaired = records[~((records["model"] == "a-model") & (records["seed"] == 4))]
+    with pytest.raises(ValueError, match=r"seeds do not pair.*\[0, 1, 2, 3\].*\[0, 1, 2, 3, 4\]"):
+        compare(unpaired, "a-model", "b-model", sesoi=2.0, attack="pgd", eps=0.1)
+    with pytest.raises(ValueError, match="at least two seeds"):
+        compare(records[records["seed"] == 0], "a-model", "b-model", sesoi=2.0,
+                attack="pgd", eps=0.1)
