@@ -207,3 +207,86 @@ def test_bad_arguments_are_named(umap_cache):
         embed.embed_clean_and_adv(x, {"pgd": x[:, :3]}, cache_dir=umap_cache)
     with pytest.raises(ValueError, match="clean_X"):
         embed.fit_embedding(np.zeros(5), cache_dir=umap_cache)
+
+
+# ------------------------------------------------------------------ panels from a result
+
+
+def test_umap_figure_text_stays_inside_at_one_and_several_panels():
+    import dataclasses
+
+    from test_plots import assert_no_text_clipped
+
+    panels = _panels(3)
+    # A user's model name is long; the default title is wider than one panel.
+    long = dataclasses.replace(panels[0], name="SmallCNN trained in plain PyTorch (FGSM)")
+    for items in ([long], [long, *panels[1:]]):
+        fig = embed.plot_adversarial_umap(items)
+        assert_no_text_clipped(fig)
+        plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def digits_result(digits_model):
+    from drsl_utils.data import load_dataset
+    from drsl_utils.evaluation import evaluate
+
+    ds = load_dataset("digits", "test").subset(60, seed=0)
+    return evaluate([digits_model], [("pgd", {"steps": 3})], ds.images, ds.labels,
+                    eps_grid=[0.1], cache=False, progress=False)
+
+
+def test_umap_panel_from_an_evaluate_result(digits_result, umap_cache):
+    # Pays the numba compile if no UMAP test ran before it.
+    from test_plots import assert_no_text_clipped
+
+    res = digits_result
+    name = res.models["model"].iloc[0]
+    panel = embed.umap_panel(res, name, "pgd", 0.1, n_neighbors=10, cache_dir=umap_cache,
+                             progress=False)
+    rec = res.records[res.records["success"]].sort_values("sample")
+    assert panel.name == name and panel.clean_2d.shape == (60, 2)
+    np.testing.assert_array_equal(panel.clean_labels, res.labels)
+    np.testing.assert_array_equal(panel.adv_orig_index, rec["sample"])
+    np.testing.assert_array_equal(panel.adv_pred, rec["adv_pred"])
+    assert panel.adv_2d.shape == (len(rec), 2) and len(rec) > 0
+    # The model key works as well, and a cap fits on a subset, indices re-based to it.
+    capped = embed.umap_panel(res, res.models["model_key"].iloc[0], "pgd", 0.1,
+                              max_samples=30, n_neighbors=10, cache_dir=umap_cache,
+                              progress=False)
+    assert capped.clean_2d.shape == (30, 2)
+    rows = np.sort(np.random.default_rng(0).choice(60, 30, replace=False))  # seed=0
+    np.testing.assert_array_equal(capped.clean_labels, res.labels[rows])
+    kept = rec[rec["sample"].isin(rows)]
+    np.testing.assert_array_equal(rows[capped.adv_orig_index], kept["sample"])
+    fig = embed.plot_adversarial_umap([panel])  # the one-liner
+    assert_no_text_clipped(fig)
+    plt.close(fig)
+
+
+def test_umap_panel_names_what_is_wrong(digits_result):
+    import types
+
+    from drsl_utils.errors import FeatureSourceError
+
+    res = digits_result
+    name = res.models["model"].iloc[0]
+    with pytest.raises(ValueError, match="model='nope' is not in the result"):
+        embed.umap_panel(res, "nope", "pgd", 0.1)
+    with pytest.raises(ValueError, match="attack='fgsm'"):
+        embed.umap_panel(res, name, "fgsm", 0.1)
+    with pytest.raises(ValueError, match=r"eps=0\.3 .*eps values present: 0\.1"):
+        embed.umap_panel(res, name, "pgd", 0.3)
+    # A model without a feature source: features of width 0 (or the result's own error)
+    # become one error that names the model and says how to give features.
+    n = len(res.labels)
+    for clean in (lambda key: np.zeros((n, 0), np.float32),
+                  lambda key: (_ for _ in ()).throw(FeatureSourceError("no features"))):
+        bare = types.SimpleNamespace(records=res.records, models=res.models,
+                                     labels=res.labels, clean_features=clean,
+                                     adv_features=res.adv_features)
+        with pytest.raises(FeatureSourceError, match=rf"model {name!r} has no features"
+                                                     r".*foreign\(model, features="):
+            embed.umap_panel(bare, name, "pgd", 0.1)
+    with pytest.raises(ValueError, match="AttackResult"):
+        embed.umap_panel(res.records, name, "pgd", 0.1)
