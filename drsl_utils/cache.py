@@ -65,6 +65,7 @@ __all__ = [
     "weights_fingerprint",
     "foreign_model_key",
     "source_digest",
+    "callable_fingerprint",
     "code_fingerprint",
     "loss_fingerprint",
     "kind_modules",
@@ -140,13 +141,18 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, value in sorted(model.state_dict().items()):
         h.update(name.encode())
-        if isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous()
-            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        else:  # extra state a module put in its state_dict
-            h.update(repr(value).encode())
+        # extra state a module put in its state_dict goes in by its repr
+        h.update((_tensor_digest(value) if isinstance(value, torch.Tensor)
+                  else repr(value)).encode())
     return h.hexdigest()[:16]
+
+
+def _tensor_digest(value: torch.Tensor) -> str:
+    """A tensor's dtype, shape and bytes (read raw, so bfloat16 hashes too)."""
+    t = value.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def source_digest(obj: Any) -> str:
@@ -163,6 +169,56 @@ def source_digest(obj: Any) -> str:
         return _digest(_dump([_strip_docstrings(ast.parse(text))]))
     except (OSError, TypeError, SyntaxError):
         return ""
+
+
+def _code_digest(code: Any) -> list[Any]:
+    """A code object's bytecode, names and constants, nested code objects included
+    (their ``repr`` carries a memory address, so they are read, not printed)."""
+    return [code.co_code.hex(), list(code.co_names), [
+        _code_digest(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]]
+
+
+def _held(value: Any) -> Any:
+    """What a callable closes over or is bound to, for its key: a module by its tree and
+    weights, a tensor by its bytes, anything else by its ``repr`` (one that carries a
+    memory address only costs a cache miss, never a confusion)."""
+    if isinstance(value, torch.nn.Module):
+        return [repr(value), weights_fingerprint(value)]
+    if isinstance(value, torch.Tensor):
+        return _tensor_digest(value)
+    return repr(value)
+
+
+def callable_fingerprint(fn: Any) -> str:
+    """The identity of a callable (a feature extractor) for a cache key: its qualified
+    name, its code (bytecode, names, constants) and what it holds: the object a method
+    is bound to and the values a closure captures, modules by their weights. Two lambdas
+    that differ only in their body, or in the model they call, differ here."""
+    func = getattr(fn, "__func__", fn)  # a bound method's function
+    held = [getattr(fn, "__self__", None)] if func is not fn else []
+    if getattr(func, "__code__", None) is None:  # a callable object: its __call__
+        func, held = type(fn).__call__, [fn]
+    code = getattr(func, "__code__", None)
+    for cell in getattr(func, "__closure__", None) or ():
+        try:
+            held.append(cell.cell_contents)
+        except ValueError:  # an empty cell: a name not bound yet
+            held.append(None)
+    # Modules and tensors it reads as globals (a notebook's ``encoder``), by content.
+    names = _code_names(code) if code is not None else set()
+    scope = getattr(func, "__globals__", {})
+    held += [scope[n] for n in sorted(names) if isinstance(scope.get(n), torch.nn.Module
+                                                            | torch.Tensor)]
+    return stable_hash("callable", f"{getattr(func, '__module__', '')}."
+                                   f"{getattr(func, '__qualname__', '')}",
+                       _code_digest(code) if code is not None else "",
+                       [_held(v) for v in held])
+
+
+def _code_names(code: Any) -> set[str]:
+    """The global names a code object and the code nested in it read."""
+    return set(code.co_names).union(*(_code_names(c) for c in code.co_consts
+                                      if hasattr(c, "co_code")))
 
 
 def foreign_model_key(model: torch.nn.Module, *extra: Any) -> str:

@@ -48,13 +48,13 @@ from .attacks import (
     record_name,
 )
 from .cache import (
+    callable_fingerprint,
     compute_once,
     entry_dir,
     foreign_model_key,
     load_entry,
     load_npz,
     save_npz,
-    source_digest,
     stable_hash,
     tensor_fingerprint,
     weights_fingerprint,
@@ -338,9 +338,7 @@ class ForeignModel:
             return source
         if isinstance(source, nn.Module):
             return next(n for n, m in self.model.named_modules() if m is source)
-        return ["callable", f"{getattr(source, '__module__', '')}."
-                            f"{getattr(source, '__qualname__', type(source).__qualname__)}",
-                source_digest(source)]
+        return ["callable", callable_fingerprint(source)]
 
     @property
     def key(self) -> str:

@@ -211,6 +211,34 @@ def test_foreign_key_covers_weights_class_and_structure():
     assert fm.key != before
 
 
+_ENCODER = nn.Linear(16, 4)
+
+
+def _closing_over(module: nn.Module):
+    return lambda v: module(v.flatten(1))
+
+
+def test_a_callable_feature_source_is_keyed_by_its_code_and_what_it_holds():
+    """Features are cached with the model: two extractors must not share a key because
+    both are ``<lambda>``s of one module."""
+    fp = C.callable_fingerprint
+    flat, flat2 = (lambda v: v.flatten(1)), (lambda v: v.flatten(2))  # noqa: E731
+    assert fp(flat) == fp(flat) and fp(flat) != fp(flat2)
+    torch.manual_seed(0)
+    a, b = nn.Linear(16, 4), nn.Linear(16, 4)
+    assert fp(_closing_over(a)) != fp(_closing_over(b))  # closure: by weights
+    assert fp(_closing_over(a)) == fp(_closing_over(copy.deepcopy(a)))
+    assert fp(a.forward) != fp(b.forward)  # a bound method: by its module's weights
+    reads_global = lambda v: _ENCODER(v.flatten(1))  # noqa: E731
+    before = fp(reads_global)
+    with torch.no_grad():
+        _ENCODER.bias += 1.0  # the global it reads was trained further
+    assert fp(reads_global) != before
+    model = _mlp()
+    keys = {E.foreign(model, features=f).key for f in (flat, flat2, _closing_over(a))}
+    assert len(keys) == 3
+
+
 @needs_fashion
 def test_same_name_different_weights_never_share_a_cache_entry(fashion, models, cache_dir):
     """The issue's scenario: an untrained model evaluated under the name of a trained
