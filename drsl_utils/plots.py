@@ -7,6 +7,9 @@
   colour (DRSL at two values of tau, say).
 - :func:`save_figure` writes PNG and PDF without timestamps and leaves an unchanged
   file untouched, so a rerun does not churn the figures directory.
+- :func:`figure_title` and :func:`figure_legend` keep every text on the page: the title
+  wraps to the figure's width (never splitting ``ε = 0.05``) and an outside legend widens
+  the figure by its own width instead of squeezing the panels.
 
 Each ``plot_*`` function takes a DataFrame produced by :mod:`drsl_utils.stats` (or the
 attack records) and returns a :class:`matplotlib.figure.Figure`.

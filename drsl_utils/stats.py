@@ -14,6 +14,11 @@ Three layers, all pure functions on arrays and DataFrames:
 - **Across seeds**: :func:`seed_table` (mean, std and seed count), rendered by
   :func:`format_seed_table`, :func:`to_markdown` and :func:`to_latex` in the paper's
   ``0.953 ± 0.0013`` format.
+- **A user's comparison**: :func:`compare` pairs two models (or groups) seed by seed on
+  one metric and hands the per-seed differences to the claims rule
+  (:mod:`drsl_utils.claims`), returning its verdict row, marked exploratory (outside the
+  report's declared Holm family). :func:`with_margins` adds the logit margin before and
+  after the attack to the records.
 
 Confidence intervals come from :func:`wilson_ci` and :func:`bootstrap_ci`. A group
 without the samples a statistic needs (no successful attacks, say) gives NaN and a
@@ -1173,15 +1178,15 @@ def _metric_rows(records: pd.DataFrame, metric: str) -> pd.Series:
     return (success & cc).astype(float).where(cc)
 
 
-def _seed_means(values: pd.DataFrame) -> dict[int, float]:
-    means = values.groupby("seed")["_value"].mean().dropna()
+def _seed_means(values: pd.DataFrame, seed_col: str) -> dict[int, float]:
+    means = values.groupby(seed_col)["_value"].mean().dropna()
     return {int(s): float(v) for s, v in means.items()}
 
 
 def compare(records: pd.DataFrame, a: str | Mapping[str, Any], b: str | Mapping[str, Any],
             *, sesoi: float, metric: str = "robust_accuracy", attack: str | None = None,
             eps: float | None = None, direction: str = "greater", by: str = "model",
-            why: str = "chosen by the user for this comparison", scale: float = 100.0,
+            seed_col: str = "seed", why: str = "chosen by the user for this comparison", scale: float = 100.0,
             units: str = "pp", digits: int = 2, image_var: bool = True,
             alpha: float | None = None) -> pd.DataFrame:
     """A paired comparison of two models (or groups) on one metric, judged by the claims
@@ -1211,6 +1216,9 @@ def compare(records: pd.DataFrame, a: str | Mapping[str, Any], b: str | Mapping[
             ``robust_accuracy`` and ``success_rate``.
         direction: ``"greater"`` (a exceeds b), ``"less"`` or ``"equivalent"``.
         by: the column ``a`` and ``b`` name values of.
+        seed_col: the column that pairs the two sides. Models evaluated with
+            ``evaluation.foreign`` carry seed -1; give each copy's training seed in a
+            column of your own (``records.assign(run=...)``) and name it here.
         why: one line that justifies the SESOI (kept in the row's claim).
         scale, units, digits: display units per fraction, their name, decimals.
         image_var: add the image-sampling variance of the shared subset.
@@ -1231,7 +1239,7 @@ def compare(records: pd.DataFrame, a: str | Mapping[str, Any], b: str | Mapping[
 
     check_choice("metric", metric, tuple(COMPARE_METRICS))
     check_choice("direction", direction, claims.DIRECTIONS)
-    _check_records(records, ("seed", "clean_correct", "success"))
+    _check_records(records, (seed_col, "clean_correct", "success"))
     needs_attack = metric != "clean_accuracy"
     if needs_attack and (attack is None or eps is None):
         raise ValueError(f"metric={metric!r} needs attack and eps; got attack={attack!r}, "
@@ -1258,19 +1266,23 @@ def compare(records: pd.DataFrame, a: str | Mapping[str, Any], b: str | Mapping[
     side = np.where(mask_a, "a", np.where(mask_b, "b", ""))
     rows = sub.assign(_side=side, _value=_metric_rows(sub, metric))
     rows = rows[rows["_side"] != ""]
-    va = _seed_means(rows[rows["_side"] == "a"])
-    vb = _seed_means(rows[rows["_side"] == "b"])
+    va = _seed_means(rows[rows["_side"] == "a"], seed_col)
+    vb = _seed_means(rows[rows["_side"] == "b"], seed_col)
     if set(va) != set(vb):
         raise ValueError(f"seeds do not pair: a={label_a!r} has seeds {sorted(va)}, "
                          f"b={label_b!r} has {sorted(vb)}; select records whose seeds "
                          "match (a paired comparison needs both models of every seed)")
     if len(va) < 2:
+        hint = (" (models wrapped with evaluation.foreign carry seed -1: put each copy's "
+                "seed in a column and pass seed_col)" if set(va) == {-1} else "")
         raise ValueError(f"a paired comparison needs at least two seeds; a={label_a!r} and "
-                         f"b={label_b!r} share {len(va)} ({sorted(va)})")
+                         f"b={label_b!r} share {len(va)} ({sorted(va)} in column "
+                         f"{seed_col!r}){hint}")
     diffs = {s: va[s] - vb[s] for s in sorted(va)}
     ivar = 0.0
     if image_var and "sample" in rows.columns:
-        ivar = claims.image_variance(rows, "_value", "a", "b", by="_side")
+        ivar = claims.image_variance(rows, "_value", "a", "b", by="_side",
+                                     seed_col=seed_col)
     setting = "" if attack is None else f" under {attack}" + (
         "" if eps is None else f" at eps {float(eps):g}")
     claim = claims.Claim(

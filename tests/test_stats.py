@@ -514,3 +514,12 @@ def test_compare_needs_paired_seeds_and_at_least_two():
     with pytest.raises(ValueError, match="at least two seeds"):
         compare(records[records["seed"] == 0], "a-model", "b-model", sesoi=2.0,
                 attack="pgd", eps=0.1)
+    # Foreign models all carry seed -1: the error says how to pair them, and seed_col does.
+    foreign = records.assign(run=records["seed"], seed=-1)
+    with pytest.raises(ValueError, match="seed_col"):
+        compare(foreign, "a-model", "b-model", sesoi=2.0, attack="pgd", eps=0.1)
+    by_run = compare(foreign, "a-model", "b-model", sesoi=2.0, attack="pgd", eps=0.1,
+                     seed_col="run")
+    plain = compare(records, "a-model", "b-model", sesoi=2.0, attack="pgd", eps=0.1)
+    assert by_run.iloc[0]["mean"] == plain.iloc[0]["mean"]
+    assert by_run.iloc[0]["image_sd"] == pytest.approx(plain.iloc[0]["image_sd"])
