@@ -63,13 +63,19 @@ def _simulate(x: np.ndarray, direction: str, sesoi: float, standing: str = "comm
                                             np.broadcast_to(o_h, (len(x), o_h.size))]))[:, 0]
     k_n = holm_multipliers(np.column_stack([np.nan_to_num(t["p_not"], nan=1.0),
                                             np.broadcast_to(o_n, (len(x), o_n.size))]))[:, 0]
-    verdict = C.decide(t["p_holds"], t["p_not"], t["p_rev"], direction, k_h, k_n)
+    # The others' p_rev: near 1 where they hold (committed), tiny (lenient), none.
+    o_r = 1.0 - o_h if standing == "committed" else o_h
+    k_r = holm_multipliers(np.column_stack([np.nan_to_num(t["p_rev"], nan=1.0),
+                                            np.broadcast_to(o_r, (len(x), o_r.size))]))[:, 0]
+    verdict = C.decide(t["p_holds"], t["p_not"], t["p_rev"], direction, k_h, k_n,
+                       k_rev=k_r)
     low, high, _, _ = C.bounds(t["mean"], t["se"], t["df"], direction, k_h, k_n,
-                               not_equivalent=verdict == "not equivalent")
+                               not_equivalent=verdict == "not equivalent", k_rev=k_r,
+                               is_reversed=verdict == "reversed")
     probs = (C.fresh_run_probabilities(t["mean"], t["sd"], t["n"], direction, sesoi, k_h,
-                                       k_n, draws=DRAWS) if fresh else {})
+                                       k_n, draws=DRAWS, k_rev=k_r) if fresh else {})
     return t | {"verdict": verdict, "low": low, "high": high, "k_h": k_h, "k_n": k_n,
-                "fresh": probs}
+                "k_r": k_r, "fresh": probs}
 
 
 def _draws(seed: int, effect: float, n: int) -> np.ndarray:
@@ -136,6 +142,25 @@ def test_family_wise_error_of_each_kind(n):
                      k["p_not"]).reshape(R, m)
         fwer = np.isin(v, bad).any(axis=1).mean()
         assert fwer <= C.ALPHA + MC, (effect, fwer)
+
+
+@pytest.mark.parametrize("n", QUICK_SEEDS)
+def test_reversed_has_its_own_family_wise_error(n):
+    """Every member at 0 <= d < SESOI (here d = 0, the hardest case): a *reversed*
+    anywhere in the family is a false reversal. Holm over p_rev, with its own
+    multipliers, keeps that at alpha (methods review S4)."""
+    m = _family_size()
+    rng = np.random.default_rng(35 + n)
+    t = C._test_arrays(rng.normal(0.0, SD, size=(R * m, n)), "greater", SESOI)
+    k = {k: holm_multipliers(t[k].reshape(R, m)).reshape(-1)
+         for k in ("p_holds", "p_not", "p_rev")}
+    v = C.decide(t["p_holds"], t["p_not"], t["p_rev"], "greater", k["p_holds"],
+                 k["p_not"], k_rev=k["p_rev"]).reshape(R, m)
+    assert (v == "reversed").any(axis=1).mean() <= C.ALPHA + MC
+    # Judged at p_not's multipliers (the old rule), the order of p_not is not p_rev's.
+    old = C.decide(t["p_holds"], t["p_not"], t["p_rev"], "greater", k["p_holds"],
+                   k["p_not"]).reshape(R, m)
+    assert (old == "reversed").sum() >= (v == "reversed").sum()
 
 
 @pytest.mark.parametrize("n", QUICK_SEEDS)
@@ -244,7 +269,7 @@ def _reliability(n: int, prior: str, reps: int = 4000) -> list[tuple[float, floa
                     fresh=True)
     again = C._test_arrays(rng.normal(theta[:, None], SD, (reps, n)), "greater", SESOI)
     fresh_verdict = C.decide(again["p_holds"], again["p_not"], again["p_rev"], "greater",
-                             sim["k_h"], sim["k_n"])
+                             sim["k_h"], sim["k_n"], k_rev=sim["k_r"])
     predicted, actual = sim["fresh"]["holds"], fresh_verdict == "holds"
     edges = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0 + 1e-9])
     which = np.digitize(predicted, edges) - 1
@@ -274,7 +299,7 @@ def test_fresh_run_probabilities_sum_to_one_and_are_deterministic():
                     SESOI, fresh=True)
     assert np.allclose(sum(sim["fresh"].values()), 1.0)
     again = C.fresh_run_probabilities(sim["mean"], sim["sd"], sim["n"], "greater", SESOI,
-                                      sim["k_h"], sim["k_n"], draws=DRAWS)
+                                      sim["k_h"], sim["k_n"], draws=DRAWS, k_rev=sim["k_r"])
     assert np.array_equal(again["holds"], sim["fresh"]["holds"])
     eq = C.fresh_run_probabilities(0.0, 0.2, 8, "equivalent", 0.3, draws=DRAWS)
     assert sum(eq.values()) == pytest.approx(1.0) and eq["equivalent"] > 0.5
@@ -350,13 +375,36 @@ def test_assess_rows_notes_and_power(toy_claims):
     t = assess(ev, family=["toy-a", "toy-b"]).set_index("claim")
     assert t.loc["toy-a", "verdict"] == "holds" and t.loc["toy-a", "low"] > 0
     assert t.loc["toy-b", "verdict"] == "inconclusive"
-    assert t.loc["toy-b", "note"].startswith("after Holm's adjustment, the bounds rule out")
+    # The note names what is not excluded; it quotes no range (methods review S3).
+    assert t.loc["toy-b", "note"] == ("zero is not excluded, and the SESOI (1.00) is not "
+                                      "excluded after Holm's adjustment")
     lo, pt, hi = (t.loc["toy-b", k] for k in ("seeds_needed_low", "seeds_needed",
                                               "seeds_needed_high"))
     assert lo <= pt <= hi
     assert t.loc["toy-a", "power"] > 0.99 and not t.loc["toy-a", "underpowered"]
     assert t.loc["toy-b", "underpowered"]
     assert "one-sided" in t.loc["toy-a", "interval"]
+    # Design power at alpha / m (m = 2 here), whatever the row's Holm multiplier, with a
+    # range from the sd's 95 % interval (methods review S6).
+    b = t.loc["toy-b"]
+    assert b["power"] == pytest.approx(C.design_power(b["sd"], 5, 1.0, "greater",
+                                                      alpha=C.ALPHA / 2))
+    assert b["power_low"] <= b["power"] <= b["power_high"]
+
+
+def test_a_row_identical_by_construction_is_read_not_t_tested(toy_claims):
+    """No spread over seeds and no image term (methods review m2): the value is known
+    exactly; no p-value, the verdict read from it, p = 1 in the family."""
+    ev = [Evidence("toy-a", {s: 0.0 for s in range(5)}),
+          Evidence("toy-b", {s: 3.0 + 0.1 * s for s in range(5)})]
+    t = assess(ev, family=["toy-a", "toy-b"]).set_index("claim")
+    a = t.loc["toy-a"]
+    assert a["verdict"] == "does not hold" and math.isnan(a["p_holds"])
+    assert a["note"].startswith("identical by construction")
+    assert a["interval"] == "identical by construction" and a["low"] == a["high"] == 0
+    assert t.loc["toy-b", "k_holds"] == 2  # toy-a counted with p = 1
+    same = assess([Evidence("toy-a", {s: 2.5 for s in range(5)})], family=["toy-a"])
+    assert same.iloc[0]["verdict"] == "holds"
 
 
 def test_duplicate_claims_are_refused(toy_claims):
