@@ -57,6 +57,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from .errors import UnknownNameError
+
 __all__ = [
     "KINDS",
     "CacheWarning",
@@ -418,12 +420,13 @@ def kind_modules(kind: str, package: Path | None = None) -> tuple[str, ...]:
     wherever they stand (``training.py`` imports ``adversarial.py`` inside ``train``).
 
     Raises:
-        ValueError: no code writes entries of ``kind`` (the message lists the kinds).
+        UnknownNameError: no code writes entries of ``kind`` (a ``ValueError``; the
+            message lists the kinds).
     """
     source = _source(package)
     if kind not in source.modules:
-        raise ValueError(f"kind={kind!r} is not valid; choose one of: "
-                         f"{', '.join(repr(k) for k in source.modules)}")
+        raise UnknownNameError(f"kind={kind!r} is not valid; choose one of: "
+                               f"{', '.join(repr(k) for k in source.modules)}")
     return source.modules[kind]
 
 
@@ -454,8 +457,8 @@ def loss_fingerprint(name: str, package: Path | None = None) -> str:
     source = _source(package)
     closures = source.losses[1]
     if name not in closures:
-        raise ValueError(f"loss {name!r} is not registered; choose one of: "
-                         f"{', '.join(sorted(closures))}")
+        raise UnknownNameError(f"loss {name!r} is not registered; choose one of: "
+                               f"{', '.join(sorted(closures))}")
     cls, names = closures[name]
     named = source.module("losses").named
     return _digest(cls + _dump([named[k] for k in names]))[:10]

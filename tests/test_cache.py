@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from drsl_utils import cache as C
+from drsl_utils.errors import UnknownNameError
 from drsl_utils.training import TrainConfig, train
 
 
@@ -109,7 +110,7 @@ def test_every_kind_has_a_current_folder(tmp_path):
     for kind in C.KINDS:
         d = C.entry_dir(kind, tmp_path)
         assert d.parent == tmp_path / kind and len(d.name) == 10
-    with pytest.raises(ValueError, match="kind='nope'"):
+    with pytest.raises(UnknownNameError, match="kind='nope' is not valid; choose one of"):
         C.code_fingerprint("nope")
 
 
