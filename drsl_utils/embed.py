@@ -65,6 +65,7 @@ __all__ = [
     "fit_embedding",
     "embed_clean_and_adv",
     "plot_adversarial_umap",
+    "umap_panel",
     "cluster_metrics",
     "cluster_metrics_table",
     "CLASS_COLORS",
@@ -171,6 +172,13 @@ def _as_features(x: Any, name: str) -> np.ndarray:
                          f"got shape {arr.shape}")
     arr = np.ascontiguousarray(arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:]))),
                                dtype=np.float32)
+    if arr.shape[1] == 0:
+        from .errors import FeatureSourceError
+
+        # Caught here rather than deep in scikit-learn ("Found array with 0 feature(s)").
+        raise FeatureSourceError(f"{name} has shape {arr.shape}: no features, so no UMAP; "
+                                 "give the model a feature source, e.g. "
+                                 "evaluation.foreign(model, features='layer name')")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
@@ -649,7 +657,7 @@ def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
     """
     import matplotlib.pyplot as plt
 
-    from .plots import use_style
+    from .plots import figure_legend, figure_title, fit_text, use_style
 
     items = _as_panels(panels)
     if max_adv < 0:
@@ -692,7 +700,7 @@ def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
                 ax.scatter(a2[sel, 0], a2[sel, 1], c=fill, marker="D", s=14,
                            edgecolors="black", linewidths=0.6, zorder=3)
             shown = f"{len(sel)} of {len(a2)}" if len(sel) < len(a2) else f"{len(a2)}"
-            ax.set_title(f"{p.name}\n{shown} adversarial", fontsize=9)
+            ax.set_title(fit_text(f"{p.name}\n{shown} adversarial", 3.3, 9), fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_aspect("equal", adjustable="datalim")
@@ -705,6 +713,100 @@ def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
         handles += [plt.Line2D([], [], ls="", marker="D", ms=5, mfc="white", mec="black"),
                     plt.Line2D([], [], color="0.35", lw=0.8)]
         labels += ["adversarial\n(fill: adv. label)", "from clean original"]
-        fig.legend(handles, labels, loc="outside center right", title="class")
-        fig.suptitle(title or "UMAP of clean features with adversarial examples")
+        figure_title(fig, title or "UMAP of clean features with adversarial examples")
+        figure_legend(fig, handles, labels, title="class")
     return fig
+
+
+def umap_panel(result: Any, model: str, attack: str, eps: float, *,
+               max_samples: int | None = None, seed: int = 0, name: str | None = None,
+               n_neighbors: int = 15, min_dist: float = 0.1,
+               cache_dir: str | Path | None = None, use_cache: bool = True,
+               progress: bool = True) -> UmapPanel:
+    """One model's UMAP panel straight from :func:`evaluation.evaluate`'s result: no
+    profile and no zoo. Draw it with ``plot_adversarial_umap([panel])``.
+
+    As for the zoo's panels, UMAP is fitted on the clean penultimate features of the
+    attacked set, and the successful adversarial examples of ``attack`` at ``eps`` are
+    placed into that layout with ``transform`` (:func:`embed_clean_and_adv`, cached), each
+    tied to its clean original and filled with its adversarial label.
+
+    Args:
+        result: an ``evaluation.AttackResult`` of a set small enough to keep features
+            (up to ``evaluation.ADV_IMAGES_MAX`` images).
+        model: the model's name (the ``model`` column, when unique) or its ``model_key``.
+        attack, eps: the setting whose adversarial examples are drawn (eps matched up to
+            float rounding).
+        max_samples: fit on at most this many clean points, a random subset chosen with
+            ``seed`` (UMAP's time grows with the points); None: all of them.
+        seed: UMAP's ``random_state`` and the subset's seed.
+        name: the panel title; default: the model's name.
+        n_neighbors, min_dist, cache_dir, use_cache, progress: as in :func:`fit_embedding`.
+
+    Raises:
+        ValueError: an unknown or ambiguous model, an attack or eps that was not run for
+            it, or (``errors.FeatureSourceError``) a model whose result has no features.
+    """
+    from .errors import FeatureSourceError
+
+    for attr in ("records", "models", "labels", "clean_features", "adv_features"):
+        if not hasattr(result, attr):
+            raise ValueError(f"result must be an evaluation.AttackResult (what evaluate "
+                             f"returns); got {type(result).__name__}")
+    key, label = _model_key(result.models, model)
+    rec = result.records[result.records["model_key"] == key]
+    check_choice("attack", attack, tuple(dict.fromkeys(rec["attack"].astype(str))))
+    rec = rec[rec["attack"] == attack]
+    rec = rec[np.isclose(rec["eps"].to_numpy(float), float(eps), rtol=1e-6, atol=1e-12)]
+    if rec.empty:
+        have = ", ".join(f"{e:g}" for e in sorted(result.records.loc[
+            (result.records["model_key"] == key) & (result.records["attack"] == attack),
+            "eps"].unique()))
+        raise ValueError(f"eps={eps!r} was not run with attack {attack!r} for model "
+                         f"{label!r}; eps values present: {have}")
+    how = ("evaluate it with a feature source, e.g. evaluate(evaluation.foreign(model, "
+           "features='<layer name>'), ...) (a layer name, a module or a callable from "
+           "images to features), or give the model a `head` module whose input is its "
+           "features")
+    try:
+        clean_x = np.asarray(result.clean_features(key))
+    except FeatureSourceError as exc:
+        raise FeatureSourceError(f"model {label!r} has no features in this result, so "
+                                 f"there is nothing to embed: {how}") from exc
+    except KeyError as exc:  # a set too large to keep features
+        raise ValueError(f"model {label!r}: {exc.args[0]}") from exc
+    if clean_x.ndim != 2 or clean_x.shape[1] == 0:
+        raise FeatureSourceError(f"model {label!r} has no features in this result "
+                                 f"(clean features of shape {clean_x.shape}), so there is "
+                                 f"nothing to embed: {how}")
+    n = clean_x.shape[0]
+    rows = np.arange(n)
+    if max_samples is not None:
+        if max_samples < 3:
+            raise ValueError(f"max_samples={max_samples!r}: must be at least 3 (or None)")
+        if n > max_samples:
+            rows = np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+    rec = rec[rec["sample"].isin(rows) & rec["success"].astype(bool)].sort_values("sample")
+    samples = rec["sample"].to_numpy(np.int64)
+    adv_x = np.asarray(result.adv_features(key, attack, eps))[samples]
+    clean_2d, adv = embed_clean_and_adv(clean_x[rows], {"adv": adv_x}, seed=seed,
+                                        n_neighbors=n_neighbors, min_dist=min_dist,
+                                        cache_dir=cache_dir, use_cache=use_cache,
+                                        progress=progress)
+    return UmapPanel(name or label, clean_2d, np.asarray(result.labels)[rows], adv["adv"],
+                     np.searchsorted(rows, samples), rec["adv_pred"].to_numpy(np.int64))
+
+
+def _model_key(models: pd.DataFrame, model: str) -> tuple[str, str]:
+    """``(model_key, name)`` of a model given by its key or its (unique) name."""
+    keys, names = list(models["model_key"]), list(models["model"])
+    if model in keys:
+        return model, str(names[keys.index(model)])
+    match = [k for k, n in zip(keys, names) if n == model]
+    if len(match) == 1:
+        return match[0], str(model)
+    if match:
+        raise ValueError(f"model={model!r} names {len(match)} models; give one of their "
+                         f"model keys: {match}")
+    raise ValueError(f"model={model!r} is not in the result; models: {names} (or their "
+                     f"model keys)")
