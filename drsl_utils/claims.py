@@ -60,7 +60,10 @@ SESOI is not excluded" and quote no range.
 direction positive):
 
 - ``holds``: ``L > 0`` and ``U >= SESOI`` (shown in the claimed direction, not shown
-  to be below the SESOI);
+  to be below the SESOI); its ``size`` says whether the effect is also shown to be at
+  least the SESOI (the minimal-effect test, H0 ``d <= SESOI``, with Holm over the
+  family's own p-values: "holds, at least the SESOI") or only its direction ("holds in
+  direction, size open"), since a +0.1 pp effect can "hold" a claim of 10-60 pp;
 - ``negligible``: ``L > 0`` and ``U < SESOI`` (real, but shown smaller than the SESOI);
 - ``does not hold``: ``U < SESOI``, ``L <= 0`` and ``U >= 0``;
 - ``reversed``: ``U < 0`` (shown on the opposite side);
@@ -148,6 +151,8 @@ __all__ = [
     "POSITIVE_VERDICTS",
     "VERDICTS",
     "DETECTION_LABELS",
+    "SIZE_LABELS",
+    "verdict_label",
     "Claim",
     "Evidence",
     "TestResult",
@@ -192,6 +197,10 @@ DIRECTIONS = ("greater", "less", "equivalent")
 ROLES = ("finding", "check", "demo")
 DIRECTIONAL_VERDICTS = ("holds", "negligible", "does not hold", "reversed", "inconclusive")
 EQUIVALENCE_VERDICTS = ("equivalent", "not equivalent", "inconclusive")
+#: How a *holds* reads its size (methods review S2): ``True`` when the minimal-effect
+#: test (H0 ``d <= SESOI``, Holm over the family's own p-values) rejects, i.e. the effect
+#: is shown to be at least the SESOI; ``False`` when only its direction is shown.
+SIZE_LABELS = {True: "at least the SESOI", False: "size open"}
 #: The verdict a replication is counted on, per direction kind.
 POSITIVE_VERDICTS = {"directional": "holds", "equivalent": "equivalent"}
 #: Every label the rule can print, in report order ("not run": a declared primary
@@ -778,7 +787,8 @@ def _evaluate(evidence: Sequence[Evidence], alpha: float,
     n_rows = len(claims)
     in_fam = np.array([c.id in fam for c in claims], bool)
     k_h, k_n = np.ones(n_rows), np.ones(n_rows)
-    k_r = np.ones(n_rows)
+    k_r, k_m = np.ones(n_rows), np.ones(n_rows)
+    p_m = np.array([_p_min(r, c) for r, c in zip(rows, claims)])
     p_h = np.array([r["p_holds"] for r in rows])
     p_n = np.array([r["p_not"] for r in rows])
     p_r = np.array([r["p_rev"] for r in rows])
@@ -786,6 +796,7 @@ def _evaluate(evidence: Sequence[Evidence], alpha: float,
         k_h[in_fam] = holm_multipliers(np.nan_to_num(p_h[in_fam], nan=1.0))
         k_n[in_fam] = holm_multipliers(np.nan_to_num(p_n[in_fam], nan=1.0))
         k_r[in_fam] = holm_multipliers(np.nan_to_num(p_r[in_fam], nan=1.0))
+        k_m[in_fam] = holm_multipliers(np.nan_to_num(p_m[in_fam], nan=1.0))
     verdicts = []
     for i, (c, r) in enumerate(zip(claims, rows)):
         if i >= len(evidence):
@@ -795,8 +806,25 @@ def _evaluate(evidence: Sequence[Evidence], alpha: float,
         else:
             verdicts.append(str(decide(r["p_holds"], r["p_not"], r["p_rev"], c.direction,
                                        k_h[i], k_n[i], alpha, k_r[i])))
+    size = []
+    for i, (c, r, v) in enumerate(zip(claims, rows, verdicts)):
+        if v != "holds":
+            size.append("")
+        elif r.get("exact"):
+            size.append(SIZE_LABELS[True])  # read exactly: holds means d >= SESOI
+        else:
+            size.append(SIZE_LABELS[bool(p_m[i] * k_m[i] < alpha)])
     return {"claims": claims, "rows": rows, "in_family": in_fam, "k_holds": k_h,
-            "k_not": k_n, "k_rev": k_r, "verdicts": verdicts, "n_evidence": len(evidence)}
+            "k_not": k_n, "k_rev": k_r, "k_min": k_m, "p_min": p_m, "size": size,
+            "verdicts": verdicts, "n_evidence": len(evidence)}
+
+
+def _p_min(row: Mapping[str, Any], claim: Claim) -> float:
+    """The minimal-effect test's p-value, H0 ``d <= SESOI`` (``1 - p_not`` for a
+    directional claim; NaN for equivalence)."""
+    if claim.direction == "equivalent":
+        return math.nan
+    return 1.0 - row["p_not"]
 
 
 def _exact_verdict(mean: float, claim: Claim) -> str:
@@ -877,7 +905,10 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         decision), ``conf_low``, ``conf_high`` (each bound's one-sided confidence),
         ``p_holds``, ``p_not`` (raw, one-sided), ``p_holds_adj``, ``p_not_adj``
         (Holm-adjusted in the family, raw outside it), ``k_holds``, ``k_not`` (Holm
-        multipliers), ``verdict``, ``replication`` (predictive probability of a fresh
+        multipliers), ``verdict``, ``size`` (for *holds*: ``at least the SESOI`` or
+        ``size open``, :data:`SIZE_LABELS`; :func:`verdict_label` joins the two),
+        ``p_min``, ``k_min`` (the minimal-effect test, H0 ``d <= SESOI``, and its Holm
+        multiplier), ``replication`` (predictive probability of a fresh
         *holds* / *equivalent*), ``same_verdict`` (of a fresh run reading this verdict),
         ``power`` (design power at the SESOI), ``seeds_needed_low``, ``seeds_needed``,
         ``seeds_needed_high`` (for power 0.8), ``underpowered`` (a family member below
@@ -939,6 +970,8 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
             "p_rev_adj": min(1.0, r["p_rev"] * kr) if in_fam else r["p_rev"],
             "k_holds": kh, "k_not": kn, "k_rev": kr,
             "verdict": DETECTION_LABELS.get(v, v) if c.detection else v,
+            "size": "" if c.detection else ev["size"][i],
+            "p_min": ev["p_min"][i], "k_min": ev["k_min"][i],
             "replication": float(fresh[positive]) if v != "not run" else math.nan,
             "same_verdict": float(fresh[v]) if v in fresh else math.nan,
             "power": power, "power_low": power_range[1], "power_high": power_range[0],
@@ -1008,6 +1041,16 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
                  "calibrated_low": row["low"], "calibrated_high": row["high"],
                  "cal_flag": flag, "calibration": text})
     return cols
+
+
+def verdict_label(verdict: str, size: str = "") -> str:
+    """The verdict as the report may print it: *holds* split by its size
+    (:data:`SIZE_LABELS`) into "holds, at least the SESOI" and "holds in direction,
+    size open"; every other verdict as it is."""
+    if verdict != "holds" or not size:
+        return verdict
+    return ("holds, at least the SESOI" if size == SIZE_LABELS[True]
+            else "holds in direction, size open")
 
 
 def describe(claim: Claim, t: TestResult, image_sd: float = 0.0) -> str:
@@ -1239,6 +1282,8 @@ RULE: dict[str, Any] = {
                    "p-values enter Holm; flagged when the differential's one-sided "
                    "1 - alpha upper bound on the claimed side > SESOI / 2",
     "detection": "detection claims read detected (holds, negligible) or not detected",
+    "size": "holds splits into 'at least the SESOI' (minimal-effect test H0 d <= SESOI, "
+            "own Holm family) and 'size open'",
     "family": "Holm over the declared primary findings, not-run members at p = 1",
     "confirmatory": "every declared primary uses exactly its declared seeds of the block",
     "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test "

@@ -145,6 +145,33 @@ def test_family_wise_error_of_each_kind(n):
 
 
 @pytest.mark.parametrize("n", QUICK_SEEDS)
+def test_holds_at_least_the_sesoi_has_its_own_family_wise_error(n):
+    """Every member exactly at the SESOI: a *holds, at least the SESOI* anywhere is a
+    false size claim; Holm over the minimal-effect p-values keeps it at alpha (S2)."""
+    m = _family_size()
+    rng = np.random.default_rng(37 + n)
+    t = C._test_arrays(rng.normal(SESOI, SD, size=(R * m, n)), "greater", SESOI)
+    p_min = (1.0 - t["p_not"]).reshape(R, m)
+    shown = p_min * holm_multipliers(p_min) < C.ALPHA
+    assert shown.any(axis=1).mean() <= C.ALPHA + MC
+    assert (p_min < C.ALPHA).any(axis=1).mean() > 3 * C.ALPHA  # unadjusted: far above
+
+
+def test_holds_reads_its_size(toy_claims):
+    ev = [Evidence("toy-a", {s: 5.0 + 0.3 * (-1) ** s for s in range(8)}),
+          Evidence("toy-b", {s: 0.6 + 0.05 * (-1) ** s for s in range(8)})]
+    t = assess(ev, family=["toy-a", "toy-b"]).set_index("claim")
+    assert t.loc["toy-a", "size"] == "at least the SESOI"
+    assert t.loc["toy-b", "verdict"] == "negligible" and t.loc["toy-b", "size"] == ""
+    wide = assess([Evidence("toy-a", {s: 1.2 + 0.4 * (-1) ** s for s in range(8)})],
+                  family=["toy-a"]).iloc[0]
+    assert wide["verdict"] == "holds" and wide["size"] == "size open"
+    assert C.verdict_label("holds", wide["size"]) == "holds in direction, size open"
+    assert C.verdict_label("holds", "at least the SESOI") == "holds, at least the SESOI"
+    assert C.verdict_label("does not hold", "") == "does not hold"
+
+
+@pytest.mark.parametrize("n", QUICK_SEEDS)
 def test_reversed_has_its_own_family_wise_error(n):
     """Every member at 0 <= d < SESOI (here d = 0, the hardest case): a *reversed*
     anywhere in the family is a false reversal. Holm over p_rev, with its own
