@@ -443,9 +443,10 @@ class Attack:
 
         Returns a tensor on ``images``' device with ``||adv - images|| <= eps`` in the
         attack's norm and values in [0, 1]. With ``eps == 0`` the images are returned
-        unchanged (a copy), without running the attack.
+        unchanged (a copy), without running the attack. Bad input raises before any
+        work, a ``ValueError`` of :mod:`drsl_utils.errors`.
 
-        Raises (before any work; each a ``ValueError``, see :mod:`drsl_utils.errors`):
+        Raises:
             ShapeError: images not ``N x ...`` with one label each, or of a shape the
                 model cannot take (checked by running it on one image, once per shape).
             PixelRangeError: images outside [0, 1] (0-255 images, normalised ones).

@@ -593,6 +593,10 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
     either way, and every adversarial statistic (success, the softmax after the attack)
     is taken over clean-correct samples, so attacking it would only cost time.
 
+    Every input is checked before any work (each model runs on one image to check the
+    image shape); bad input raises a ``ValueError`` of :mod:`drsl_utils.errors` that
+    names the value.
+
     Args:
         models: one model, a list of them, or a dict of name -> model (the name labels
             its records); a model is any ``nn.Module`` (its logits are ``model(x)``), a
@@ -621,7 +625,7 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
             :func:`foreign`); None: no features. Wrap models in :func:`foreign` to give
             each its own. A toolkit model's features are its penultimate layer.
 
-    Raises (before any work; each a ``ValueError``, see :mod:`drsl_utils.errors`):
+    Raises:
         ModelTypeError: something in ``models`` that is not a model.
         ShapeError: images not N x C x H x W with one label each, or of a shape a model
             cannot take (found by running each model on one image), or a model whose
