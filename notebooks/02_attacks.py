@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,mystnb,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
@@ -203,3 +203,60 @@ report.finish()
 # %%
 explore.sweep(pd.concat([r.records for r in runs], ignore_index=True),
               controls=("attack",), title="Attacks of CE, GCE and DRSL")
+
+# %% [markdown]
+# ## Exercises
+# Write down your prediction first, then run the solution (in the book, click "Show the
+# solution"). The solutions reuse the attack records above; the first adds one cheap PGD
+# run.
+
+# %% [markdown]
+# ### Exercise 1 · Attack at a larger eps: does the runner-up share fall?
+# The bars above give, per eps, the share of successful PGD attacks that land on the clean
+# second class. Attack the first seed of CE, GCE and DRSL at twice the largest eps (on
+# the fixed subset, where the grid is already cached). **Predict first:** with a budget
+# that large, does the runner-up share fall towards chance, and for which loss most?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+big_eps = 2 * max(P.eps_grid)
+first = {n: m[:1] for n, m in main_zoo.items()}
+larger = ex.attack_zoo(P, first, [ex.pgd_spec(P)], eps_grid=[*P.eps_grid, big_eps],
+                       device=device, progress=False)
+share = stats.second_class_fraction_ci(larger.records).pivot_table(
+    index="model", columns="eps", values="fraction", sort=False)
+for model, row in share.iterrows():
+    print(f"{model}: runner-up share {row.iloc[0]:.2f} at eps {share.columns[0]:g}, "
+          f"{row.iloc[-2]:.2f} at {share.columns[-2]:g}, {row.iloc[-1]:.2f} at {big_eps:g} "
+          f"(chance {frac['chance'].iloc[0]:.2f})")
+share.round(3)
+
+# %% [markdown]
+# ### Exercise 2 · How much does iterating add?
+# FGSM takes one gradient step; PGD takes several. Both ran on the whole test set, on the
+# same samples. **Predict first:** at the middle eps, how many points of robust accuracy
+# does PGD take off FGSM's, and is that gap larger for DRSL than for CE? (A much larger
+# gap would hint that one step's gradient is uninformative for that loss, a mild form of
+# gradient masking.)
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+gain = stats.attack_difference(robust[robust["eps"] == P.eps_mid], "fgsm", "pgd")
+gain = 100 * gain.groupby("model", sort=False)["difference"].agg(["mean", "std"])
+print("robust accuracy under FGSM minus under PGD, in points, at eps "
+      f"{P.eps_mid}: " + ", ".join(f"{m} {v:+.1f}" for m, v in gain["mean"].items()))
+print("the gap is " + ("larger" if gain.loc["DRSL", "mean"] > gain.loc["CE", "mean"]
+                       else "not larger") + " for DRSL than for CE")
+gain.round(2)
+
+# %% [markdown]
+# ### Exercise 3 · Which attack is the strongest against each loss?
+# **Predict first:** at the middle eps (L-inf attacks only), rank FGSM, PGD, APGD-CE,
+# APGD-DLR, Square and AutoAttack by the robust accuracy they leave to DRSL. Is the
+# ranking the same for CE? The answer is why the verdicts rest on APGD-DLR and not on PGD.
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+linf = robust[(robust["eps"] == P.eps_mid) & (robust["model"].isin(["CE", "DRSL"]))]
+strength = (linf.groupby(["attack", "model"], sort=False)["robust_accuracy"].mean()
+            .unstack("model")[["CE", "DRSL"]].sort_values("DRSL"))
+print("strongest against DRSL: " + ", ".join(strength.index[:3])
+      + "; against CE: " + ", ".join(strength["CE"].sort_values().index[:3]))
+strength.round(3)

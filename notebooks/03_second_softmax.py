@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,mystnb,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
@@ -111,3 +111,61 @@ report.finish()
 
 # %%
 explore.sweep(records, title="PGD on the whole test set")
+
+# %% [markdown]
+# ## Exercises
+# Write down your prediction first, then run the solution (in the book, click "Show the
+# solution"). The solutions reuse the PGD records above; nothing is trained or attacked.
+
+# %% [markdown]
+# ### Exercise 1 · Does p2 still predict success at a larger eps?
+# The AUCs above are at the middle eps. **Predict first:** at the largest eps of the grid,
+# where the attack flips most samples, does the AUC of `p2` rise, stay, or fall towards
+# 0.5? And at the smallest eps?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+by_eps = stats.success_association(records, "clean_p_second", n_boot=0)
+by_eps = by_eps.pivot_table(index="model", columns="eps", values="auc", sort=False)
+rate = stats.robust_accuracy(records).groupby("eps")["success_rate"].mean()
+print("mean PGD success rate per eps: "
+      + ", ".join(f"{e:g}: {r:.2f}" for e, r in rate.items()))
+for model, row in by_eps.iterrows():
+    print(f"{model}: AUC of p2 {row.iloc[0]:.3f} at eps {by_eps.columns[0]:g} -> "
+          f"{row.iloc[-1]:.3f} at eps {by_eps.columns[-1]:g}")
+by_eps.round(3)
+
+# %% [markdown]
+# ### Exercise 2 · p2 from the logit gap alone
+# If the mass outside the top two classes were zero, `p2` would be `1 / (1 + exp(gap))`.
+# **Predict first:** on the clean-correct samples at the middle eps, how far is that
+# formula from the real `p2`: off by a factor of 2, or within 1 %? What does your answer
+# say about the two AUCs in the table above?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+import numpy as np
+
+from_gap = 1.0 / (1.0 + np.exp(correct["clean_gap"].to_numpy()))
+ratio = correct.assign(ratio=correct["clean_p_second"].to_numpy() / from_gap)
+off = ratio.groupby("model", sort=False)["ratio"].describe(percentiles=[0.01, 0.5])
+print("p2 / (1 / (1 + exp(gap))): median "
+      + ", ".join(f"{m} {v:.4f}" for m, v in off["50%"].items())
+      + "; the worst 1 %: " + ", ".join(f"{m} {v:.3f}" for m, v in off["1%"].items()))
+off[["1%", "50%", "min"]].round(4)
+
+# %% [markdown]
+# ### Exercise 3 · Where do the low-p2 successes land?
+# Split the successful attacks at the middle eps into those with a clean `p2` below and
+# above its median. **Predict first:** does an attack on a sample with a small `p2` still
+# land on the runner-up as often, or does it spread over the other classes?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+hits = mid[mid["success"].astype(bool)]
+hits = hits.assign(p2_half=np.where(
+    hits["clean_p_second"] <= hits.groupby("model")["clean_p_second"].transform("median"),
+    "small p2", "large p2"))
+halves = stats.second_class_fraction_ci(hits, by=("model", "p2_half"))
+halves = halves.pivot_table(index="model", columns="p2_half", values="fraction", sort=False)
+for model, row in halves.iterrows():
+    print(f"{model}: runner-up share {row['small p2']:.2f} (small p2) vs "
+          f"{row['large p2']:.2f} (large p2)")
+halves.round(3)
