@@ -807,7 +807,7 @@ def _evaluate(evidence: Sequence[Evidence], alpha: float,
             verdicts.append(str(decide(r["p_holds"], r["p_not"], r["p_rev"], c.direction,
                                        k_h[i], k_n[i], alpha, k_r[i])))
     size = []
-    for i, (c, r, v) in enumerate(zip(claims, rows, verdicts)):
+    for i, (r, v) in enumerate(zip(rows, verdicts)):
         if v != "holds":
             size.append("")
         elif r.get("exact"):
@@ -1032,8 +1032,10 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
                  f"side by up to {c.fmt(u_claimed, False)}, more than half the SESOI")
     if cheap_v != row["verdict"]:
         text += f"; the cheap attack alone read '{cheap_v}'"
+    cheap_t = TestResult(int(r["n"]), ch_row["mean"], r["sd"], ch_row["se"], ch_row["df"],
+                         math.nan, math.nan, math.nan)
     row["measured"] = (f"{c.fmt(r['mean'])} under standard AutoAttack (calibrated; "
-                       f"{diff.attack}: {describe(c, TestResult(int(r['n']), ch_row['mean'], r['sd'], ch_row['se'], ch_row['df'], math.nan, math.nan, math.nan), math.sqrt(r['image_var']))})")
+                       f"{diff.attack}: {describe(c, cheap_t, math.sqrt(r['image_var']))})")
     cols.update({"decided_by": diff.attack, "cheap_mean": ch_row["mean"],
                  "cheap_low": c_low, "cheap_high": c_high, "cheap_verdict": cheap_v,
                  "cal_mean": m_d, "cal_low": lo, "cal_high": hi,
