@@ -275,6 +275,8 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
         A :class:`TrainedModel` with the model in eval mode.
 
     Raises:
+        DeviceError: ``device`` is not one of the allowed values or not present (a
+            ``ValueError``, :mod:`drsl_utils.errors`), before any work.
         TrainingDivergedError: the loss became NaN or infinite; the message names the
             epoch, the step and the loss value.
     """
@@ -460,6 +462,8 @@ def train_many(configs: Sequence[TrainConfig], *, progress: bool = True,
     from .cache import default_cache_dir
     from .executor import get_executor
 
+    # A bad device string fails here, not once per job inside the executor's workers.
+    resolve_device(kwargs.get("device", "auto"))
     runner = get_executor(executor)
     if runner.name != "inline":
         unit_kwargs = {k: v for k, v in kwargs.items() if k in (
