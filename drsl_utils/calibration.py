@@ -370,6 +370,9 @@ def calibrated_bound(effect_bound: float, diff: Interval, direction: str
     """The effect's bound after the calibrated differential is taken out, and how far
     the cheap attack's answer moved.
 
+    The claims rule no longer widens bounds this way (the calibration enters the tested
+    quantity, ``claims.calibrate``); this stays for one release as a quick look.
+
     For a ``greater`` claim (a - b > 0) the worst case for the claim is the upper end of
     the differential (the cheap attack favours ``a`` by that much): the bound becomes
     ``effect_bound - diff.high``. For ``less`` it is ``effect_bound - diff.low``.
