@@ -201,15 +201,23 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
         run = r.verdict != "not run"
         p = r.p_not_adj if r.verdict in ("does not hold", "not equivalent",
                                          "reversed") else r.p_holds_adj
+        if r.verdict == "reversed" and hasattr(r, "p_rev_adj"):
+            p = r.p_rev_adj  # the reversal's own Holm family
         rep = ""
         if run and math.isfinite(r.replication):
             rep = f"{r.replication:.2f} (same verdict {r.same_verdict:.2f}"
-            if has_loso and r.loso_n:
+            if has_loso and r.n_seeds <= 2:
+                rep += "; LOSO n/a"  # one seed left: nothing is decided
+            elif has_loso and r.loso_n:
                 rep += f"; LOSO {int(r.loso_agree)}/{int(r.loso_n)}"
             rep += ")"
         power = ""
         if run and math.isfinite(r.power):
-            power = f"{r.power:.2f}" + (" (underpowered)" if r.underpowered else "")
+            power = f"{r.power:.2f}"
+            lo, hi = getattr(r, "power_low", math.nan), getattr(r, "power_high", math.nan)
+            if math.isfinite(lo) and math.isfinite(hi):
+                power += f" ({lo:.2f}-{hi:.2f})"
+            power += " (underpowered)" if r.underpowered else ""
         rows.append({"claim": spec.statement,
                      "estimand": f"{spec.estimand} (SESOI {spec.fmt(spec.sesoi, False)})",
                      "measured": r.measured, "seeds": r.n_seeds, "bounds": r.interval,

@@ -346,11 +346,12 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
     stale = {e["claim"] for m in metas if m.get("status", "ok") != "ok"
              for e in m.get("evidence", [])}
     alpha = C.ALPHA
-    status, why = C.confirmatory_status(record, {s for e in evidence for s in e.values})
+    status, why = C.confirmatory_status(record, {s for e in evidence for s in e.values},
+                                        evidence=evidence)
     head = ["# Claims report", "",
             f"**{status.capitalize()}**: {why}. Declaration hash "
-            f"`{C.declaration_hash()}` (the claim set, SESOIs, directions, roles and the "
-            "rule's constants: `claims.declaration()`).", "",
+            f"`{C.declaration_hash()}` (the claim set, SESOIs, directions, roles, the "
+            "rule's constants and the measurement protocol: `claims.declaration()`).", "",
             f"Profile `{profile}`, written by `python -m drsl_utils.suite --profile "
             f"{profile}` from the notebooks' per-seed measurements. One rule decides every "
             "row (`drsl_utils/claims.py`). The seed is the unit of replication (models "
@@ -358,9 +359,12 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
             "standard error adds the image-sampling variance. One-sided t-tests at alpha "
             f"= {alpha:g}: against *no effect in the claimed direction*, against *an effect "
             "at least as large as the smallest effect of interest* (SESOI), and against "
-            "*no effect in the opposite direction*. Holm's procedure adjusts the first two "
-            "kinds over the declared primary findings, one row per paper finding; a "
-            "declared one with no evidence reads *not run* and still counts. "
+            "*no effect in the opposite direction*. Holm's procedure adjusts each kind "
+            "over the declared primary findings, one row per paper finding; a "
+            "declared one with no evidence reads *not run* and still counts. Each kind's "
+            "family-wise error is at most alpha, so the chance of any wrong primary "
+            "verdict is at most 2 alpha for *holds* and *below the SESOI* together "
+            "(3 alpha counting a false *reversed*). "
             "**bounds**: each bound is the one-sided bound at the Holm-adjusted confidence "
             "of its own test (1 - alpha/k for a row with Holm multiplier k), so the bound "
             "on the claimed side clears zero exactly when the row holds and the other "
@@ -370,17 +374,19 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
             "**holds** (shown in the claimed direction, not shown below the SESOI), "
             "**negligible** (shown non-zero but shown below the SESOI), **does not hold** "
             "(shown below the SESOI), **reversed** (shown on the opposite side), "
-            "**inconclusive** (the note says what the adjusted bounds rule out). "
+            "**inconclusive** (the note says that zero and the SESOI are not excluded; "
+            "the bounds invert the tests at those two values only). "
             "Equivalence claims (two one-sided tests against the margin): **equivalent**, "
             "**not equivalent**, **inconclusive**. **replication**: the predictive "
             "probability that a fresh run with the same seed count reads *holds* "
             "(*equivalent*); in brackets, that it reads this row's verdict (never much "
             "below 0.5, since the same data chose it: below 0.9 a fresh run may well "
             "disagree), and in how many of the leave-one-seed-out resamples the verdict "
-            "stands. **power**: the probability of *holds* (*equivalent*) when the true "
-            "effect is the SESOI (zero), at the observed sd and the row's Holm-adjusted "
-            "level; **seeds needed**: for power 0.8, from the ends of the sd's 95 % "
-            "interval.", "",
+            "stands (n/a with 2 seeds). **power**: the probability that the *holds* "
+            "(*equivalent*) test rejects when the true effect is the SESOI (zero), at the "
+            "observed sd and the pre-specified level alpha/m (m primary findings), with "
+            "its range over the sd's 95 % interval in brackets; **seeds needed**: for "
+            "power 0.8, from the ends of the sd's 95 % interval.", "",
             FORKING_PATHS + (" Until a confirmatory run on seeds never used before, "
                              "against a frozen declaration, read every verdict here as "
                              "exploratory." if status == "exploratory" else ""), ""]
@@ -449,12 +455,14 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
            "beside the cheap attacks on the same test images and seeds "
            "(`notebooks/12_attack_calibration`). *Overstatement*: robust accuracy under "
            "the cheap attack minus under standard AutoAttack (pp; mean over seeds, 95 % "
-           "interval with the subset's image variance). A robustness row decided by a "
-           "cheap attack is re-decided from its bounds widened by the one-sided bounds of "
-           "its comparison's *differential* (the overstatement of one side minus the "
-           "other's): the part of the effect the attack's bias could carry is taken out "
-           "(`claims.calibrate`). A row is *flagged* when standard AutoAttack beats the "
-           "cheap attack on the claimed side by more than half its SESOI.", ""]
+           "interval with the subset's image variance, n - 1 degrees of freedom and an "
+           "exact-count floor). A robustness row decided by a cheap attack tests the "
+           "effect under standard AutoAttack: its effect minus its comparison's "
+           "*differential* (the overstatement of one side minus the other's), with both "
+           "standard errors and the smaller degrees of freedom; those p-values enter "
+           "Holm's procedure (`claims.calibrate`), so the verdict can move either way. "
+           "A row is *flagged* when standard AutoAttack beats the cheap attack on the "
+           "claimed side by more than half its SESOI (upper bound).", ""]
     if not rows.empty:
         out += ["| claim | decided by | cheap attack's bounds | differential | "
                 "calibrated bounds | verdict (cheap attack alone) | flagged |",
@@ -463,7 +471,8 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
             c = C.get_claim(r.claim)
             d = c.digits
             out.append(
-                f"| `{r.claim}` | {r.decided_by} | [{r.low:+.{d}f}, {r.high:+.{d}f}] | "
+                f"| `{r.claim}` | {r.decided_by} | "
+                f"[{r.cheap_low:+.{d}f}, {r.cheap_high:+.{d}f}] | "
                 f"{c.fmt(r.cal_mean)} [{r.cal_low:+.{d}f}, {r.cal_high:+.{d}f}] "
                 f"({r.cal_seeds} seeds x {r.cal_images} images) | "
                 f"[{r.calibrated_low:+.{d}f}, {r.calibrated_high:+.{d}f}] | "

@@ -33,12 +33,14 @@
 # - the **differential** of each comparison `a - b`: overstatement of `a` minus that of
 #   `b`, the part of the cheap attack's effect that is its bias.
 #
-# The claims report then applies one rule: a robustness verdict decided by a cheap attack
-# must also hold after the upper bound of the calibrated differential is subtracted from
-# its bound, and the report says which attack decided each row and how far the cheap
-# attack's answer moved. The calibration is small (a few seeds, a few hundred images:
-# standard AutoAttack costs about ten times a reduced one), and its intervals carry that
-# size: seeds are the unit, and the image-sampling variance of the fixed subset is added.
+# The claims report then applies one rule: a robustness row decided by a cheap attack
+# tests the effect under standard AutoAttack, the cheap attack's effect minus the
+# calibrated differential, with both standard errors, inside Holm's family; the report
+# says which attack decided each row and how far the cheap attack's answer moved. The
+# calibration is small (a few seeds, a few hundred images: standard AutoAttack costs
+# about ten times a reduced one), and its intervals carry that size: seeds are the unit
+# (n - 1 degrees of freedom), the image-sampling variance of the fixed subset is added,
+# and exact counts of the discordant images put a floor under the standard error.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -98,8 +100,8 @@ table
 # %% [markdown]
 # ## What we found
 # The calibrated differential of each robustness row goes to the report, beside the
-# overstatement table: the rule in `drsl_utils.claims` widens the row's bounds by it and
-# draws the verdict again (the claims report shows both).
+# overstatement table: the rule in `drsl_utils.claims` subtracts it from the row's effect
+# and tests the result in Holm's family (the claims report shows both verdicts).
 
 # %%
 AA = ex.autoattack_spec(P, eps=[AT_EPS]).record_name

@@ -89,11 +89,13 @@ def test_gallery_lists_claims_and_figures(tmp_path):
     assert "Choices made after seeing the data." in report
     assert "**Exploratory**: no confirmatory run is recorded" in report
     assert f"Declaration hash `{C.declaration_hash()}`" in report
-    # A recorded confirmatory run of this declaration over these seeds makes it one.
+    # A recorded confirmatory run of this declaration is not enough: every declared
+    # primary must have been run on the whole block.
     (tmp_path / "confirmatory.json").write_text(json.dumps(
         {"declaration": C.declaration_hash(), "commit": "abc", "seeds": list(range(8))}))
     confirmed = write_gallery(tmp_path, "quick", n_halves=4)[1].read_text()
-    assert "**Confirmatory**: declaration" in confirmed
+    assert "**Exploratory**: the declared primary" in confirmed
+    assert "was not run" in confirmed
     (tmp_path / "confirmatory.json").unlink()
     header = next(ln for ln in report.splitlines() if ln.startswith("| claim | estimand"))
     for column in ("bounds", "verdict", "replication", "power", "seeds needed"):
