@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,mystnb,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
@@ -149,3 +149,57 @@ report.finish()
 grid = sorted(set(P.eps_grid) | {P.at_eps})
 pgd = ex.attack_zoo(P, zoo, [ex.pgd_spec(P)], eps_grid=grid, device=device)
 explore.sweep(pgd.records, title="PGD on standard and adversarially trained models")
+
+# %% [markdown]
+# ## Exercises
+# Write down your prediction first, then run the solution (in the book, click "Show the
+# solution"). The solutions reuse the clean statistics and the PGD runs above; the last
+# adds one PGD run on the first seed.
+
+# %% [markdown]
+# ### Exercise 1 · On every seed, or only on average?
+# The verdicts above average over seeds. **Predict first:** does PGD-AT lower the max
+# logit and the logit gap, relative to the CE control, on *every* seed, or only on some?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+per_seed = pd.DataFrame({q: claims.paired(clean, q, "PGD-AT", CONTROL)
+                         for q in ("max_logit", "logit_gap")})
+per_seed.index.name = "seed"
+for q, diffs in per_seed.items():
+    print(f"PGD-AT minus the CE control, mean {q.replace('_', ' ')}: lower on "
+          f"{int((diffs < 0).sum())} of {len(diffs)} seeds")
+per_seed.round(3)
+
+# %% [markdown]
+# ### Exercise 2 · Move the small-margin threshold
+# The SOVR row counts margins below 1. **Predict first:** with a threshold of 0.5 or 2,
+# does SOVR-AT still leave fewer small margins than PGD-AT, and does the difference grow
+# or shrink?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+shares = pd.DataFrame({t: clean[clean["model"].isin(["PGD-AT", "SOVR-AT"])]
+                       .assign(small=lambda d, t=t: d["logit_margin"] < t)
+                       .groupby("model", sort=False)["small"].mean()
+                       for t in (0.5, 1.0, 2.0)})
+shares.columns.name = "margin below"
+gap = 100 * (shares.loc["SOVR-AT"] - shares.loc["PGD-AT"])
+print("SOVR-AT minus PGD-AT, share of small margins (points): "
+      + ", ".join(f"below {t:g}: {v:+.1f}" for t, v in gap.items()))
+shares.round(3)
+
+# %% [markdown]
+# ### Exercise 3 · Attack beyond the training eps
+# The adversarially trained models saw PGD at eps = `P.at_eps` during training. Attack
+# the first seed of every model at twice that eps. **Predict first:** is PGD-AT still
+# more robust than its control there, and by more or less than at the training eps?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+first = {n: m[:1] for n, m in zoo.items()}
+beyond = ex.attack_zoo(P, first, [ex.pgd_spec(P)], eps_grid=[P.at_eps, 2 * P.at_eps],
+                       device=device, progress=False)
+far = stats.robust_accuracy(beyond.records).pivot_table(
+    index="model", columns="eps", values="robust_accuracy", sort=False)
+edge = far.loc["PGD-AT"] - far.loc[CONTROL]
+print("PGD-AT minus the CE control, robust accuracy (first seed): "
+      + ", ".join(f"eps {e:g}: {v:+.3f}" for e, v in edge.items()))
+far.round(3)

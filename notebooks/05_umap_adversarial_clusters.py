@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: tags,-all
+#     cell_metadata_filter: tags,mystnb,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext
 #     text_representation:
@@ -113,3 +113,46 @@ report.finish()
 # %%
 explore.samples(result, panels, zoo, attack="pgd", eps=P.eps_mid,
                 class_names=ex.class_names(P))
+
+# %% [markdown]
+# ## Exercises
+# Write down your prediction first, then run the solution (in the book, click "Show the
+# solution"). The solutions reuse the PGD records and the UMAP layouts above (cached).
+
+# %% [markdown]
+# ### Exercise 1 · Attack at a larger eps: where do the adversarial points go?
+# The numbers above are at the middle eps. Place the successful PGD examples of the
+# largest eps of the grid in the same layouts (CE and DRSL, first seed). **Predict
+# first:** do they land closer to the centre of their adversarial class (a smaller
+# `adv_dist`) and in purer neighbourhoods, or are they scattered further?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+pair = {n: zoo[n] for n in ("CE", "DRSL")}
+top_eps = max(P.eps_grid)
+at_eps = {eps: embed.cluster_metrics_table(ex.umap_panels(P, result, pair, attack="pgd",
+                                                          eps=eps, progress=False))
+          for eps in (P.eps_mid, top_eps)}
+moved = pd.concat(at_eps, names=["eps"])[["n_adv", "adv_dist", "knn_adv_purity"]]
+for name in pair:
+    a, b = at_eps[P.eps_mid].loc[name], at_eps[top_eps].loc[name]
+    print(f"{name}: {a['n_adv']:.0f} -> {b['n_adv']:.0f} successes; distance to the adversarial "
+          f"centroid {a['adv_dist']:.2f} -> {b['adv_dist']:.2f} RMS radii, "
+          f"kNN purity {a['knn_adv_purity']:.2f} -> {b['knn_adv_purity']:.2f}")
+moved.round(2)
+
+# %% [markdown]
+# ### Exercise 2 · Whose samples does PGD take?
+# **Predict first:** at the middle eps, which of CE, GCE and DRSL loses the most samples
+# of the subset to PGD, how many of CE's and DRSL's losses are the same samples, and how
+# often does each model's adversarial label land on its clean runner-up?
+
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
+at_mid = result.records[result.records["eps"] == P.eps_mid]
+losses = stats.second_class_fraction_ci(at_mid, pool_seeds=False)
+losses = losses.groupby("model", sort=False)[["n_success", "fraction"]].mean()
+shared = both.groupby("seed")["n_adv"].first()
+print(f"most samples lost per seed: {losses['n_success'].idxmax()} "
+      f"({losses['n_success'].max():.0f} on average); flipped in both CE and DRSL: "
+      f"{shared.mean():.0f} per seed")
+losses.rename(columns={"n_success": "successes per seed",
+                       "fraction": "share on the runner-up"}).round(2)
