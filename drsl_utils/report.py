@@ -223,7 +223,10 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
                      "measured": r.measured, "seeds": r.n_seeds, "bounds": r.interval,
                      "p": (_fmt_p(p) + ("" if r.in_family else " (unadjusted)")) if run
                      else "–",
-                     "verdict": r.verdict, "replication": rep, "power": power,
+                     # holds split by size (methods review S2): "at least the SESOI"
+                     # (its own minimal-effect test, Holm) or "in direction, size open"
+                     "verdict": C.verdict_label(r.verdict, getattr(r, "size", "") or ""),
+                     "replication": rep, "power": power,
                      "seeds needed": _fmt_needed(r.seeds_needed_low, r.seeds_needed,
                                                  r.seeds_needed_high) if run else "",
                      "note": _with_calibration(r)})

@@ -402,6 +402,11 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
     fam = table[family]
     weak = fam[fam["underpowered"]]
     counts = _counts(fam["verdict"], C.VERDICTS)
+    if "size" in fam and (fam["verdict"] == "holds").any():
+        # Only a holds shown at least the SESOI replicates a finding's size (S2).
+        big = int(((fam["verdict"] == "holds") & (fam["size"] == C.SIZE_LABELS[True])).sum())
+        counts += (f" ({big} of the holds shown at least the SESOI, the rest in direction "
+                   "with the size open)")
     headline = (f"**{len(fam)} primary findings** (one Holm family, declared in "
                 f"`drsl_utils/claim_table.py`): {counts}. "
                 f"**{len(weak)} of them are underpowered** (power < {C.POWER_TARGET:g} at "

@@ -35,7 +35,7 @@ def test_meta_is_written_once_at_finish_and_without_timestamps(tmp_path):
     assert meta["figures"] == [{"name": "curve", "caption": "A caption."}]
     assert meta["status"] == "ok" and len(meta["evidence"]) == 1
     assert meta["evidence"][0]["detail"] == "replaced"
-    assert list(table["verdict"]) == ["holds"]
+    assert list(table["verdict"]) == ["holds, at least the SESOI"]
     assert (tmp_path / "curve.png").stat().st_size > 1000 and (tmp_path / "curve.pdf").exists()
     before = meta_path.read_bytes()
     rep2 = Report("02_attacks", "smoke", tmp_path)  # a rerun does not empty the record...
@@ -125,11 +125,14 @@ def test_verdict_table_prints_what_the_decision_used():
     row = view.loc["drsl-harder-dlr"]
     # Every other member is not run, so both bounds share the level alpha / 19.
     k = len(C.declared_family())
-    assert row["verdict"] == "holds" and f"({100 * (1 - 2 * 0.05 / k):.2f} % two-sided)" \
+    assert row["verdict"].startswith("holds") and f"({100 * (1 - 2 * 0.05 / k):.2f} % two-sided)" \
         in row["bounds"]
     assert assessed.set_index("claim").loc["drsl-harder-dlr", "low"] > 0
     assert "image se" in row["measured"] and "LOSO 8/8" in row["replication"]
     assert "at the observed sd" in row["seeds needed"]
+    # holds is printed with its size: at least the SESOI, or in direction only
+    size = assessed.set_index("claim").loc["drsl-harder-dlr", "size"]
+    assert row["verdict"] == C.verdict_label("holds", size) != "holds"
     not_run = view[view["verdict"] == "not run"]
     assert len(not_run) == len(C.declared_family()) - 1
     assert (not_run["p"] == "–").all() and (not_run["replication"] == "").all()
