@@ -22,6 +22,9 @@ images and labels, and the torchattacks version; the folder's ``<code>`` fingerp
 covers the attack and model code, and the model key covers the model: a toolkit
 model's configuration, or a foreign model's class, source and weights.
 A broken unit is quarantined and recomputed; two processes never compute the same unit.
+Inside, an evaluation is planned (``_plan``: every entry's path, shared with
+:func:`missing_units`), run (``_run_model``: each entry loaded or computed through one
+store, which saves nothing when ``cache=False``) and assembled (``_assemble``).
 """
 
 from __future__ import annotations
@@ -550,16 +553,50 @@ def _grids(specs: Sequence[AttackSpec], eps_grid: Any, images: torch.Tensor
     return grids
 
 
-def _subset_key(images: torch.Tensor, labels: torch.Tensor) -> tuple[str, bool]:
+@dataclass(frozen=True)
+class _Plan:
+    """What an evaluation loads or computes, fixed before any work: the checked attacks,
+    eps grids and attacked set, and where each model's clean pass and (attack, eps) units
+    live in the cache. ``root`` None is the cache off: every path is None."""
+
+    specs: tuple[AttackSpec, ...]
+    grids: tuple[tuple[float, ...], ...]
+    images: torch.Tensor
+    labels: torch.Tensor
+    subset: str
+    keep: bool
+    root: Path | None
+
+    def _path(self, key: str, stem: str, *hashed: Any) -> Path | None:
+        return None if self.root is None else self.root / key / f"{stem}_{stable_hash(*hashed)}.npz"
+
+    def clean_path(self, key: str) -> Path | None:
+        return self._path(key, "clean", "clean", key, self.subset, self.keep)
+
+    def units(self, key: str) -> list[tuple[AttackSpec, float, Path | None]]:
+        """(attack, eps, cache path) of every unit of the model with this key."""
+        return [(spec, eps, self._path(key, f"{record_name(spec.resolved)}_eps{eps:.6g}",
+                                       "attack-unit", key, spec.resolved, eps, self.subset,
+                                       _torchattacks_version(), self.keep))
+                for spec, grid in zip(self.specs, self.grids) for eps in grid]
+
+
+def _plan(attacks: Sequence[Any], images: torch.Tensor, labels: torch.Tensor,
+          eps_grid: Any, root: Path | None) -> _Plan:
+    """The :class:`_Plan` of :func:`evaluate` and of :func:`missing_units` (one, so that
+    both name the same entries)."""
+    specs = [AttackSpec.coerce(a) for a in attacks]
+    if not specs:
+        raise ValueError("attacks is empty: give at least one attack")
+    record_names = [s.record_name for s in specs]
+    if len(set(record_names)) != len(record_names):
+        raise ValueError(f"attacks have repeated record names {record_names}: give each "
+                         "AttackSpec a distinct label")
+    images, labels = _check_subset(images, labels)
+    grids = _grids(specs, eps_grid, images)
     subset = stable_hash("subset", tensor_fingerprint(images), tensor_fingerprint(labels))
-    return subset, labels.shape[0] <= ADV_IMAGES_MAX
-
-
-def _unit_path(folder: Path, model_key: str, resolved: Mapping[str, Any], eps: float,
-               subset: str, keep: bool) -> Path:
-    unit_key = stable_hash("attack-unit", model_key, resolved, eps, subset,
-                           _torchattacks_version(), keep)
-    return folder / f"{record_name(resolved)}_eps{eps:.6g}_{unit_key}.npz"
+    return _Plan(tuple(specs), tuple(grids), images, labels, subset,
+                 labels.shape[0] <= ADV_IMAGES_MAX, root)
 
 
 def missing_units(model_keys: Sequence[str], attacks: Sequence[Any], images: torch.Tensor,
@@ -567,14 +604,90 @@ def missing_units(model_keys: Sequence[str], attacks: Sequence[Any], images: tor
                   cache_dir: str | Path | None = None) -> list[str]:
     """The model keys (of ``model_keys``) with at least one attack unit not yet in the
     cache: what an executor has to compute before :func:`evaluate` can load the rest."""
-    specs = [AttackSpec.coerce(a) for a in attacks]
-    images, labels = _check_subset(images, labels)
-    grids = _grids(specs, eps_grid, images)
-    root = entry_dir("attacks", cache_dir)
-    subset, keep = _subset_key(images, labels)
-    return [key for key in model_keys if any(
-        not _unit_path(root / key, key, spec.resolved, eps, subset, keep).exists()
-        for spec, grid in zip(specs, grids) for eps in grid)]
+    plan = _plan(attacks, images, labels, eps_grid, entry_dir("attacks", cache_dir))
+    return [key for key in model_keys
+            if any(not path.exists() for _, _, path in plan.units(key))]
+
+
+def _load_or_run(path: Path | None, keys: Sequence[str],
+                 compute: Callable[[], dict[str, np.ndarray]],
+                 save: Callable[[Path, dict[str, np.ndarray]], Any]
+                 ) -> tuple[dict[str, np.ndarray], bool]:
+    """``(arrays, from_cache)`` of one entry, through :func:`cache.compute_once` (and its
+    per-key lock); no path (the cache off) is a store that holds and saves nothing."""
+    if path is None:
+        return compute(), False
+    return compute_once(path, lambda p: load_npz(p, keys), compute, save)
+
+
+#: One unit after :func:`_run_model`: (attack, eps, path, arrays, from_cache, seconds).
+_Done = tuple[AttackSpec, float, Path | None, dict[str, np.ndarray], bool, float]
+
+
+def _run_model(entry: _Entry, k: int, plan: _Plan, x: torch.Tensor, y: torch.Tensor,
+               batch_size: int, bar: Any) -> tuple[dict[str, np.ndarray], list[_Done]]:
+    """A model's clean pass, then each of its units, on the device of ``x`` (the model
+    is put back on its own device afterwards). Each entry is saved as it finishes."""
+    model, meta = entry.model, entry.meta
+    tap = entry.tap if plan.keep else None
+    keys = _UNIT_KEYS if tap is None else ("logits", "features", "linf", "l2")
+    n_batches = max(1, math.ceil(x.shape[0] / batch_size))
+    home = next(model.parameters()).device
+    model.to(x.device)
+    try:
+        clean, _ = _load_or_run(plan.clean_path(entry.key), keys[:1 if tap is None else 2],
+                                lambda: _predict(model, x, batch_size, tap), save_npz)
+        # Only clean-correct samples are attacked (as in AutoAttack's reference code): a
+        # clean error already counts against robust accuracy, and every adversarial
+        # statistic is taken over clean-correct samples.
+        y_np = plan.labels.numpy()
+        todo = torch.from_numpy(_top2(clean["logits"], y_np)["pred"] == y_np).to(x.device)
+        done = []
+        for spec, eps, path in plan.units(entry.key):
+            bar.set_postfix_str(f"{meta['model']} s{meta['seed']} {spec.record_name} "
+                                f"eps={eps:g}")
+            start = time.perf_counter()
+            arrays, from_cache = _load_or_run(
+                path, keys, lambda spec=spec, eps=eps: _attack_unit(
+                    build_attack(spec.name, model, eps, n_classes=k, **spec.params),
+                    model, x, y, todo, batch_size, bar, plan.keep, tap),
+                lambda p, a: save_npz(p, {**a, "job": _job()}, compress=plan.keep))
+            if from_cache:
+                bar.update(n_batches)
+            done.append((spec, eps, path, arrays, from_cache,
+                         0.0 if from_cache else time.perf_counter() - start))
+        return clean, done
+    finally:
+        model.to(home)
+
+
+def _assemble(plan: _Plan, entries: Sequence[_Entry], widths: Sequence[int],
+              runs: Sequence[tuple[dict[str, np.ndarray], list[_Done]]]) -> AttackResult:
+    """The :class:`AttackResult` of every model's clean pass and units, in run order."""
+    y = plan.labels.numpy()
+    frames, unit_rows, adv, paths = [], [], {}, {}
+    for entry, (clean, done) in zip(entries, runs):
+        clean_stats = _top2(clean["logits"], y)
+        for spec, eps, path, arrays, from_cache, seconds in done:
+            name = spec.record_name
+            adv[(entry.key, name, eps)], paths[(entry.key, name, eps)] = arrays, path
+            unit_rows.append({"model": entry.meta["model"], "model_key": entry.key,
+                              "attack": name, "eps": eps, "seconds": seconds,
+                              "from_cache": from_cache,
+                              "path": None if path is None else str(path)})
+            frames.append(_unit_records(entry.meta, name, eps, y, clean_stats,
+                                        _top2(arrays["logits"], y), arrays["linf"],
+                                        arrays["l2"]))
+    records = pd.concat(frames, ignore_index=True)[list(RECORD_COLUMNS)]
+    models = pd.DataFrame([{**e.meta, "num_classes": k, "weights": e.weights,
+                            "features": e.tap is not None} for e, k in zip(entries, widths)])
+    if models["num_classes"].nunique() == 1:
+        records.attrs["num_classes"] = int(models["num_classes"].iloc[0])
+    attack_params = {s.record_name: {**s.resolved, "eps": g}
+                     for s, g in zip(plan.specs, plan.grids)}
+    return AttackResult(records, y.copy(), models, attack_params, pd.DataFrame(unit_rows),
+                        plan.images.numpy() if plan.keep else None,
+                        {e.key: clean for e, (clean, _) in zip(entries, runs)}, adv, paths)
 
 
 def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
@@ -645,105 +758,17 @@ def evaluate(models: Any, attacks: Sequence[AttackSpec | str | Sequence[Any]],
     from tqdm.auto import tqdm
 
     entries = _as_entries(models, names, n_classes, features)
-    specs = [AttackSpec.coerce(a) for a in attacks]
-    if not specs:
-        raise ValueError("attacks is empty: give at least one attack")
-    record_names = [s.record_name for s in specs]
-    if len(set(record_names)) != len(record_names):
-        raise ValueError(f"attacks have repeated record names {record_names}: give each "
-                         "AttackSpec a distinct label")
     _check_positive_int("batch_size", batch_size)
-    images, labels = _check_subset(images, labels)
-    grids = _grids(specs, eps_grid, images)
+    plan = _plan(attacks, images, labels, eps_grid,
+                 entry_dir("attacks", cache_dir) if cache else None)
     dev = resolve_device(device)
-    widths = _check_models(entries, images, labels)
-
-    root = entry_dir("attacks", cache_dir)
-    subset, keep = _subset_key(images, labels)
-    y_np = labels.numpy()
-    n = int(labels.shape[0])
-    n_batches = max(1, math.ceil(n / batch_size))
-    total = len(entries) * sum(len(g) for g in grids) * n_batches
-    bar = tqdm(total=total, desc="attacks", disable=not progress, mininterval=0.5)
-
-    frames: list[pd.DataFrame] = []
-    clean_arrays: dict[str, dict[str, np.ndarray]] = {}
-    adv_arrays: dict[tuple[str, str, float], dict[str, np.ndarray]] = {}
-    paths: dict[tuple[str, str, float], Path | None] = {}
-    unit_rows: list[dict[str, Any]] = []
-    model_rows: list[dict[str, Any]] = []
-    x_dev, y_dev = images.to(dev), labels.to(dev)
+    widths = _check_models(entries, plan.images, plan.labels)
+    n_batches = max(1, math.ceil(len(plan.labels) / batch_size))
+    bar = tqdm(total=len(entries) * sum(map(len, plan.grids)) * n_batches, desc="attacks",
+               disable=not progress, mininterval=0.5)
+    x, y = plan.images.to(dev), plan.labels.to(dev)
     try:
-        for entry, k in zip(entries, widths):
-            model, key, meta, name = entry.model, entry.key, entry.meta, entry.meta["model"]
-            tap = entry.tap if keep else None
-            model_rows.append({**meta, "num_classes": k, "weights": entry.weights,
-                               "features": entry.tap is not None})
-            clean_keys = ("logits",) if tap is None else ("logits", "features")
-            unit_keys = _UNIT_KEYS if tap is None else ("logits", "features", "linf", "l2")
-            home = next(model.parameters()).device
-            model.to(dev)
-            try:
-                folder = root / key
-                clean_path = folder / f"clean_{stable_hash('clean', key, subset, keep)}.npz"
-                predict = lambda m=model, tap=tap: _predict(m, x_dev, batch_size, tap)  # noqa: E731
-                if cache:
-                    clean, _ = compute_once(clean_path, lambda p, ks=clean_keys: load_npz(p, ks),
-                                            predict, save_npz)
-                else:
-                    clean = predict()
-                clean_arrays[key] = clean
-                clean_stats = _top2(clean["logits"], y_np)
-                # Only clean-correct samples are attacked (as in AutoAttack's reference
-                # code): a clean error already counts against robust accuracy, and every
-                # adversarial statistic is taken over clean-correct samples.
-                todo = torch.from_numpy(clean_stats["pred"] == y_np).to(dev)
-                for spec, rec_name, grid in zip(specs, record_names, grids):
-                    resolved = spec.resolved
-                    for eps in grid:
-                        bar.set_postfix_str(f"{name} s{meta['seed']} {rec_name} eps={eps:g}")
-                        path = _unit_path(folder, key, resolved, eps, subset, keep)
-                        start = time.perf_counter()
-
-                        def run(spec=spec, eps=eps, model=model, todo=todo, k=k,
-                                tap=tap) -> dict[str, np.ndarray]:
-                            atk = build_attack(spec.name, model, eps, n_classes=k,
-                                               **spec.params)
-                            return _attack_unit(atk, model, x_dev, y_dev, todo, batch_size,
-                                                bar, keep, tap)
-
-                        if cache:
-                            arrays, from_cache = compute_once(
-                                path, lambda p, ks=unit_keys: load_npz(p, ks), run,
-                                lambda p, a: save_npz(p, {**a, "job": _job()}, compress=keep))
-                        else:
-                            arrays, from_cache = run(), False
-                        if from_cache:
-                            bar.update(n_batches)
-                        unit_rows.append({"model": name, "model_key": key,
-                                          "attack": rec_name, "eps": eps,
-                                          "seconds": 0.0 if from_cache else
-                                          time.perf_counter() - start,
-                                          "from_cache": from_cache,
-                                          "path": str(path) if cache else None})
-                        arrays = {k_: v for k_, v in arrays.items() if k_ != "images"} \
-                            if from_cache else arrays
-                        adv_arrays[(key, rec_name, eps)] = arrays
-                        paths[(key, rec_name, eps)] = path if cache else None
-                        frames.append(_unit_records(meta, rec_name, eps, y_np, clean_stats,
-                                                    _top2(arrays["logits"], y_np),
-                                                    arrays["linf"], arrays["l2"]))
-            finally:
-                model.to(home)
+        runs = [_run_model(e, k, plan, x, y, batch_size, bar) for e, k in zip(entries, widths)]
     finally:
         bar.close()
-
-    records = pd.concat(frames, ignore_index=True)[list(RECORD_COLUMNS)]
-    models_df = pd.DataFrame(model_rows)
-    if models_df["num_classes"].nunique() == 1:
-        records.attrs["num_classes"] = int(models_df["num_classes"].iloc[0])
-    attack_params = {rn: {**spec.resolved, "eps": grid}
-                     for spec, rn, grid in zip(specs, record_names, grids)}
-    return AttackResult(records, y_np.copy(), models_df, attack_params,
-                        pd.DataFrame(unit_rows), images.numpy() if keep else None,
-                        clean_arrays, adv_arrays, paths)
+    return _assemble(plan, entries, widths, runs)

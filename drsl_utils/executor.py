@@ -16,6 +16,10 @@ only loads them. An :class:`Executor` only decides where ``fn(item)`` is called:
   and ``retries`` for jobs that Slurm ended without a result, and its report: what
   still fails is raised as one :class:`UnitFailed` after the other units finished.
 
+:func:`fan_out` is how the engines use an executor: the units missing from the cache
+run there first, then the caller loads every entry in its own pass (``train_many``,
+``experiments.attack_zoo``).
+
 ``fn`` must be a picklable top-level function (importable by name in the workers and in
 the Slurm jobs), and ``items`` picklable values. Choose an executor with
 :func:`get_executor` (argument, else ``$DRSL_EXECUTOR``, else ``inline``); cluster
@@ -58,6 +62,7 @@ __all__ = [
     "SlurmExecutor",
     "QueueWatcher",
     "get_executor",
+    "fan_out",
     "current_job_id",
     "slurm_available",
 ]
@@ -719,3 +724,22 @@ def get_executor(name: str | None = None, *, workers: int | None = None,
             workers = max(1, available_cores() // (env_int("DRSL_THREADS") or 1))
         return LocalExecutor(workers)
     return SlurmExecutor(slurm)
+
+
+def fan_out(fn: Callable[[Any], Any], missing: Callable[[], Iterable[Any]], *,
+            describe: Callable[[Any], str], desc: str, executor: str | None = None
+            ) -> list[Any]:
+    """Run ``fn`` on ``executor`` for each item of ``missing()`` (the units whose cache
+    entries are not there yet), so that the caller's own pass over its grid then only
+    loads them; the cache is the hand-over. Inline, nothing runs and ``missing`` is not
+    called: the caller's pass computes each entry itself. ``describe`` and ``desc`` are
+    :meth:`Executor.map`'s, ``executor`` :func:`get_executor`'s.
+
+    Returns ``fn``'s results in the order of ``missing()`` ([] when nothing ran).
+
+    Raises:
+        UnitFailed: (local, slurm) some units failed; raised after all others ended.
+    """
+    runner = get_executor(executor)
+    items = [] if runner.name == "inline" else list(missing())
+    return runner.map(fn, items, describe=describe, desc=desc) if items else []

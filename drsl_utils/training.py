@@ -460,23 +460,19 @@ def train_many(configs: Sequence[TrainConfig], *, progress: bool = True,
     from tqdm.auto import tqdm
 
     from .cache import default_cache_dir
-    from .executor import get_executor
+    from .executor import fan_out
 
     # A bad device string fails here, not once per job inside the executor's workers.
     resolve_device(kwargs.get("device", "auto"))
-    runner = get_executor(executor)
-    if runner.name != "inline":
+
+    def missing() -> list[tuple[TrainConfig, dict[str, Any]]]:
         unit_kwargs = {k: v for k, v in kwargs.items() if k in (
             "device", "data_root", "amp", "channels_last", "compile")}
         unit_kwargs["cache_dir"] = str(kwargs.get("cache_dir") or default_cache_dir())
-        missing = list({c.key: c for c in configs
-                        if not is_cached(c, kwargs.get("cache_dir"))}.values())
-        if missing:
-            runner.map(_train_unit, [(c, unit_kwargs) for c in missing],
-                       describe=lambda u: f"train {u[0].label} (key {u[0].key})",
-                       desc="train")
-    results = []
-    for config in tqdm(configs, desc="models", disable=not progress or len(configs) < 2,
-                       leave=False):
-        results.append(train(config, progress=progress, **kwargs))
-    return results
+        todo = {c.key: c for c in configs if not is_cached(c, kwargs.get("cache_dir"))}
+        return [(c, unit_kwargs) for c in todo.values()]
+
+    fan_out(_train_unit, missing, describe=lambda u: f"train {u[0].label} (key {u[0].key})",
+            desc="train", executor=executor)
+    bar = tqdm(configs, desc="models", disable=not progress or len(configs) < 2, leave=False)
+    return [train(config, progress=progress, **kwargs) for config in bar]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -207,3 +208,27 @@ def test_unit_lookup_errors_name_what_exists(result, digits_model):
         result.clean_logits("no-such-model")
     assert math.isclose(result.attacks["pgd"]["steps"], 5)
     assert result.attacks["autoattack-reduced"]["version"] == "reduced"
+
+
+def test_missing_units_names_what_evaluate_computes(digits_model, subset, cache_dir):
+    """missing_units and evaluate share one plan: a model is missing until evaluate has
+    written every unit, and again as soon as one unit file is gone (only that unit is
+    then recomputed)."""
+    x, y = subset
+    specs, key = [("pgd", {"steps": 2}), "fgsm"], digits_model.key
+
+    def missing():
+        return E.missing_units([key, "other-key"], specs, x, y, eps_grid=[0.1],
+                               cache_dir=cache_dir)
+
+    def run():
+        return E.evaluate([digits_model], specs, x, y, eps_grid=[0.1], cache_dir=cache_dir,
+                          progress=False)
+
+    assert missing() == [key, "other-key"]
+    first = run()
+    assert missing() == ["other-key"]
+    assert all(Path(p).exists() for p in first.units["path"])
+    Path(first.units["path"].iloc[1]).unlink()
+    assert missing() == [key, "other-key"]
+    assert run().units["from_cache"].tolist() == [True, False]

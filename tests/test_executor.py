@@ -25,6 +25,7 @@ from drsl_utils.executor import (
     SlurmExecutor,
     UnitFailed,
     current_job_id,
+    fan_out,
     get_executor,
     slurm_available,
 )
@@ -383,3 +384,22 @@ def test_runs_with_submitit_one_minor_release_older(slurm, tmp_path):
                          env=env, cwd=tmp_path, timeout=400, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 passed" in run.stdout
+
+
+def test_fan_out_runs_the_missing_units_off_inline_only(monkeypatch):
+    """Inline, fan_out does nothing (the caller's own pass computes each entry) and
+    never lists what is missing; elsewhere it maps the missing items, if any."""
+    monkeypatch.setenv("DRSL_WORKERS", "1")
+    listed = []
+
+    def missing():
+        listed.append(True)
+        return [2, 3]
+
+    kw = {"describe": str, "desc": "t"}
+    assert fan_out(ex_mod._square, missing, executor="inline", **kw) == []
+    assert listed == []
+    assert fan_out(ex_mod._square, missing, executor="local", **kw) == [4, 9]
+    assert fan_out(fail_if_negative, list, executor="local", **kw) == []
+    with pytest.raises(UnitFailed, match="boom"):
+        fan_out(fail_if_negative, lambda: [-1], executor="local", **kw)
