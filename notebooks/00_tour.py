@@ -143,8 +143,8 @@ p2, entropy = tau_table["median_p2"].to_numpy(), tau_table["nontrue_entropy"].to
 print(f"tau {tau:g} -> {10 * tau:g}: median clean p2 "
       + ("falls" if p2[1] < p2[0] else "rises") + f" ({p2[0]:.2e} -> {p2[1]:.2e}), "
       "non-true entropy " + ("rises" if entropy[1] > entropy[0] else "falls")
-      + f" ({entropy[0]:.2f} -> {entropy[1]:.2f}); one seed and a short run: notebook 01 "
-      "tests the mechanism over seeds and notebook 07 sweeps tau")
+      + f" ({entropy[0]:.2f} -> {entropy[1]:.2f})\n(one seed and a short run: notebook 01 "
+      "tests the mechanism over seeds, and notebook 07 sweeps tau)")
 tau_table.round(4)
 
 # %% [markdown]
@@ -181,6 +181,6 @@ moved = survived.groupby("model", sort=False).agg(
     adv_p2=("adv_p_second", "median"))
 moved["factor"] = moved["adv_p2"] / moved["clean_p2"]
 for model, row in moved.iterrows():
-    print(f"{model}: median p2 of the {row['n']:.0f} surviving samples is "
-          f"{row['factor']:.3g} times its clean value after the attack")
+    print(f"{model}: median p2 of its {row['n']:.0f} surviving samples {row['clean_p2']:.2g} "
+          f"clean, {row['adv_p2']:.2g} attacked (x {row['factor']:.3g})")
 moved.round(4)

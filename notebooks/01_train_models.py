@@ -168,6 +168,6 @@ tau_table = ex.clean_stats(P, by_tau).groupby("model", sort=False).agg(
     nontrue_entropy=("nontrue_entropy", "mean"))
 p2, acc = tau_table["median_p2"].to_numpy(), tau_table["accuracy"].to_numpy()
 print(f"tau {tau:g} -> {30 * tau:g}: median clean p2 "
-      + ("falls" if p2[1] < p2[0] else "rises") + f" ({p2[0]:.2e} -> {p2[1]:.2e}); "
+      + ("falls" if p2[1] < p2[0] else "rises") + f" ({p2[0]:.2e} -> {p2[1]:.2e}),\n"
       f"clean accuracy {acc[0]:.3f} -> {acc[1]:.3f} (one seed, a short run)")
 tau_table.round(4)

@@ -241,8 +241,8 @@ share.round(3)
 # %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show the solution", "code_prompt_hide": "Hide the solution"}
 gain = stats.attack_difference(robust[robust["eps"] == P.eps_mid], "fgsm", "pgd")
 gain = 100 * gain.groupby("model", sort=False)["difference"].agg(["mean", "std"])
-print("robust accuracy under FGSM minus under PGD, in points, at eps "
-      f"{P.eps_mid}: " + ", ".join(f"{m} {v:+.1f}" for m, v in gain["mean"].items()))
+print(f"robust accuracy under FGSM minus under PGD at eps {P.eps_mid}, in points:\n"
+      + ", ".join(f"{m} {v:+.1f}" for m, v in gain["mean"].items()))
 print("the gap is " + ("larger" if gain.loc["DRSL", "mean"] > gain.loc["CE", "mean"]
                        else "not larger") + " for DRSL than for CE")
 gain.round(2)
@@ -258,5 +258,5 @@ linf = robust[(robust["eps"] == P.eps_mid) & (robust["model"].isin(["CE", "DRSL"
 strength = (linf.groupby(["attack", "model"], sort=False)["robust_accuracy"].mean()
             .unstack("model")[["CE", "DRSL"]].sort_values("DRSL"))
 print("strongest against DRSL: " + ", ".join(strength.index[:3])
-      + "; against CE: " + ", ".join(strength["CE"].sort_values().index[:3]))
+      + ";\nstrongest against CE: " + ", ".join(strength["CE"].sort_values().index[:3]))
 strength.round(3)

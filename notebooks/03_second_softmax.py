@@ -149,7 +149,7 @@ ratio = correct.assign(ratio=correct["clean_p_second"].to_numpy() / from_gap)
 off = ratio.groupby("model", sort=False)["ratio"].describe(percentiles=[0.01, 0.5])
 print("p2 / (1 / (1 + exp(gap))): median "
       + ", ".join(f"{m} {v:.4f}" for m, v in off["50%"].items())
-      + "; the worst 1 %: " + ", ".join(f"{m} {v:.3f}" for m, v in off["1%"].items()))
+      + ";\nthe worst 1 %: " + ", ".join(f"{m} {v:.3f}" for m, v in off["1%"].items()))
 off[["1%", "50%", "min"]].round(4)
 
 # %% [markdown]

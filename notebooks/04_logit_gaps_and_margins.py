@@ -183,7 +183,7 @@ shares = pd.DataFrame({t: clean[clean["model"].isin(["PGD-AT", "SOVR-AT"])]
                        for t in (0.5, 1.0, 2.0)})
 shares.columns.name = "margin below"
 gap = 100 * (shares.loc["SOVR-AT"] - shares.loc["PGD-AT"])
-print("SOVR-AT minus PGD-AT, share of small margins (points): "
+print("SOVR-AT minus PGD-AT, share of small margins in points:\n"
       + ", ".join(f"below {t:g}: {v:+.1f}" for t, v in gap.items()))
 shares.round(3)
 
@@ -200,6 +200,6 @@ beyond = ex.attack_zoo(P, first, [ex.pgd_spec(P)], eps_grid=[P.at_eps, 2 * P.at_
 far = stats.robust_accuracy(beyond.records).pivot_table(
     index="model", columns="eps", values="robust_accuracy", sort=False)
 edge = far.loc["PGD-AT"] - far.loc[CONTROL]
-print("PGD-AT minus the CE control, robust accuracy (first seed): "
+print("PGD-AT minus the CE control, robust accuracy of the first seed:\n"
       + ", ".join(f"eps {e:g}: {v:+.3f}" for e, v in edge.items()))
 far.round(3)

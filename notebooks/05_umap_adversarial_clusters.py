@@ -135,8 +135,8 @@ at_eps = {eps: embed.cluster_metrics_table(ex.umap_panels(P, result, pair, attac
 moved = pd.concat(at_eps, names=["eps"])[["n_adv", "adv_dist", "knn_adv_purity"]]
 for name in pair:
     a, b = at_eps[P.eps_mid].loc[name], at_eps[top_eps].loc[name]
-    print(f"{name}: {a['n_adv']:.0f} -> {b['n_adv']:.0f} successes; distance to the adversarial "
-          f"centroid {a['adv_dist']:.2f} -> {b['adv_dist']:.2f} RMS radii, "
+    print(f"{name}: {a['n_adv']:.0f} -> {b['n_adv']:.0f} successes,\n  distance to the "
+          f"adversarial centroid {a['adv_dist']:.2f} -> {b['adv_dist']:.2f} RMS radii, "
           f"kNN purity {a['knn_adv_purity']:.2f} -> {b['knn_adv_purity']:.2f}")
 moved.round(2)
 
