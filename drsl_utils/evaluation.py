@@ -91,9 +91,6 @@ RECORD_COLUMNS = (
 #: PGD) keep logits and distances only.
 ADV_IMAGES_MAX = 2000
 
-_UNIT_KEYS = ("logits", "linf", "l2")
-
-
 @dataclass
 class AttackResult:
     """What :func:`evaluate` returns.
@@ -630,7 +627,7 @@ def _run_model(entry: _Entry, k: int, plan: _Plan, x: torch.Tensor, y: torch.Ten
     is put back on its own device afterwards). Each entry is saved as it finishes."""
     model, meta = entry.model, entry.meta
     tap = entry.tap if plan.keep else None
-    keys = _UNIT_KEYS if tap is None else ("logits", "features", "linf", "l2")
+    keys = ("logits", "linf", "l2") if tap is None else ("logits", "features", "linf", "l2")
     n_batches = max(1, math.ceil(x.shape[0] / batch_size))
     home = next(model.parameters()).device
     model.to(x.device)
