@@ -461,23 +461,22 @@ def attack_zoo(profile: Profile, zoo: dict[str, list[TrainedModel]], attacks: Se
     Returns an ``evaluation.AttackResult`` whose ``model`` column holds the zoo names.
     """
     from .evaluation import evaluate, missing_units
-    from .executor import get_executor
+    from .executor import fan_out
 
     sub = eval_data(profile, on)
     models, names = flatten_zoo(zoo)
     grid = profile.eps_grid if eps_grid is None else eps_grid
-    runner = get_executor()
-    if runner.name != "inline":
-        # Fan out first: every model with a missing unit becomes one unit of work (all
-        # its attacks and eps), run by the executor; then everything loads here.
+
+    def missing() -> list[tuple[Any, ...]]:
+        # Every model with a missing unit is one unit of work: all its attacks and eps.
         todo = set(missing_units([m.key for m in models], attacks, sub.images, sub.labels,
                                  eps_grid=grid))
-        units = [(m.config, list(attacks), profile, on, tuple(grid), device)
-                 for m in models if m.key in todo]
-        if units:
-            runner.map(_attack_unit, units, desc="attacks",
-                       describe=lambda u: f"attack {u[0].label} (key {u[0].key}) with "
-                                          f"{[getattr(a, 'record_name', a) for a in u[1]]}")
+        return [(m.config, list(attacks), profile, on, tuple(grid), device)
+                for m in models if m.key in todo]
+
+    fan_out(_attack_unit, missing, desc="attacks",
+            describe=lambda u: f"attack {u[0].label} (key {u[0].key}) with "
+                               f"{[getattr(a, 'record_name', a) for a in u[1]]}")
     return evaluate(models, attacks, sub.images, sub.labels, eps_grid=grid,
                     names=names, device=device, progress=progress)
 
