@@ -42,7 +42,8 @@ __all__ = ["DEPENDS", "notebooks", "run_notebook", "run_suite", "write_gallery",
            "claims_report", "NotebookFailed", "SuiteFailed"]
 
 # Which notebooks' models a notebook reuses (by number); 05 also waits for 00, which
-# compiles and caches the UMAP kernels first. Correctness does not rest on this table:
+# compiles and caches the UMAP kernels first (and so does 13, which trains its own models
+# but draws a UMAP). Correctness does not rest on this table:
 # the per-key lock of cache.compute_once already keeps two notebooks from computing one
 # entry. It keeps a notebook from holding a slot while it waits on that lock. Among the
 # ready notebooks the scheduler takes the one with the longest recorded time first
@@ -50,7 +51,7 @@ __all__ = ["DEPENDS", "notebooks", "run_notebook", "run_suite", "write_gallery",
 DEPENDS: dict[str, tuple[str, ...]] = {
     "02": ("01",), "03": ("01", "02"), "04": ("01",), "05": ("01", "02", "00"),
     "07": ("06",), "08": ("04", "02"), "09": ("04", "06"), "11": ("05", "02"),
-    "12": ("02", "04"),
+    "12": ("02", "04"), "13": ("00",),
 }
 
 
