@@ -472,9 +472,16 @@ def _landing_page(template: str, fig_dir: Path, profile: str, claims_md: Path,
     else:
         summary = f"This build (profile `{profile}`) has no claims report yet."
     text = _FIGURE_SLOT.sub(figure, template)
-    text = re.sub(r"\[([^\]]+)\]\(notebooks/([\w\-]+)\.ipynb\)",
-                  lambda m: m.group(0) if m.group(2) in pages else m.group(1), text)
+    text = _unlink_absent(text, pages)
     return text.replace("{{profile}}", profile).replace("{{claims}}", summary), shown
+
+
+def _unlink_absent(text: str, pages: set[str]) -> str:
+    """Markdown links to a notebook page (``notebooks/NAME.ipynb``, with or without a
+    ``#section``) that is not in this build (``--only``) become plain text, so that a
+    partial book has no broken link."""
+    return re.sub(r"\[([^\]]+)\]\(notebooks/([\w\-]+)\.ipynb(#[\w\-]*)?\)",
+                  lambda m: m.group(0) if m.group(2) in pages else m.group(1), text)
 
 
 def stage(profile: str = "quick", fig_dir: Path | None = None,
@@ -513,7 +520,10 @@ def stage(profile: str = "quick", fig_dir: Path | None = None,
 
     for f in sorted(BOOK_DIR.rglob("*")):
         if f.is_file() and "__pycache__" not in f.parts and f.name != "index.md":
-            put(str(f.relative_to(BOOK_DIR)), f.read_bytes())
+            data = f.read_bytes()
+            if f.suffix == ".md":  # a page of docs/book (teaching.md) may link notebooks
+                data = _unlink_absent(data.decode(), {p.stem for p in paths})
+            put(str(f.relative_to(BOOK_DIR)), data)
     import plotly
 
     put("_static/plotly.min.js",

@@ -188,6 +188,19 @@ def test_staged_source_links_claims_to_cells_and_covers_the_api(two_notebooks):
                 or target.startswith("notebooks/")), f"{page} links to {target}, outside the book"
 
 
+def test_teaching_page_is_staged_and_links_only_notebooks_in_the_build(two_notebooks):
+    nb_dir, fig_dir = two_notebooks
+    _fresh(nb_dir, fig_dir, "00_tour")
+    _fresh(nb_dir, fig_dir, "03_second_softmax")
+    src = book.stage("smoke", fig_dir, nb_dir, src_dir=nb_dir.parent / "src")
+    teaching = (src / "teaching.md").read_text()
+    assert "](notebooks/00_tour.ipynb#exercises)" in teaching
+    assert "](notebooks/03_second_softmax.ipynb)" in teaching
+    # 02 is not in this build: its links are plain text, not broken links.
+    assert "notebooks/02_attacks.ipynb" not in teaching and "02 · every attack" in teaching
+    assert "\nteaching\n" in (src / "index.md").read_text().split("```{toctree}")[1]
+
+
 def test_relink_keeps_links_inside_the_book():
     text = ("[a](docs/cluster.md) [b](#profiles) [c](#elsewhere) [d](drsl_utils/claims.py) "
             "[e](figures/claims.md) ![img](x.png) [f](https://example.org/)")
@@ -311,6 +324,17 @@ def test_site_is_offline_light_and_complete(site):
     # The claims report links the notebook's cell that declares the claim.
     claims_refs = [h for t, h in _parse(out / "claims.html").refs if t == "a"]
     assert any(re.match(r"notebooks/03_second_softmax\.html#claim-", h) for h in claims_refs)
+
+
+@pytest.mark.slow
+def test_teaching_page_is_built_and_linked_from_the_landing_page(site):
+    out, _ = site
+    assert "teaching.html" in {h for t, h in _parse(out / "index.html").refs if t == "a"}
+    refs = {h for t, h in _parse(out / "teaching.html").refs if t == "a"}
+    assert "notebooks/03_second_softmax.html#exercises" in refs
+    # The notebook's solutions are folded: MyST-NB's <details>, with our prompt.
+    page = (out / "notebooks" / "03_second_softmax.html").read_text()
+    assert page.count("Show the solution") >= 2 and "hide-cell" in page
 
 
 @pytest.mark.slow

@@ -42,7 +42,8 @@ def test_notebook_runs_in_smoke_profile(path, smoke_env):
         assert (fig_dir / f"{fig['name']}.pdf").exists()
     if path.stem == "12_attack_calibration":  # it calibrates the others' claims
         assert meta["attack_calibration"]["differentials"], "no calibration recorded"
-    elif path.stem not in ("00_tour", "11_explore"):  # the tour and the explorers claim nothing
+    elif path.stem not in ("00_tour", "11_explore", "13_your_own_model"):
+        # the tour and the explorers claim nothing; 13's claim is exploratory (stats.compare)
         assert meta["evidence"], f"{path.stem} recorded no finding"
         assert meta["status"] == "ok"
 
@@ -60,14 +61,15 @@ def test_committed_without_outputs_and_paired(path):
     paired = jupytext.read(text_form)
     assert _code(paired.cells) == _code(nb["cells"]), f"{path.name} and {text_form.name} differ"
     # Notebooks take their logic from drsl_utils; pandas and numpy only hold and reshape
-    # the tables drsl_utils returns.
+    # the tables drsl_utils returns. 13 defines and trains a model in plain PyTorch.
+    allowed = {"drsl_utils", "pandas", "numpy", "dataclasses", "IPython", "__future__"}
+    allowed |= {"torch"} if path.stem == "13_your_own_model" else set()
     for c in code:
         for line in _text(c["source"]).splitlines():
             line = line.strip()
             if line.startswith(("import ", "from ")):
                 mod = line.split()[1].split(".")[0]
-                assert mod in {"drsl_utils", "pandas", "numpy", "dataclasses", "IPython",
-                               "__future__"}, f"{path.name} imports {mod}"
+                assert mod in allowed, f"{path.name} imports {mod}"
 
 
 def test_claim_ids_are_literal_strings_in_their_notebooks():
@@ -149,3 +151,42 @@ def test_saving_outputs_does_not_dirty_git(tmp_path):
     assert git("diff", "--stat").stdout.strip() == ""  # no content change
     git("add", "nb.ipynb")  # git status lists the file until then (a stale stat entry)
     assert git("status", "--porcelain").stdout.strip() == ""  # and add stages nothing
+
+
+# The notebooks of the teaching path (docs/book/teaching.md): each ends with exercises.
+TEACHING = [p for p in NOTEBOOKS if p.stem[:2] in {"00", "01", "02", "03", "04", "05"}]
+
+
+@pytest.mark.parametrize("path", TEACHING, ids=[p.stem for p in TEACHING])
+def test_teaching_notebooks_end_with_two_or_three_exercises_with_folded_solutions(path):
+    """Each exercise is a markdown cell ("### Exercise N") that asks for a prediction,
+    followed by its solution: a code cell that the book folds (MyST-NB's ``hide-cell``
+    tag, with a "Show the solution" prompt). Only solutions are folded, and nothing but
+    exercises follows the first one."""
+    cells = json.loads(path.read_text())["cells"]
+    tags = [c.get("metadata", {}).get("tags", []) for c in cells]
+    asks = [i for i, c in enumerate(cells)
+            if c["cell_type"] == "markdown" and _text(c["source"]).startswith("### Exercise")]
+    assert 2 <= len(asks) <= 3, f"{path.stem} has {len(asks)} exercises"
+    assert [i for i, t in enumerate(tags) if "hide-cell" in t] == [i + 1 for i in asks]
+    for i in asks:
+        assert "predict" in _text(cells[i]["source"]).lower(), f"cell {i} asks no prediction"
+        solution = cells[i + 1]
+        assert solution["cell_type"] == "code" and _text(solution["source"]).strip()
+        assert "solution" in solution["metadata"]["mystnb"]["code_prompt_show"]
+    # The exercises close the notebook: after the first, only exercises and solutions.
+    assert all(c["cell_type"] == "markdown" or "hide-cell" in t
+               for c, t in zip(cells[asks[0]:], tags[asks[0]:]))
+
+
+def test_teaching_page_links_every_teaching_notebook_and_is_in_the_book():
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parent.parent / "docs" / "book"
+    text = (book / "teaching.md").read_text()
+    for path in TEACHING:
+        assert f"](notebooks/{path.stem}.ipynb)" in text, f"teaching.md skips {path.stem}"
+        assert f"](notebooks/{path.stem}.ipynb#exercises)" in text, (
+            f"teaching.md does not point at the exercises of {path.stem}")
+    toctree = (book / "index.md").read_text().split("```{toctree}")[1].split("```")[0]
+    assert "\nteaching\n" in toctree, "the teaching page is in no toctree"
