@@ -100,7 +100,7 @@ def _commit(exclude: Iterable[str | Path]) -> tuple[str, bool | None, str | None
     return _commit_of(_ROOT, tuple(_pathspec(exclude)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _commit_of(root: Path, spec: tuple[str, ...]) -> tuple[str, bool | None, str | None]:
     """:func:`_commit` for one checkout and pathspec, cached: the code a process runs is
     the code it imported, so what git said at the first look is the answer for the rest
