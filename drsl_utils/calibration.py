@@ -149,16 +149,7 @@ def count_se(n_up: float, n_down: float, cells: int, level: float = FLOOR_LEVEL
     bound needs to reach the exact one. The two sides add in quadrature. 0 when there
     are no cells.
     """
-    if cells <= 0:
-        return 0.0
-    z = float(sps.norm.ppf(level))
-
-    def side(k: float) -> float:
-        k = min(max(float(k), 0.0), float(cells))
-        upper = 1.0 if k >= cells else float(sps.beta.ppf(level, k + 1, cells - k))
-        return max(upper - k / cells, 0.0) / z
-
-    return math.hypot(side(n_up), side(n_down))
+    return float(_count_se_array(n_up, n_down, cells, level))
 
 
 def cell_moments(cells: np.ndarray, level: float = FLOOR_LEVEL
@@ -191,7 +182,8 @@ def cell_moments(cells: np.ndarray, level: float = FLOOR_LEVEL
 
 def _count_se_array(up: np.ndarray, down: np.ndarray, total: np.ndarray,
                     level: float) -> np.ndarray:
-    """:func:`count_se`, elementwise."""
+    """:func:`count_se`, elementwise (the one implementation; 0 where there are no
+    cells)."""
     up, down, total = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in
                                             (up, down, total)))
     z = float(sps.norm.ppf(level))
