@@ -15,7 +15,10 @@ The rule (the same for every claim)
 The unit of replication is the seed. Over the ``n`` per-seed values (display units) the
 mean ``m`` has the standard error ``se = sqrt(sd^2 / n + v_img)``, where ``v_img`` is
 the image-sampling variance of the mean for rows measured on a fixed image subset
-(:func:`image_variance`; 0 otherwise). The t reference keeps ``df = n - 1``, the seed
+(:func:`image_variance`; 0 otherwise). The image population is the dataset's test set:
+a row measured on the whole test set has no image term, and a row on a subset of it
+carries the subset's sampling variance with the finite-population correction (methods
+review S5). The t reference keeps ``df = n - 1``, the seed
 term's: conservative, since the image term is estimated from hundreds of images.
 Welch-Satterthwaite (``se^4 / ((sd^2/n)^2 / (n-1))``, the image term taken as known)
 would give more, and could make a row look *more* significant with the image term
@@ -1225,7 +1228,7 @@ def per_seed(df: pd.DataFrame, value: str, *, reference: float = 0.0,
 
 def image_variance(df: pd.DataFrame, value: str, a: str, b: str | None = None, *,
                    by: str = "model", seed_col: str = "seed",
-                   sample_col: str = "sample") -> float:
+                   sample_col: str = "sample", population: int | None = None) -> float:
     """The image-sampling variance of the across-seed mean, for a row measured on a
     fixed image subset shared by every seed (raw units squared; pass it to
     ``Report.claim(..., image_var=...)``).
@@ -1239,8 +1242,17 @@ def image_variance(df: pd.DataFrame, value: str, a: str, b: str | None = None, *
     weight ``1/(S N)``), so it errs on the cautious side. A sample that some seed lacks
     is averaged over the seeds that have it.
 
+    ``population``: the size of the image population the estimand is defined on. The
+    claims report's estimands are defined on the dataset's whole test set (methods
+    review S5: rows measured on the whole test set then carry no image term, and rows
+    on a subset of it carry this one), so the subset is a draw without replacement from
+    that finite population and the variance takes the finite-population correction
+    ``1 - N / population`` (0.9 for 1,000 of Fashion-MNIST's 10,000 test images). None
+    treats the images as drawn from an infinite population (no correction).
+
     Raises:
-        ValueError: a model is not in ``df[by]``, or fewer than two samples remain.
+        ValueError: a model is not in ``df[by]``, fewer than two samples remain, or
+            ``population`` is smaller than the number of samples.
     """
     names = (a,) if b is None else (a, b)
     _check_models(df, by, names)
@@ -1253,7 +1265,14 @@ def image_variance(df: pd.DataFrame, value: str, a: str, b: str | None = None, *
     if xbar.size < 2:
         raise ValueError(f"image_variance needs at least two samples measured for both "
                          f"models; got {xbar.size}")
-    return float(xbar.var(ddof=1) / xbar.size)
+    fpc = 1.0
+    if population is not None:
+        if int(population) < xbar.size:
+            raise ValueError(f"population={population!r} is smaller than the {xbar.size} "
+                             "samples measured: give the size of the split the subset "
+                             "was drawn from (e.g. experiments.test_population(profile))")
+        fpc = 1.0 - xbar.size / int(population)
+    return float(fpc * xbar.var(ddof=1) / xbar.size)
 
 
 def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
@@ -1268,10 +1287,12 @@ def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
 #: The rule's choices, as data: they enter the declaration's hash, so a change to how a
 #: verdict is decided changes the hash like a change to a claim does.
 RULE: dict[str, Any] = {
-    "version": 4,
+    "version": 5,
     "alpha": ALPHA,
     "power_target": POWER_TARGET,
     "tests": "one-sample t over per-seed values, df n - 1, se^2 = sd^2/n + image_var",
+    "population": "the dataset's test set: whole-test-set rows image_var 0; subset rows "
+                  "Var_i(xbar_i)/N (1 - N/N_test); calibration subsets uncorrected",
     "sides": "one-sided: holds (d <= 0), not (d >= SESOI), reversed (d >= 0, own Holm "
              "multipliers over p_rev, and not rejected)",
     "exact": "zero spread and no image term: not t-tested, read from the exact value, "

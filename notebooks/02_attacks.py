@@ -53,6 +53,7 @@ from drsl_utils import experiments as ex
 P, report = ex.setup("02_attacks", profile, dataset=dataset, seeds=seeds,
                      figures_dir_=figures_dir, executor=executor)
 MAIN = list(ex.MAIN_LOSSES)
+POPULATION = ex.test_population(P)  # the test set: the estimands' image population
 OTHERS = ["I-SCE"]  # a verdict rests on it: P.seeds_other
 FIGURE_LOSSES = ["MAE", "DRSL-prob", "OVR"]  # drawn, no verdict: P.seeds_figure
 SUITE = ex.attack_suite(P)
@@ -178,12 +179,13 @@ for claim_id, attack, on_subset in [("drsl-harder-dlr", "apgd-dlr", True),
                  detail=f"{attack} robust accuracy: "
                  + stats.describe_means(sub, "robust_accuracy", MAIN) + f"; {clean_gap}",
                  image_var=ex.robust_image_var(records, "DRSL", "CE", attack=attack,
-                                               eps=P.eps_mid) if on_subset else 0.0)
+                                               eps=P.eps_mid, population=POPULATION)
+                 if on_subset else 0.0)
 
 isce_pgd = ex.attack_zoo(P, {n: zoo[n] for n in ("CE", "I-SCE")}, [ex.pgd_spec(P)],
                          eps_grid=[P.eps_mid], on="test", device=device)
 isce_var = ex.robust_image_var(zoo_result.records, "I-SCE", "CE", attack="apgd-dlr",
-                               eps=P.eps_mid)  # the fixed subset; PGD: the whole test set
+                               eps=P.eps_mid, population=POPULATION)  # the fixed subset
 for claim_id, sub, image_var in [
         ("isce-harder-dlr", robust_at(robust_zoo, "apgd-dlr"), isce_var),
         ("isce-harder-pgd", robust_at(stats.robust_accuracy(isce_pgd.records), "pgd"), 0.0)]:

@@ -132,7 +132,8 @@ val_means.round(4).to_frame("held-out clean accuracy")
 # %%
 test_gap = claims.paired(runs, "test_accuracy", chosen, "CE")
 gap_pp = 100 * sum(test_gap.values()) / len(test_gap)
-dlr_var = ex.robust_image_var(dlr.records, chosen, "CE", attack="apgd-dlr")  # fixed subset
+dlr_var = ex.robust_image_var(dlr.records, chosen, "CE", attack="apgd-dlr",  # fixed subset
+                              population=ex.test_population(P))
 for claim_id, attack, image_var in [("drsl-matched-precision", "apgd-dlr", dlr_var),
                                     ("drsl-matched-precision-pgd", "pgd", 0.0)]:
     sub = robust[robust["attack"] == attack]

@@ -51,6 +51,7 @@ from drsl_utils import experiments as ex
 P, report = ex.setup("08_adversarial_training", profile, dataset=dataset, seeds=seeds,
                      figures_dir_=figures_dir, executor=executor)
 CONTROL = ex.AT_CONTROL
+POPULATION = ex.test_population(P)  # the test set: the estimands' image population
 AT = list(ex.AT_ZOO)
 NAMES = [CONTROL, "CE", "DRSL", *AT]
 print(f"adversarial training: PGD eps={P.at_eps}, {P.at_steps} steps, {P.at_epochs} epochs, "
@@ -107,16 +108,17 @@ report.claim("at-sanity", claims.paired(aa_at, "robust_accuracy", "PGD-AT", CONT
              detail=f"{AA.record_name} robust accuracy at eps={P.at_eps}: "
              + stats.describe_means(aa_at, "robust_accuracy", [CONTROL, *AT]),
              image_var=ex.robust_image_var(records, "PGD-AT", CONTROL, attack=AA.record_name,
-                                           eps=P.at_eps))
+                                           eps=P.at_eps, population=POPULATION))
 report.claim("sovr-autoattack", claims.paired(aa_at, "robust_accuracy", "SOVR-AT", "PGD-AT"),
              detail="clean accuracy " + stats.describe_means(aa_at, "clean_accuracy",
                                                              ["PGD-AT", "SOVR-AT"]),
              image_var=ex.robust_image_var(records, "SOVR-AT", "PGD-AT", attack=AA.record_name,
-                                           eps=P.at_eps))
+                                           eps=P.at_eps, population=POPULATION))
 gap = stats.attack_difference(at_eps, "pgd", AA.record_name)
 report.claim("sovr-pgd-overstates", claims.per_seed(gap[gap["model"] == "PGD-AT"], "difference"),
              detail="PGD minus AutoAttack robust accuracy: " + stats.describe_means(
                  gap, "difference", AT, scale=100, digits=1, unit="pp"),
              image_var=ex.robust_image_var(records, "pgd", AA.record_name, by="attack",
-                                           model="PGD-AT", eps=P.at_eps))
+                                           model="PGD-AT", eps=P.at_eps,
+                                           population=POPULATION))
 report.finish()

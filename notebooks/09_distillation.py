@@ -91,7 +91,8 @@ report.claim("seguin-distill-transfer",
              claims.paired(dlr, "robust_accuracy", "student full", "CE (labels)"),
              detail=f"APGD-DLR robust accuracy: {means}",
              image_var=ex.robust_image_var(sub.records, "student full", "CE (labels)",
-                                           attack="apgd-dlr", eps=EPS))
+                                           attack="apgd-dlr", eps=EPS,
+                                           population=ex.test_population(P)))
 report.claim("seguin-distill-transfer-pgd",
              claims.paired(pgd_test, "robust_accuracy", "student full", "CE (labels)"),
              detail="PGD robust accuracy: " + stats.describe_means(
@@ -105,5 +106,6 @@ for claim_id, student in [("seguin-distill-permuted", "student permuted"),
                  detail="APGD-DLR robust accuracy: " + stats.describe_means(
                      dlr, "robust_accuracy", ["student full", student]),
                  image_var=ex.robust_image_var(sub.records, student, "student full",
-                                               attack="apgd-dlr", eps=EPS))
+                                               attack="apgd-dlr", eps=EPS,
+                                               population=ex.test_population(P)))
 report.finish()

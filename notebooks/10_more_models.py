@@ -120,5 +120,6 @@ for s in setups:
                      f"{stats.describe_means(sub, 'robust_accuracy', NAMES)}; full-test "
                      f"clean accuracy DRSL - CE {100 * sum(acc.values()) / len(acc):+.2f} pp",
                      image_var=ex.robust_image_var(records[s.model], "DRSL", "CE",
-                                                   attack=attack, eps=P.eps_mid))
+                                                   attack=attack, eps=P.eps_mid,
+                                                   population=ex.test_population(s)))
 report.finish()

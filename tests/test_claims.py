@@ -513,6 +513,26 @@ def test_image_variance_from_records():
     assert one < v / 10
     with pytest.raises(ValueError, match="model='C'"):
         C.image_variance(df, "v", "C")
+    # A subset of a finite test set (the estimands' population, methods review S5):
+    # the finite-population correction, none for the whole set, an error below it.
+    assert C.image_variance(df, "v", "A", "B", population=4000) == pytest.approx(0.9 * v)
+    assert C.image_variance(df, "v", "A", "B", population=n_img) == 0.0
+    with pytest.raises(ValueError, match="population=399"):
+        C.image_variance(df, "v", "A", "B", population=399)
+
+
+def test_finite_population_correction_matches_sampling_without_replacement():
+    """The corrected variance is the variance of a subset mean drawn without
+    replacement from a finite set: checked by drawing subsets of a fixed population."""
+    rng = np.random.default_rng(3)
+    pop = rng.binomial(1, 0.3, 2000).astype(float)  # per-image robust or not
+    n = 500
+    means = [pop[rng.choice(pop.size, n, replace=False)].mean() for _ in range(4000)]
+    df = pd.DataFrame({"model": "A", "seed": 0, "sample": np.arange(n),
+                       "v": pop[rng.choice(pop.size, n, replace=False)]})
+    got = C.image_variance(df, "v", "A", population=pop.size)
+    assert got == pytest.approx(np.var(means), rel=0.2)
+    assert C.image_variance(df, "v", "A") == pytest.approx(got / 0.75, rel=1e-9)
 
 
 def test_seeds_needed_is_a_range_from_the_sd_interval():
@@ -596,7 +616,7 @@ def test_the_declaration_hash_covers_the_measurement_protocol(monkeypatch):
 
     before = C.declaration_hash()
     proto = C.protocol()["quick"]
-    assert proto["dlr"]["params"]["steps"] == 50 and proto["calibration_seeds"] == [0, 1]
+    assert proto["dlr"]["params"]["steps"] == 50 and proto["calibration_seeds"] == [1000, 1001]
     assert proto["reference"]["params"] == {"version": "standard"}
     for change in ({"calibration_seeds": 5}, {"other_seeds": 4}, {"pgd_steps": 20},
                    {"eval_size": 500}, {"eps_grid": (0.01, 0.03, 0.05, 0.1)}):

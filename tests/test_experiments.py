@@ -136,10 +136,11 @@ def test_robust_image_var_is_the_image_variance_of_per_sample_robustness():
     assert got == pytest.approx(image_variance(robust, "robust", "A", "B"))
 
 
-def _committed_report_seeds(root):
+def _committed_report_seeds(root, until=None):
     """Every seed in any report ever committed: the evidence of each notebook's record
     (``figures/meta/*.json``) and the rows of ``figures/claims.json``, in every commit
-    that touched them. None outside a git checkout."""
+    that touched them (up to and including commit ``until``, when given). None outside
+    a git checkout."""
     import json
     import subprocess
 
@@ -148,7 +149,8 @@ def _committed_report_seeds(root):
                               text=True, check=True).stdout
 
     try:
-        commits = git("log", "--format=%H", "--", "figures/meta", "figures/claims.json")
+        commits = git("log", "--format=%H", *([until] if until else []), "--",
+                      "figures/meta", "figures/claims.json")
     except (OSError, subprocess.CalledProcessError):
         return None
     seeds = set()
@@ -178,12 +180,22 @@ def test_the_seed_ledger_holds_every_seed_ever_reported_and_the_confirmatory_blo
     if seen is None:
         pytest.skip("not a git checkout: the history of committed reports is unknown")
     assert seen, "no committed report found in the history"
-    assert seen <= ex.SEEDS_USED, f"seeds {sorted(seen - ex.SEEDS_USED)} are missing from the ledger"
+    quick = set(ex.get_profile("quick").seeds_all)
+    for name in ("smoke", "paper"):  # the exploratory profiles draw from the ledger only
+        assert set(ex.get_profile(name).seeds_all) <= ex.SEEDS_USED, name
+    confirm = set(ex.get_profile("confirm").seeds_all)
+    assert not confirm & (ex.SEEDS_USED | quick | seen), "the confirm block must be unseen"
     record = root / "figures" / "confirmatory.json"
-    if record.exists():
-        block = {int(s) for s in json.loads(record.read_text())["seeds"]}
-        assert block and not block & ex.SEEDS_USED, sorted(block & ex.SEEDS_USED)
-        assert block == set(ex.get_profile("quick").seeds_all)
-    else:  # before the freeze, the exploratory profiles draw from the ledger only
-        for name in ("smoke", "quick", "paper"):
-            assert set(ex.get_profile(name).seeds_all) <= ex.SEEDS_USED, name
+    if not record.exists():  # frozen, the quick block awaits its run: unseen so far
+        assert not quick & (ex.SEEDS_USED | seen), sorted(quick & (ex.SEEDS_USED | seen))
+        return
+    doc = json.loads(record.read_text())
+    block = {int(s) for s in doc["seeds"]}
+    assert block and not block & ex.SEEDS_USED, sorted(block & ex.SEEDS_USED)
+    assert block == quick
+    # Unseen when frozen: no report committed up to the freeze commit used the block.
+    before = _committed_report_seeds(root, until=doc["commit"])
+    assert before is not None and not before & block, sorted(before & block)
+    assert seen <= ex.SEEDS_USED | block, sorted(seen - ex.SEEDS_USED - block)
+    for claim, seeds in doc.get("claim_seeds", {}).items():
+        assert set(seeds) <= block, claim
