@@ -8,7 +8,10 @@ eps, sample) (columns :data:`RECORD_COLUMNS`), plus the clean and adversarial lo
 penultimate features and, for small test sets, the adversarial images themselves
 (which the explorers show). Only clean-correct samples are attacked; a clean error
 keeps its clean image. Statistics and plots read the records
-(:mod:`drsl_utils.stats`); nothing here summarises them.
+(:mod:`drsl_utils.stats`); nothing here summarises them. Every record carries its
+model's identity as data (:class:`ModelIdentity`: key, display name, architecture, loss
+and its parameters, training regime, seed, a foreign model's weights hash; the columns
+:data:`IDENTITY_COLUMNS`), so nothing downstream parses a display name.
 
 Any classifier goes in: a ``training.TrainedModel``, a plain ``nn.Module`` or one
 wrapped by :func:`foreign` (with its number of classes and a feature source: a layer
@@ -29,10 +32,12 @@ store, which saves nothing when ``cache=False``) and assembled (``_assemble``).
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +79,25 @@ from .errors import (
 )
 from .runtime import resolve_device
 
-__all__ = ["RECORD_COLUMNS", "AttackResult", "ForeignModel", "foreign", "evaluate",
+__all__ = ["RECORD_COLUMNS", "IDENTITY_COLUMNS", "MODEL_COLUMNS", "ModelIdentity",
+           "model_identity", "AttackResult", "ForeignModel", "foreign", "evaluate",
            "missing_units", "unit_job", "ADV_IMAGES_MAX"]
 
+#: A model's structured identity, beside every record (and in ``AttackResult.models``):
+#: what statistics, plots and explorers read about a model. The display name (``model``)
+#: is a label only; nothing parses it. See :class:`ModelIdentity`.
+IDENTITY_COLUMNS = (
+    "model", "model_key", "architecture", "loss", "loss_params", "training",
+    "adversarial", "distilled", "seed", "weights",
+)
+
+#: The identity columns that say what a model *is*: the same for every seed of one
+#: configuration, so statistics pooled over seeds carry them (``stats.with_identity``).
+MODEL_COLUMNS = ("architecture", "loss", "loss_params", "training", "adversarial",
+                 "distilled")
+
 RECORD_COLUMNS = (
-    "model", "model_key", "loss", "seed", "attack", "eps", "sample", "label",
+    *IDENTITY_COLUMNS, "attack", "eps", "sample", "label",
     "clean_pred", "adv_pred", "clean_second",
     "clean_p_true", "clean_p_top", "clean_p_second",
     "adv_p_true", "adv_p_top", "adv_p_second",
@@ -96,10 +115,11 @@ class AttackResult:
     """What :func:`evaluate` returns.
 
     Attributes:
-        records: one row per (model, attack, eps, sample), columns :data:`RECORD_COLUMNS`.
+        records: one row per (model, attack, eps, sample), columns :data:`RECORD_COLUMNS`
+            (each model's identity, :data:`IDENTITY_COLUMNS`, beside each of its rows).
         labels: the attacked set's labels (int64, length n).
-        models: one row per model: ``model``, ``model_key``, ``loss``, ``seed``,
-            ``num_classes``.
+        models: one row per model: its :data:`IDENTITY_COLUMNS`, ``num_classes`` and
+            ``features`` (whether it has a feature source).
         attacks: record name -> every effective parameter of that attack, plus ``eps``
             (its grid).
         units: one row per (model, attack, eps): ``seconds`` spent (0 when cached),
@@ -257,10 +277,11 @@ def _top2(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
 def _unit_records(meta: Mapping[str, Any], attack: str, eps: float, labels: np.ndarray,
                   clean: Mapping[str, np.ndarray], adv: Mapping[str, np.ndarray],
                   linf: np.ndarray, l2: np.ndarray) -> pd.DataFrame:
+    """The records of one unit; ``meta`` is the model's :meth:`ModelIdentity.columns`."""
     correct = clean["pred"] == labels
     return pd.DataFrame({
-        "model": meta["model"], "model_key": meta["model_key"], "loss": meta["loss"],
-        "seed": np.int64(meta["seed"]), "attack": attack, "eps": float(eps),
+        **{c: meta[c] for c in IDENTITY_COLUMNS}, "seed": np.int64(meta["seed"]),
+        "attack": attack, "eps": float(eps),
         "sample": np.arange(labels.shape[0], dtype=np.int64),
         "label": labels,
         "clean_pred": clean["pred"], "adv_pred": adv["pred"],
@@ -288,10 +309,12 @@ class ForeignModel:
         n_classes: the number of classes; None: the width of ``model(x)``'s logits.
         features: where its features come from (None: it has none; see :func:`foreign`).
 
-    Its records carry ``loss="unknown"`` and ``seed=-1``, and its ``model_key`` is
-    :func:`cache.foreign_model_key` of the model as it is when :func:`evaluate` runs:
-    its class, module tree, source and weights, so two models under one name (an
-    untrained and a trained copy) never share a cache entry.
+    Its records carry ``loss="unknown"`` (and ``training``, ``adversarial`` and
+    ``distilled`` unknown: the toolkit cannot know how it was trained), ``seed=-1``, its
+    class name as ``architecture`` and the hash of its weights as ``weights``; its
+    ``model_key`` is :func:`cache.foreign_model_key` of the model as it is when
+    :func:`evaluate` runs: its class, module tree, source and weights, so two models
+    under one name (an untrained and a trained copy) never share a cache entry.
     """
 
     model: nn.Module
@@ -374,17 +397,115 @@ def foreign(model: nn.Module, *, name: str | None = None, n_classes: int | None 
                         n_classes, features)
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a model is, as data: the columns :data:`IDENTITY_COLUMNS` beside each of its
+    records, so that statistics, plots and explorers read a model's loss or training
+    regime from a column instead of parsing its display name (a name is a label only;
+    ``"DRSL-prob tau=1"`` and ``"my model"`` are equally good names).
+
+    Attributes:
+        model: the display name (the ``model`` column).
+        model_key: the model's key: a toolkit model's ``TrainConfig.key``, a foreign
+            model's :func:`cache.foreign_model_key`.
+        architecture: ``TrainConfig.model`` (``"mlp"``, ``"cnn"``, ...), or a foreign
+            model's class name.
+        loss: the training loss (``TrainConfig.loss``), ``"unknown"`` for a foreign model.
+        loss_params: every parameter of that loss, its defaults filled in (DRSL without
+            ``space`` is ``space="logit"``); empty for a foreign model.
+        adversarial: the adversarial training method (``TrainConfig.adversarial``:
+            ``"pgd"``, ``"trades"``), ``"none"`` for standard training, ``"unknown"``
+            for a foreign model.
+        distilled: the distillation variant (``TrainConfig.distill_variant``) of a
+            student trained from a teacher, else ``"none"`` (``"unknown"``: foreign).
+        seed: the training seed (-1: a foreign model, whose seed the toolkit cannot know).
+        weights: a foreign model's weights hash (:func:`cache.weights_fingerprint`);
+            ``""`` for a toolkit model, which its configuration key identifies.
+    """
+
+    model: str
+    model_key: str
+    architecture: str
+    loss: str
+    loss_params: Mapping[str, Any] = field(default_factory=dict)
+    adversarial: str = "none"
+    distilled: str = "none"
+    seed: int = -1
+    weights: str = ""
+
+    @property
+    def training(self) -> str:
+        """``"standard"``, ``"adversarial"`` or ``"unknown"`` (the ``training`` column,
+        which figures facet by)."""
+        if self.adversarial in ("none", "unknown"):
+            return "standard" if self.adversarial == "none" else "unknown"
+        return "adversarial"
+
+    def columns(self) -> dict[str, Any]:
+        """The identity as one record's columns, in :data:`IDENTITY_COLUMNS` order;
+        ``loss_params`` as canonical JSON text (sorted keys), which groups and joins."""
+        values = {**{f.name: getattr(self, f.name) for f in fields(self)},
+                  "training": self.training,
+                  "loss_params": json.dumps(dict(self.loss_params), sort_keys=True,
+                                            default=str)}
+        return {c: values[c] for c in IDENTITY_COLUMNS}
+
+
+def _loss_params(loss: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the loss's defaults filled in (read from its constructor)."""
+    from .losses import get_loss
+
+    signature = inspect.signature(type(get_loss(loss, **params)).__init__)
+    defaults = {n: p.default for n, p in signature.parameters.items()
+                if n != "self" and p.default is not inspect.Parameter.empty}
+    return {**defaults, **params}
+
+
+def model_identity(model: Any, name: str | None = None) -> ModelIdentity:
+    """The :class:`ModelIdentity` of a model as :func:`evaluate` records it.
+
+    Args:
+        model: a ``training.TrainedModel`` (read from its ``config``), a
+            :class:`ForeignModel` or a plain ``nn.Module`` (its weights are hashed).
+        name: the display name; default: ``TrainConfig.label``, ``ForeignModel.name`` or
+            the module's class name.
+
+    Raises:
+        ModelTypeError: ``model`` is none of these.
+    """
+    from .training import TrainedModel
+
+    if isinstance(model, TrainedModel):
+        cfg = model.config
+        return ModelIdentity(
+            model=name if name is not None else cfg.label, model_key=model.key,
+            architecture=cfg.model, loss=cfg.loss,
+            loss_params=_loss_params(cfg.loss, cfg.loss_params),
+            adversarial=cfg.adversarial or "none",
+            distilled=cfg.distill_variant if cfg.teacher is not None else "none",
+            seed=int(cfg.seed))
+    if isinstance(model, nn.Module):
+        model = foreign(model, name=name)
+    if not isinstance(model, ForeignModel):
+        raise ModelTypeError(f"model={type(model).__name__} is not valid: expected a "
+                             "torch.nn.Module, evaluation.ForeignModel or "
+                             "training.TrainedModel")
+    return ModelIdentity(
+        model=name if name is not None else model.name, model_key=model.key,
+        architecture=type(model.model).__name__, loss="unknown", adversarial="unknown",
+        distilled="unknown", weights=weights_fingerprint(model.model))
+
+
 @dataclass
 class _Entry:
-    """One model as :func:`evaluate` runs it: the module, its cache key, its record
-    columns, how its features are read, and its declared number of classes."""
+    """One model as :func:`evaluate` runs it: the module, its cache key, its identity
+    (record columns), how its features are read, and its declared number of classes."""
 
     model: nn.Module
     key: str
     meta: dict[str, Any]
     tap: _Tap
     n_classes: int | None
-    weights: str = ""
 
 
 def _entry(obj: Any, name: str | None, n_classes: int | None, features: Any) -> _Entry:
@@ -393,20 +514,16 @@ def _entry(obj: Any, name: str | None, n_classes: int | None, features: Any) -> 
     if isinstance(obj, TrainedModel):
         head = getattr(obj.model, "head", None)
         tap = (head, "input") if isinstance(head, nn.Module) else None
-        meta = {"model": name if name is not None else obj.config.label,
-                "model_key": obj.key, "loss": obj.config.loss, "seed": int(obj.config.seed)}
-        return _Entry(obj.model, obj.key, meta, tap, _num_classes(obj.model, None))
+        return _Entry(obj.model, obj.key, model_identity(obj, name).columns(), tap,
+                      _num_classes(obj.model, None))
     if isinstance(obj, nn.Module):
         obj = foreign(obj, name=name, n_classes=n_classes, features=features)
     if not isinstance(obj, ForeignModel):
         raise ModelTypeError(f"models contains {type(obj).__name__}: expected torch.nn.Module, "
                              "evaluation.ForeignModel or training.TrainedModel objects (or "
                              "a dict of name -> one of them)")
-    key = obj.key
-    meta = {"model": name if name is not None else obj.name, "model_key": key,
-            "loss": "unknown", "seed": -1}
-    return _Entry(obj.model, key, meta, obj.tap, obj.n_classes,
-                  weights_fingerprint(obj.model))
+    meta = model_identity(obj, name).columns()
+    return _Entry(obj.model, meta["model_key"], meta, obj.tap, obj.n_classes)
 
 
 def _as_entries(models: Any, names: Sequence[str] | None, n_classes: int | None,
@@ -676,8 +793,8 @@ def _assemble(plan: _Plan, entries: Sequence[_Entry], widths: Sequence[int],
                                         _top2(arrays["logits"], y), arrays["linf"],
                                         arrays["l2"]))
     records = pd.concat(frames, ignore_index=True)[list(RECORD_COLUMNS)]
-    models = pd.DataFrame([{**e.meta, "num_classes": k, "weights": e.weights,
-                            "features": e.tap is not None} for e, k in zip(entries, widths)])
+    models = pd.DataFrame([{**e.meta, "num_classes": k, "features": e.tap is not None}
+                           for e, k in zip(entries, widths)])
     if models["num_classes"].nunique() == 1:
         records.attrs["num_classes"] = int(models["num_classes"].iloc[0])
     attack_params = {s.record_name: {**s.resolved, "eps": g}

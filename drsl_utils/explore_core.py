@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .evaluation import MODEL_COLUMNS
 from .plots import ADVERSARIAL_COLOR, Style, class_color, model_styles
 
 __all__ = ["P2_BINS", "SweepCore", "SweepView", "SampleCore", "SampleView", "fmt"]
@@ -140,8 +141,9 @@ class SweepCore:
                              f"got {list(self.order)}")
         _check_columns(records, "records", [*self.order, *_SWEEP_COLUMNS])
         keys = list(self.order)
-        # The loss column, where present, saves stats from parsing it out of the name.
-        extra = ["loss"] if "loss" in records.columns and "loss" not in keys else []
+        # The model columns (loss, its parameters, training regime), where present, go
+        # with the selection: its tables carry them and its colours are read from them.
+        extra = [c for c in MODEL_COLUMNS if c in records.columns and c not in keys]
         rec = records[[*keys, *_SWEEP_COLUMNS, *extra]].reset_index(drop=True)
         rec.attrs = dict(records.attrs)
         robust = stats.robust_accuracy(rec, by=keys)
@@ -156,7 +158,7 @@ class SweepCore:
         self._ok = rec["clean_correct"].to_numpy(bool)
         self._p2 = rec[["clean_p_second", "adv_p_second"]].to_numpy(float)
         self._combos = rec[keys].drop_duplicates().reset_index(drop=True)
-        self.styles = model_styles(list(pd.unique(rec[line])))
+        self.styles = model_styles(list(pd.unique(rec[line])), rec, line)
         self.lines = list(pd.unique(rec[line]))
 
     # ---------------------------------------------------------------- selections
@@ -333,7 +335,7 @@ class SampleCore:
             raise ValueError(f"class_names has {len(self.class_names)} names for {k} classes")
         self.images = np.asarray(result.images)
         self.labels = np.asarray(result.labels)
-        self.styles = model_styles(list(self.panels))
+        self.styles = model_styles(list(self.panels), getattr(result, "models", None))
         self._cache: dict[str, dict[str, np.ndarray]] = {}
 
     def _data(self, model: str) -> dict[str, np.ndarray]:

@@ -2,9 +2,12 @@
 
 - :func:`use_style` is the one style (fonts, sizes, Okabe-Ito colour cycle,
   deterministic output settings); every plot function applies it.
-- :data:`LOSS_COLORS` and :func:`color_for` give each loss one colour in every figure;
-  :func:`model_styles` adds line styles and markers where several models share a
-  colour (DRSL at two values of tau, say).
+- :data:`LOSS_COLORS` gives each loss family one colour in every figure;
+  :func:`model_styles` reads each model's family and training regime from the identity
+  columns of the frame drawn (``loss``, ``loss_params``, ``adversarial``, ...: see
+  ``evaluation.IDENTITY_COLUMNS``), never from its display name, and adds line styles
+  and markers where several models share a colour (DRSL at two values of tau, say). A
+  frame built by hand without those columns is drawn by label (:func:`color_for`).
 - :func:`save_figure` writes PNG and PDF without timestamps and leaves an unchanged
   file untouched, so a rerun does not churn the figures directory.
 - :func:`figure_title` and :func:`figure_legend` keep every text on the page: the title
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +40,7 @@ from scipy.stats import gaussian_kde
 
 from .cache import atomic_write
 from .runtime import check_choice
-from .stats import parse_model_name, with_margins
+from .stats import with_margins
 
 __all__ = [
     "OKABE_ITO",
@@ -165,40 +169,98 @@ def _darken(color: str, factor: float = 0.55) -> str:
     return mcolors.to_hex(rgb)
 
 
-def _family_key(name: str) -> str | None:
-    """The LOSS_COLORS key for a model label, or None."""
-    text = str(name).strip().lower()
-    if text in LOSS_COLORS:
-        return text
-    parsed = parse_model_name(text)
-    if parsed.adversarial:
-        if parsed.adversarial == "trades":
-            return "trades" if parsed.variant == "ce" else None
-        if parsed.adversarial.endswith("at") and parsed.variant in ("ce", "sovr"):
-            return "pgd-at" if parsed.variant == "ce" else "sovr-at"
-        return None
-    if parsed.variant in LOSS_COLORS:
-        return parsed.variant
-    return parsed.loss if parsed.loss in LOSS_COLORS else None
+#: The loss families of :data:`LOSS_COLORS` that are adversarially trained models.
+_ADVERSARIAL_FAMILIES = ("pgd-at", "trades", "sovr-at")
+
+#: The identity columns (:data:`evaluation.IDENTITY_COLUMNS`) that decide how a model is
+#: drawn; ``loss`` and ``adversarial`` must both be present for a frame to be drawn by
+#: identity.
+_LOOK_COLUMNS = ("loss", "loss_params", "adversarial", "distilled")
+
+
+def _spelling(text: Any) -> str:
+    """A family name as compared: lower case, letters and digits only."""
+    return "".join(ch for ch in str(text).lower() if ch.isalnum())
+
+
+_FAMILY_SPELLINGS = {_spelling(k): k for k in LOSS_COLORS}
+
+
+def _hashed_color(text: str) -> str:
+    digest = hashlib.sha256(text.encode()).digest()
+    return _FALLBACK_COLORS[digest[0] % len(_FALLBACK_COLORS)]
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What a model's identity says about its drawing: colour, loss family (the legend
+    order, :data:`LOSS_ORDER`) and whether it was adversarially trained."""
+
+    color: str
+    family: str
+    adversarial: bool
+
+
+def _label_look(label: Any) -> _Look:
+    """The look of a label that comes with no identity (a frame built by hand)."""
+    family = _FAMILY_SPELLINGS.get(_spelling(label))
+    if family is not None:
+        return _Look(LOSS_COLORS[family], family, family in _ADVERSARIAL_FAMILIES)
+    text = str(label).strip().lower()
+    return _Look(_hashed_color(text), text, False)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _identity_look(label: Any, loss: Any, loss_params: Any, adversarial: Any,
+                   distilled: Any) -> _Look:
+    """The look of a model from its identity columns. A model whose loss is not its
+    family (a foreign model's unknown loss, a distilled student) gets a colour of its
+    own label, never a family's colour, whatever the label says."""
+    if _missing(loss) or loss == "unknown" or not (_missing(distilled) or distilled == "none"):
+        return _Look(_hashed_color(str(label).strip().lower()), "", False)
+    params = json.loads(loss_params) if isinstance(loss_params, str) else (loss_params or {})
+    base = "drsl-prob" if loss == "drsl" and params.get("space") == "prob" else str(loss)
+    color = LOSS_COLORS.get(base) or _hashed_color(base)
+    if _missing(adversarial) or adversarial == "none":
+        return _Look(color, base, False)
+    family = {("pgd", "ce"): "pgd-at", ("pgd", "sovr"): "sovr-at",
+              ("trades", "ce"): "trades"}.get((adversarial, base))
+    if family is not None:
+        return _Look(LOSS_COLORS[family], family, True)
+    return _Look(_darken(color), base, True)
+
+
+def _looks(names: Sequence[Any], frame: pd.DataFrame | None, hue: str) -> dict[Any, _Look]:
+    """Each name's :class:`_Look`: from the identity columns of its rows in ``frame``
+    (where ``hue`` names it) when all its rows agree, else from the name as a label."""
+    found: dict[Any, _Look | None] = {}
+    if (frame is not None and hue in frame.columns
+            and {"loss", "adversarial"} <= set(frame.columns)):
+        cols = [c for c in _LOOK_COLUMNS if c in frame.columns and c != hue]
+        rows = frame[[hue, *cols]].drop_duplicates()
+        for values in rows.itertuples(index=False):
+            ident = dict(zip(cols, values[1:]))
+            name = values[0]
+            look = _identity_look(name, ident.get("loss"), ident.get("loss_params"),
+                                  ident.get("adversarial"), ident.get("distilled"))
+            found[name] = look if name not in found or found[name] == look else None
+    return {name: found.get(name) or _label_look(name) for name in names}
 
 
 def color_for(name: str) -> str:
-    """The colour (hex) of a loss or model label, stable across figures and runs.
+    """The colour (hex) of a loss family or of any other label, stable across figures
+    and runs.
 
-    ``"drsl(tau=0.1)"`` and ``"drsl(tau=1.0)"`` share DRSL's colour;
-    ``"drsl(space=prob,tau=0.1)"`` gets DRSL-prob's; ``"ce+pgd-at"`` is PGD-AT's,
-    ``"ce+trades"`` TRADES', ``"sovr+pgd-at"`` SOVR-AT's, and any other adversarially
-    trained loss a darkened version of its loss colour. Unknown losses get a colour
-    from Tol's muted scheme chosen by a hash of the loss family.
+    A loss family is a key of :data:`LOSS_COLORS`, in any case and punctuation
+    (``"CE"``, ``"DRSL-prob"``, ``"I-SCE"``, ``"PGD-AT"``); any other label gets a
+    colour from Tol's muted scheme chosen by a hash of the label. Nothing is parsed
+    out of the label: a model's colour comes from its identity columns
+    (:func:`model_styles` given the frame), and this colours a label without one.
     """
-    key = _family_key(name)
-    if key is not None:
-        return LOSS_COLORS[key]
-    parsed = parse_model_name(str(name).lower())
-    if parsed.adversarial:
-        return _darken(color_for(parsed.variant))
-    digest = hashlib.sha256(parsed.variant.encode()).digest()
-    return _FALLBACK_COLORS[digest[0] % len(_FALLBACK_COLORS)]
+    return _label_look(name).color
 
 
 def class_color(k: int) -> str:
@@ -206,15 +268,19 @@ def class_color(k: int) -> str:
     return mcolors.to_hex(_CLASS_COLORS[int(k) % len(_CLASS_COLORS)])
 
 
-def _sort_key(name: str) -> tuple[int, int, str]:
-    parsed = parse_model_name(str(name).lower())
-    key = _family_key(name) or parsed.variant
-    rank = LOSS_ORDER.index(key) if key in LOSS_ORDER else len(LOSS_ORDER)
-    return (1 if parsed.adversarial else 0, rank, str(name))
+def _ordered(names: Sequence[Any], frame: pd.DataFrame | None = None, hue: str = "model"
+             ) -> list[Any]:
+    """The names in legend order: standard before adversarial training, then by loss
+    family (:data:`LOSS_ORDER`), then by name."""
+    looks = _looks(list(dict.fromkeys(names)), frame, hue)
 
+    def key(name: Any) -> tuple[int, int, str]:
+        look = looks[name]
+        rank = (LOSS_ORDER.index(look.family) if look.family in LOSS_ORDER
+                else len(LOSS_ORDER))
+        return (1 if look.adversarial else 0, rank, str(name))
 
-def _ordered(names: Sequence[Any]) -> list[Any]:
-    return sorted(dict.fromkeys(names), key=_sort_key)
+    return sorted(looks, key=key)
 
 
 @dataclass(frozen=True)
@@ -226,20 +292,37 @@ class Style:
     marker: str
 
 
-def model_styles(names: Sequence[str]) -> dict[str, Style]:
+def model_styles(names: Sequence[str], frame: pd.DataFrame | None = None,
+                 hue: str = "model") -> dict[str, Style]:
     """Colour, line style and marker for each name, in legend order.
 
-    Colours come from :func:`color_for`. Models that share a colour are told apart by
-    line style and marker, assigned in sorted order; adversarially trained models
-    start from a dashed line.
+    Args:
+        names: the values of ``hue`` to draw (model names, or any grouping).
+        frame: where the names' identities are read: its rows whose ``hue`` is a name
+            give that name's loss, loss parameters and training regime (the identity
+            columns of :data:`evaluation.IDENTITY_COLUMNS`; ``loss`` and ``adversarial``
+            at least). A model whose loss is unknown (a foreign model) or that was
+            distilled gets a colour of its own name. A name whose rows disagree
+            (``hue="attack"``), and every name when ``frame`` is None or lacks those
+            columns (a frame built by hand), is drawn by its label
+            (:func:`color_for`, standard training unless the label names an
+            adversarial family such as ``"PGD-AT"``).
+        hue: the column of ``frame`` that holds the names.
+
+    Each loss family has one colour (:data:`LOSS_COLORS`; DRSL on probabilities its
+    own, PGD-AT, TRADES and SOVR-AT theirs, any other adversarially trained loss a
+    darkened loss colour). Models that share a colour are told apart by line style and
+    marker, assigned in sorted order; adversarially trained models start from a dashed
+    line.
     """
+    looks = _looks(list(names), frame, hue)
     styles: dict[str, Style] = {}
     seen: dict[str, int] = {}
-    for name in _ordered(list(names)):
-        color = color_for(name)
+    for name in _ordered(list(names), frame, hue):
+        color = looks[name].color
         i = seen.get(color, 0)
         seen[color] = i + 1
-        offset = 1 if parse_model_name(str(name).lower()).adversarial else 0
+        offset = 1 if looks[name].adversarial else 0
         styles[name] = Style(color, _LINESTYLES[(i + offset) % len(_LINESTYLES)],
                              _MARKERS[i % len(_MARKERS)])
     return styles
@@ -371,9 +454,13 @@ _suptitle = figure_title  # the old private name, which explore.py imports
 
 
 def _regime(df: pd.DataFrame, hue: str) -> pd.Series:
+    """The ``training`` column; without one, each ``hue`` value's regime as
+    :func:`model_styles` reads it (standard, unless an identity or label says
+    adversarial)."""
     if "training" in df.columns:
         return df["training"].astype(str)
-    return df[hue].map(lambda m: parse_model_name(str(m).lower()).training)
+    looks = _looks(list(df[hue].unique()), df, hue)
+    return df[hue].map(lambda m: "adversarial" if looks[m].adversarial else "standard")
 
 
 def _log10(x: np.ndarray, floor: float) -> tuple[np.ndarray, int]:
@@ -418,7 +505,7 @@ def _hist_facets(df: pd.DataFrame, quantities: Sequence[str], *, hue: str, col: 
     check_choice("kind", kind, ("hist", "kde"))
     cols = [None] if col is None else list(dict.fromkeys(
         sorted(df[col].astype(str), key=lambda v: (v != "standard", v))))
-    styles = model_styles(list(df[hue].unique()))
+    styles = model_styles(list(df[hue].unique()), df, hue)
     with use_style():
         fig, axes = _grid(len(quantities) * len(cols), len(cols), panel,
                           nrows=len(quantities), sharex="row")
@@ -606,8 +693,8 @@ def _before_after(df: pd.DataFrame, hue: str,
     one panel per model and row of ``(clean column, adversarial column, x label,
     reference line)``. One row wraps the models into a grid of ``ncols``; several rows
     put the models in columns, so each row shares its bins and x axis."""
-    names = _ordered(list(df[hue].unique()))
-    styles = model_styles(names)
+    names = _ordered(list(df[hue].unique()), df, hue)
+    styles = model_styles(names, df, hue)
     if len(rows) == 1:
         ncols = ncols or min(4, int(np.ceil(np.sqrt(len(names)))))
         nrows = None
@@ -732,7 +819,7 @@ def plot_success_vs_p2(binned_df: pd.DataFrame, *, hue: str = "model",
                                             "ci_high", "n"])
     keys = [k for k in panel_by if k in df.columns]
     panels = _panels(df, keys)
-    styles = model_styles(list(df[hue].unique()))
+    styles = model_styles(list(df[hue].unique()), df, hue)
     with use_style():
         fig, axes = _grid(len(panels), ncols, (3.4, 2.7), sharex=True, sharey=True)
         handles: dict[str, Any] = {}
@@ -783,14 +870,17 @@ def plot_robust_accuracy(robust_df: pd.DataFrame, *, hue: str = "model",
     if "seed" not in df.columns:
         df = df.assign(seed=0)
     if add_clean and "clean_accuracy" in df.columns and value == "robust_accuracy":
+        # The identity columns travel with the clean rows: they decide the colours.
+        ident = [c for c in (*_LOOK_COLUMNS, "training") if c in df.columns and c != hue]
         extra = []
         for attack, sub in df.groupby("attack", sort=False):
             if not np.isclose(sub["eps"].to_numpy(float), 0).any():
-                clean = sub.groupby([hue, "seed"], as_index=False)["clean_accuracy"].mean()
+                clean = sub.groupby([hue, "seed", *ident], as_index=False, sort=False,
+                                    dropna=False)["clean_accuracy"].mean()
                 extra.append(clean.assign(attack=attack, eps=0.0)
                              .rename(columns={"clean_accuracy": value}))
         if extra:
-            df = pd.concat([df[[hue, "seed", "attack", "eps", value]], *extra],
+            df = pd.concat([df[[hue, "seed", *ident, "attack", "eps", value]], *extra],
                            ignore_index=True)
     what = "min–max over seeds" if band == "minmax" else "± 1 std over seeds"
     return plot_seed_curves(df, x="eps", y=value, hue=hue, panel_by="attack", band=band,
@@ -822,7 +912,7 @@ def plot_seed_curves(df: pd.DataFrame, *, x: str, y: str, hue: str = "model",
     panels = list(dict.fromkeys(df["_panel"])) if panel_by else [""]
     if panel_by:
         panels = sorted(panels)
-    styles = model_styles(list(df[hue].unique()))
+    styles = model_styles(list(df[hue].unique()), df, hue)
     per_seed = df.groupby([hue, "_panel", x, "seed"], as_index=False)[y].mean()
     agg = per_seed.groupby([hue, "_panel", x])[y].agg(
         ["mean", "std", "min", "max", "count"]).reset_index()
@@ -893,8 +983,8 @@ def plot_second_class_bars(frac_df: pd.DataFrame, *, hue: str = "model",
     """
     df = _check_df(frac_df, "frac_df", [hue, x, "fraction", "ci_low", "ci_high", "chance"])
     panels = sorted(df[panel_by].astype(str).unique()) if panel_by in df.columns else [None]
-    names = _ordered(list(df[hue].unique()))
-    styles = model_styles(names)
+    names = _ordered(list(df[hue].unique()), df, hue)
+    styles = model_styles(names, df, hue)
     xs = sorted(df[x].unique())
     width = 0.8 / len(names)
     with use_style():
@@ -1016,7 +1106,7 @@ def plot_frontier(df: pd.DataFrame, *, x: str = "clean_accuracy",
            .groupby(keys, sort=False, dropna=False).agg(["mean", "std"]).reset_index())
     agg.columns = ["_".join(c).rstrip("_") if isinstance(c, tuple) else c for c in agg.columns]
     panels = sorted(agg[panel_by].unique()) if panel_by else [None]
-    styles = model_styles(list(df[hue].unique()))
+    styles = model_styles(list(df[hue].unique()), df, hue)
     with use_style():
         fig, axes = _grid(len(panels), ncols, (3.8, 3.2), sharey=False)
         handles: dict[str, Any] = {}
@@ -1074,7 +1164,8 @@ def plot_attack_calibration(table: pd.DataFrame, *, scale: float = 100.0) -> Fig
                           sharey=True)
         for ax, eps in zip(axes.flat, panels):
             sub = df[df["eps"] == eps]
-            models = _ordered(list(dict.fromkeys(sub["model"])))
+            models = _ordered(list(dict.fromkeys(sub["model"])), sub)
+            styles = model_styles(models, sub)
             for i, model in enumerate(models):
                 rows = sub[sub["model"] == model]
                 for j, attack in enumerate(attacks):
@@ -1083,7 +1174,7 @@ def plot_attack_calibration(table: pd.DataFrame, *, scale: float = 100.0) -> Fig
                         continue
                     ax.bar(i - 0.4 + width * (j + 0.5),
                            float(row["robust_cheap"].iloc[0]) * scale, width,
-                           color=color_for(model), alpha=0.85, hatch=hatches[j % 5],
+                           color=styles[model].color, alpha=0.85, hatch=hatches[j % 5],
                            edgecolor="white", linewidth=0.5)
                 ref = float(rows["robust_reference"].iloc[0]) * scale
                 ax.hlines(ref, i - 0.45, i + 0.45, color=ADVERSARIAL_COLOR, linewidth=1.8)

@@ -20,6 +20,11 @@ Three layers, all pure functions on arrays and DataFrames:
   report's declared Holm family). :func:`with_margins` adds the logit margin before and
   after the attack to the records.
 
+Where the records carry a model's identity (:data:`evaluation.MODEL_COLUMNS`: loss and
+its parameters, training regime, architecture), every per-model table carries it too,
+after ``model`` (:func:`with_identity` adds it to a table you built); nothing here reads a
+model's display name for what it is.
+
 Confidence intervals come from :func:`wilson_ci` and :func:`bootstrap_ci`. A group
 without the samples a statistic needs (no successful attacks, say) gives NaN and a
 count of 0, never an exception. Groups come out in the order they first appear in the
@@ -31,9 +36,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,13 +44,13 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
+from .evaluation import IDENTITY_COLUMNS, MODEL_COLUMNS
 from .runtime import check_choice
 
 __all__ = [
-    "ModelName",
-    "parse_model_name",
     "softmax_stats",
     "stack_stats",
+    "with_identity",
     "wilson_ci",
     "bootstrap_ci",
     "second_class_fraction_ci",
@@ -81,79 +84,6 @@ DEFAULT_P2_BINS: tuple[float, ...] = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.
 
 #: The columns that identify one attack setting in the records.
 ATTACK_GROUP: tuple[str, ...] = ("model", "attack", "eps")
-
-# Spellings of loss names in display labels (experiments.ZOO uses "I-SCE", "DRSL-prob").
-_LOSS_ALIASES = {"i-sce": "isce", "i_sce": "isce", "sce": "ce", "cross-entropy": "ce"}
-# Adversarial-training names written without a base loss: name -> (loss, method).
-_BARE_ADVERSARIAL = {"pgd-at": ("ce", "pgd-at"), "at": ("ce", "pgd-at"),
-                     "madry": ("ce", "pgd-at"), "trades": ("ce", "trades"),
-                     "mart": ("ce", "mart")}
-
-
-# --------------------------------------------------------------------------- names
-
-
-@dataclass(frozen=True)
-class ModelName:
-    """A model label such as ``"drsl(space=prob,tau=0.1)+pgd-at"`` taken apart.
-
-    Attributes:
-        loss: the loss name (``"drsl"``).
-        params: the loss parameters as written (``{"space": "prob", "tau": "0.1"}``).
-        variant: the loss family used for colours and grouping: the loss, with a
-            ``-prob`` suffix for DRSL on probabilities (``"drsl-prob"``).
-        adversarial: the adversarial-training suffix (``"pgd-at"``, ``"trades"``) or
-            ``None`` for standard training.
-    """
-
-    loss: str
-    params: Mapping[str, str]
-    variant: str
-    adversarial: str | None
-
-    @property
-    def training(self) -> str:
-        """``"adversarial"`` or ``"standard"``."""
-        return "adversarial" if self.adversarial else "standard"
-
-
-_NAME_RE = re.compile(r"^\s*(?P<loss>[^()+]+?)\s*(?:\((?P<params>[^()]*)\))?\s*(?:\+(?P<adv>.+))?$")
-
-
-def parse_model_name(name: str) -> ModelName:
-    """Take a model label apart (case-insensitive).
-
-    Understands ``TrainConfig.label`` style (``"ce"``, ``"drsl(space=prob,tau=0.1)"``,
-    ``"ce+pgd-at"``, ``"ce+trades"``), zoo display names (``"CE"``, ``"DRSL-prob"``,
-    ``"I-SCE"``), and adversarial names (``"PGD-AT"``, ``"TRADES"``, ``"SOVR-AT"``:
-    a ``-at`` suffix means PGD adversarial training with that loss). Anything else
-    comes back with the whole lower-cased name as the loss, so callers always get an
-    answer.
-    """
-    text = str(name).strip().lower()
-    match = _NAME_RE.match(text)
-    if match is None:
-        return ModelName(loss=text, params={}, variant=text, adversarial=None)
-    loss = match.group("loss").strip()
-    params: dict[str, str] = {}
-    for part in (match.group("params") or "").split(","):
-        if "=" in part:
-            key, value = part.split("=", 1)
-            params[key.strip()] = value.strip()
-    adv = match.group("adv").strip() if match.group("adv") else None
-    if adv is None and loss in _BARE_ADVERSARIAL:
-        loss, adv = _BARE_ADVERSARIAL[loss]
-    elif adv is None and loss.endswith("-at"):
-        loss, adv = loss[:-3], "pgd-at"
-    loss = _LOSS_ALIASES.get(loss, loss)
-    if loss.startswith("drsl-") and "space" not in params:
-        params["space"] = loss[len("drsl-"):]
-        loss = "drsl"
-    variant = loss
-    if loss == "drsl" and params.get("space", "logit") in ("prob", "probability", "probs"):
-        variant = "drsl-prob"
-    return ModelName(loss=loss, params=params, variant=variant, adversarial=adv)
-
 
 # ---------------------------------------------------------------------- per sample
 
@@ -268,30 +198,27 @@ def stack_stats(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Stack :func:`softmax_stats` of several models into one tidy frame.
 
     Args:
-        runs: one mapping per (model, seed) with ``"logits"`` and ``"labels"`` and a
-            ``"model"`` name; ``"seed"`` (default 0) and ``"loss"`` (default: parsed
-            from the model name) are optional, and every other key (``"dataset"``,
-            ``"split"``, ...) becomes a constant column.
+        runs: one mapping per (model, seed) with ``"logits"``, ``"labels"`` and a
+            ``"model"`` name; ``"seed"`` (default 0) is optional, and every other key
+            becomes a constant column. Give the model's identity as data, e.g.
+            ``{**evaluation.model_identity(tm, name).columns(), "logits": ...,
+            "labels": ...}``: figures read a model's loss and training regime from
+            those columns (:data:`evaluation.IDENTITY_COLUMNS`), never from its name.
 
     Returns:
-        The per-sample statistics with leading columns ``model``, ``loss``,
-        ``variant``, ``training`` (``"standard"``/``"adversarial"``, parsed from the
-        model name unless given) and ``seed``, then any extra keys, then the
-        statistics.
+        The per-sample statistics with leading columns ``model``, the identity columns
+        given (in :data:`evaluation.IDENTITY_COLUMNS` order) and ``seed``, then any
+        other keys (``"dataset"``, ``"split"``, ...), then the statistics.
     """
     frames = []
     for i, run in enumerate(runs):
         if "logits" not in run or "labels" not in run or "model" not in run:
             raise ValueError(f"runs[{i}] must have 'model', 'logits' and 'labels' keys, "
                              f"got {sorted(run)}")
-        name = parse_model_name(run["model"])
-        meta: dict[str, Any] = {
-            "model": str(run["model"]),
-            "loss": run.get("loss", name.loss),
-            "variant": run.get("variant", name.variant),
-            "training": run.get("training", name.training),
-            "seed": int(run.get("seed", 0)),
-        }
+        meta: dict[str, Any] = {c: run[c] for c in IDENTITY_COLUMNS if c in run}
+        meta["model"] = str(run["model"])
+        meta["seed"] = int(run.get("seed", 0))
+        meta = {c: meta[c] for c in IDENTITY_COLUMNS if c in meta}
         meta.update({k: v for k, v in run.items() if k not in meta and k not in
                      ("logits", "labels")})
         df = softmax_stats(run["logits"], run["labels"])
@@ -299,6 +226,40 @@ def stack_stats(runs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     if not frames:
         raise ValueError("runs is empty: pass at least one run")
     return pd.concat(frames, ignore_index=True)
+
+
+def with_identity(frame: pd.DataFrame, source: pd.DataFrame, *, on: str = "model"
+                  ) -> pd.DataFrame:
+    """``frame`` with the model columns of ``source`` (:data:`evaluation.MODEL_COLUMNS`:
+    architecture, loss and its parameters, training regime) added after ``on``, for a
+    frame that names models but does not carry what they are (a table you built, a
+    calibration table), so that plots colour and facet it by identity.
+
+    Args:
+        frame: any frame with an ``on`` column.
+        source: records or ``AttackResult.models`` (or several concatenated): any frame
+            with ``on`` and some of the model columns. A model's first row counts (the
+            model columns are the same for every seed of one model).
+        on: the column naming the models in both.
+
+    Columns ``frame`` already has are kept as they are; a model missing from ``source``
+    gets missing values (NaN), which plots draw by its label alone.
+    """
+    for name, df in (("frame", frame), ("source", source)):
+        if not isinstance(df, pd.DataFrame) or on not in df.columns:
+            raise ValueError(f"{name} must be a DataFrame with a {on!r} column, got "
+                             f"{type(df).__name__}"
+                             + (f" with columns {list(df.columns)}"
+                                if isinstance(df, pd.DataFrame) else ""))
+    cols = [c for c in MODEL_COLUMNS if c in source.columns and c not in frame.columns]
+    if not cols:
+        return frame
+    lookup = source.groupby(on, sort=False)[cols].first()
+    out = frame.copy()
+    at = list(out.columns).index(on) + 1
+    for i, c in enumerate(cols):
+        out.insert(at + i, c, out[on].map(lookup[c]).to_numpy())
+    return out
 
 
 # ---------------------------------------------------------------- intervals
@@ -415,17 +376,10 @@ def _group_cols(records: pd.DataFrame, by: Sequence[str], pool_seeds: bool) -> l
     return cols
 
 
-def _with_loss(out: pd.DataFrame, records: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
-    """Add a ``loss`` column after ``model`` (from the records or the model name)."""
-    if "model" not in out.columns or "loss" in cols:
-        return out
-    if "loss" in records.columns:
-        lookup = records.groupby("model", sort=False)["loss"].first()
-        loss = out["model"].map(lookup)
-    else:
-        loss = out["model"].map(lambda m: parse_model_name(m).loss)
-    out.insert(list(out.columns).index("model") + 1, "loss", loss.to_numpy())
-    return out
+def _with_model_columns(out: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The model columns of the records (:func:`with_identity`: ``loss``, its
+    parameters, the training regime, ...) after ``model``, where the output has one."""
+    return with_identity(out, records) if "model" in out.columns else out
 
 
 def _infer_num_classes(records: pd.DataFrame) -> int:
@@ -460,7 +414,7 @@ def second_class_fraction_ci(records: pd.DataFrame, level: float = 0.95, *,
         pool_seeds: pool all seeds of a model (default); if False, one row per seed.
 
     Returns:
-        One row per group: the ``by`` columns, ``loss``, ``n_seeds``, ``n_success``,
+        One row per group: the ``by`` columns, the model columns (``loss``, ...), ``n_seeds``, ``n_success``,
         ``n_second``, ``fraction``, ``ci_low``, ``ci_high``, ``chance`` (= 1/(K-1):
         the adversarial label is one of the K-1 other classes) and ``p_value``
         (one-sided binomial test of ``fraction > chance``). A group without
@@ -488,7 +442,7 @@ def second_class_fraction_ci(records: pd.DataFrame, level: float = 0.95, *,
                       if ni > 0 else np.nan for ki, ni in zip(k, n)]
     out["n_success"] = out["n_success"].astype(int)
     out["n_second"] = out["n_second"].astype(int)
-    return _with_loss(out, records, cols)
+    return _with_model_columns(out, records)
 
 
 def success_vs_p2(records: pd.DataFrame, bins: Sequence[float] | int = DEFAULT_P2_BINS, *,
@@ -511,7 +465,7 @@ def success_vs_p2(records: pd.DataFrame, bins: Sequence[float] | int = DEFAULT_P
 
     Returns:
         One row per (group, bin), empty bins included (``n = 0``, NaN rate): the
-        ``by`` columns, ``loss``, ``bin`` (0-based), ``bin_low``, ``bin_high``,
+        ``by`` columns, the model columns, ``bin`` (0-based), ``bin_low``, ``bin_high``,
         ``stat_median`` (median of ``stat`` in the bin, for plotting), ``n``,
         ``n_success``, ``success_rate``, ``ci_low``, ``ci_high``.
     """
@@ -567,7 +521,7 @@ def success_vs_p2(records: pd.DataFrame, bins: Sequence[float] | int = DEFAULT_P
         out["ci_low"], out["ci_high"] = _binomial_bootstrap(k, n, n_boot, seed, level, keys)
     order = cols + ["bin", "bin_low", "bin_high", "stat_median", "n", "n_success",
                     "success_rate", "ci_low", "ci_high"]
-    return _with_loss(out[order], records, cols)
+    return _with_model_columns(out[order], records)
 
 
 def _auc_and_r(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -606,7 +560,7 @@ def success_association(records: pd.DataFrame, stat: str = "clean_p_second", *,
             to bound memory.
 
     Returns:
-        One row per group: ``loss``, ``n``, ``n_success``, ``auc`` (probability that a
+        One row per group: the model columns, ``n``, ``n_success``, ``auc`` (probability that a
         successfully attacked sample has a larger ``stat`` than a surviving one; 0.5 =
         no association, ties count 1/2) with ``auc_low``/``auc_high``, and the
         point-biserial ``r`` with ``r_low``/``r_high``. NaN where a group lacks
@@ -663,7 +617,7 @@ def success_association(records: pd.DataFrame, stat: str = "clean_p_second", *,
         rows.append(row)
     out = pd.DataFrame(rows, columns=cols + ["n", "n_success", "auc", "auc_low", "auc_high",
                                              "r", "r_low", "r_high"])
-    return _with_loss(out, records, cols)
+    return _with_model_columns(out, records)
 
 
 def robust_accuracy(records: pd.DataFrame, *, by: Sequence[str] = ATTACK_GROUP
@@ -675,7 +629,7 @@ def robust_accuracy(records: pd.DataFrame, *, by: Sequence[str] = ATTACK_GROUP
     samples only.
 
     Returns:
-        One row per group and seed: the ``by`` columns, ``loss``, ``seed``, ``n``,
+        One row per group and seed: the ``by`` columns, the model columns, ``seed``, ``n``,
         ``clean_accuracy``, ``robust_accuracy``, ``success_rate`` (NaN if no sample
         was clean-correct). Feed it to :func:`seed_table` for mean ± std.
     """
@@ -693,7 +647,7 @@ def robust_accuracy(records: pd.DataFrame, *, by: Sequence[str] = ATTACK_GROUP
     out = out.drop(columns=["_n_cc", "_n_succ"])
     if "seed" not in out.columns:
         out.insert(1, "seed", 0)
-    return _with_loss(out, records, cols)
+    return _with_model_columns(out, records)
 
 
 # --------------------------------------------------------------------- seed tables

@@ -63,21 +63,24 @@ print(f"tau grid {TAUS}, {S.n_seeds} seeds (the prob reading, {', '.join(DRAWN)}
       f"{P.eps_mid}")
 
 # %%
-zoo = ex.train_zoo(S, REFERENCES, drawn=DRAWN, device=device)
+zoo, grid = ex.train_zoo(S, REFERENCES, drawn=DRAWN, device=device), []
 for space, taus in TAUS.items():
     base = "DRSL" if space == "logit" else "DRSL-prob"
     drawn = [base] if space == "prob" else []  # the verdicts use the logit reading
     for tau in taus:
-        zoo[f"DRSL-{space} tau={tau:.3g}"] = ex.train_zoo(S, [base], drawn=drawn,
-                                                          device=device,
-                                                          loss_params={"tau": tau})[base]
+        name = f"DRSL-{space} tau={tau:.3g}"
+        zoo[name] = ex.train_zoo(S, [base], drawn=drawn, device=device,
+                                 loss_params={"tau": tau})[base]
+        grid.append({"model": name, "family": f"DRSL-{space}", "space": space, "tau": tau})
+# Each DRSL model's reading and tau, as data beside its name (never parsed from it).
+grid = pd.DataFrame(grid)
 pgd = ex.attack_zoo(S, zoo, [ex.pgd_spec(P)], eps_grid=[P.eps_mid], on="test", device=device)
 dlr = ex.attack_zoo(S, zoo, [ex.dlr_spec(P)], device=device)
 robust = stats.robust_accuracy(pd.concat([pgd.records, dlr.records], ignore_index=True))
 runs = ex.runs_table(zoo)
 robust = robust.merge(runs[["model", "seed", "test_accuracy"]], on=["model", "seed"])
-robust["family"] = robust["model"].str.split(" ").str[0]
-robust["tau"] = pd.to_numeric(robust["model"].str.extract(r"tau=([\d.e+-]+)")[0])
+robust = robust.merge(grid, on="model", how="left")
+robust["family"] = robust["family"].fillna(robust["model"])  # a reference is its own
 
 # %%
 report.figure(plots.plot_frontier(robust, x="test_accuracy", hue="family", order="tau",
@@ -96,9 +99,8 @@ report.figure(plots.plot_frontier(robust, x="test_accuracy", hue="family", order
 # ## What the penalty does to the softmax
 
 # %%
-clean = ex.clean_stats(S, {k: v for k, v in zoo.items() if k.startswith("DRSL")})
-clean["space"] = clean["model"].str.extract(r"DRSL-(\w+)")[0]
-clean["tau"] = pd.to_numeric(clean["model"].str.extract(r"tau=([\d.e+-]+)")[0])
+clean = ex.clean_stats(S, {name: zoo[name] for name in grid["model"]})
+clean = clean.merge(grid[["model", "space", "tau"]], on="model")
 long = clean.melt(id_vars=["space", "tau", "seed"], value_vars=["p_top2", "nontrue_entropy"],
                   var_name="quantity", value_name="value")
 report.figure(plots.plot_seed_curves(long, x="tau", y="value", hue="space",
@@ -119,7 +121,8 @@ report.figure(plots.plot_seed_curves(long, x="tau", y="value", hue="space",
 # %%
 val = ex.accuracy_on(zoo, ex.validation_split(P))
 val_means = val.groupby("model", sort=False)["accuracy"].mean()
-logit = [f"DRSL-logit tau={t:.3g}" for t in TAUS["logit"]]
+by_tau = grid[grid["space"] == "logit"].set_index("tau")["model"]  # tau -> its model
+logit = list(by_tau)
 eligible = [m for m in logit if val_means[m] >= val_means["CE"] - MATCH]
 chosen = eligible[-1] if eligible else logit[0]
 print(f"validation accuracy: CE {val_means['CE']:.4f}; chosen: {chosen} "
@@ -141,7 +144,7 @@ for claim_id, attack, image_var in [("drsl-matched-precision", "apgd-dlr", dlr_v
                  detail=f"{chosen} (chosen on held-out data) vs CE: {attack} robust "
                  f"accuracy {stats.describe_means(sub, 'robust_accuracy', ['CE', chosen])}; "
                  f"full-test clean accuracy {gap_pp:+.2f} pp", image_var=image_var)
-ends = {t: f"DRSL-logit tau={t:.3g}" for t in (min(TAUS["logit"]), max(TAUS["logit"]))}
+ends = {t: by_tau[t] for t in (min(TAUS["logit"]), max(TAUS["logit"]))}
 ent = clean[clean["model"].isin(ends.values())]
 report.claim("drsl-tau-entropy", claims.paired(ent, "nontrue_entropy", ends[max(ends)],
                                                ends[min(ends)]),
@@ -155,8 +158,6 @@ report.finish()
 # histograms and where the attacks land, for each tau.
 
 # %%
-drsl = pgd.records[pgd.records["model"].str.startswith("DRSL-")].copy()
-drsl["space"] = drsl["model"].str.extract(r"DRSL-(\w+)")[0]
-drsl["tau"] = drsl["model"].str.extract(r"tau=([0-9.e+-]+)")[0].astype(float)
+drsl = pgd.records.merge(grid[["model", "space", "tau"]], on="model")  # the DRSL models
 explore.sweep(drsl.drop(columns="model"), sweep="tau", line="space",
               controls=("attack",), title=f"PGD at eps={P.eps_mid} along the tau grid")

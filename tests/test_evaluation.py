@@ -79,6 +79,14 @@ def test_records_have_the_schema(result, subset, digits_model):
     assert (rec["model_key"] == digits_model.key).all()
     assert (rec["loss"] == "ce").all() and (rec["seed"] == 0).all()
     np.testing.assert_array_equal(result.labels, subset[1].numpy())
+    # Every record carries its model's identity, the same as AttackResult.models.
+    ident = E.model_identity(digits_model).columns()
+    assert rec[list(E.IDENTITY_COLUMNS)].drop_duplicates().to_dict("records") == [ident]
+    assert result.models[list(E.IDENTITY_COLUMNS)].to_dict("records") == [ident]
+    assert ident | {"model_key": "", "loss_params": ""} == {
+        "model": digits_model.config.label, "model_key": "", "architecture": "mlp",
+        "loss": "ce", "loss_params": "", "training": "standard", "adversarial": "none",
+        "distilled": "none", "seed": 0, "weights": ""}
 
 
 def test_records_agree_with_the_stored_logits(result, digits_model, subset):
@@ -232,3 +240,61 @@ def test_missing_units_names_what_evaluate_computes(digits_model, subset, cache_
     Path(first.units["path"].iloc[1]).unlink()
     assert missing() == [key, "other-key"]
     assert run().units["from_cache"].tolist() == [True, False]
+
+
+# ------------------------------------------------------------------ identity as data
+
+
+def _stub(config):
+    """A TrainedModel of ``config`` without training it: identity reads the config only."""
+    from drsl_utils.training import TrainedModel
+
+    return TrainedModel(config, None, config.key, {}, 0.0, 0.0, False)
+
+
+def test_model_identity_reads_the_training_configuration():
+    import json
+
+    from drsl_utils.training import TrainConfig
+
+    drsl = TrainConfig(dataset="digits", model="cnn", loss="drsl", loss_params={"tau": 0.5},
+                       seed=3, adversarial="trades")
+    ident = E.model_identity(_stub(drsl), "my DRSL")
+    assert (ident.model, ident.model_key, ident.architecture, ident.loss) == (
+        "my DRSL", drsl.key, "cnn", "drsl")
+    assert dict(ident.loss_params) == {"space": "logit", "tau": 0.5}  # default filled in
+    assert (ident.adversarial, ident.training, ident.seed, ident.weights) == (
+        "trades", "adversarial", 3, "")
+    cols = ident.columns()
+    assert list(cols) == list(E.IDENTITY_COLUMNS)
+    assert json.loads(cols["loss_params"]) == {"space": "logit", "tau": 0.5}
+    student = TrainConfig(dataset="digits", teacher=drsl.replace(model="mlp"),
+                          distill_variant="permuted")
+    assert E.model_identity(_stub(student)).distilled == "permuted"
+    assert E.model_identity(_stub(student)).model == student.label  # the default name
+    with pytest.raises(E.ModelTypeError, match="model=str is not valid"):
+        E.model_identity("CE")
+
+
+def test_records_carry_identity_whatever_the_name(digits_model, subset):
+    """A CE model trained on labels named "PGD-AT" and a foreign model named "CE":
+    statistics and plots read what they are from the identity columns, not the names."""
+    from drsl_utils import plots, stats
+    from drsl_utils.cache import weights_fingerprint
+
+    x, y = subset
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    res = E.evaluate({"PGD-AT": digits_model, "CE": net}, ["fgsm"], x, y, eps_grid=[0.1],
+                     device="cpu", cache=False, progress=False)
+    ident = res.records.drop_duplicates("model").set_index("model")
+    assert (ident.loc["PGD-AT", ["loss", "training", "adversarial"]].tolist()
+            == ["ce", "standard", "none"])
+    assert (ident.loc["CE", ["loss", "training", "architecture", "seed"]].tolist()
+            == ["unknown", "unknown", "Sequential", -1])
+    assert ident.loc["CE", "weights"] == weights_fingerprint(net)
+    robust = stats.robust_accuracy(res.records).set_index("model")
+    assert robust.loc["PGD-AT", "training"] == "standard"
+    assert robust.loc["CE", "loss"] == "unknown"
+    st = plots.model_styles(["PGD-AT", "CE"], robust.reset_index())
+    assert st["PGD-AT"] == plots.Style(plots.LOSS_COLORS["ce"], "-", "o")  # CE, standard
+    assert st["CE"].linestyle != "--"

@@ -11,8 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from test_stats import make_records  # noqa: E402
+from test_stats import identity, make_records  # noqa: E402
 
 from drsl_utils import plots, stats  # noqa: E402
 
@@ -35,37 +36,85 @@ def stats_df():
             y = rng.integers(0, 10, 300)
             z = rng.normal(size=(300, 10)) * (0.7 if at else 2.0)
             z[np.arange(300), y] += rng.uniform(0, 5, 300) if at else rng.uniform(4, 14, 300)
-            runs.append({"model": m, "seed": s, "logits": z, "labels": y})
+            runs.append({**identity(m, s), "logits": z, "labels": y})
     return stats.stack_stats(runs)
 
 
 # ------------------------------------------------------------------ colours
 
 
-def test_color_for_is_stable_and_family_based():
+def test_color_for_colours_families_and_hashes_other_labels():
     assert plots.color_for("ce") == plots.LOSS_COLORS["ce"] == plots.color_for("CE")
     assert plots.color_for("I-SCE") == plots.LOSS_COLORS["isce"]
     assert plots.color_for("DRSL-prob") == plots.LOSS_COLORS["drsl-prob"]
     assert plots.color_for("SOVR-AT") == plots.LOSS_COLORS["sovr-at"]
     assert plots.color_for("PGD-AT") == plots.LOSS_COLORS["pgd-at"]
-    assert plots.color_for("drsl(tau=0.1)") == plots.color_for("drsl(tau=1.0)")
-    assert plots.color_for("drsl(space=prob,tau=0.1)") == plots.LOSS_COLORS["drsl-prob"]
-    assert plots.color_for("ce+pgd-at") == plots.LOSS_COLORS["pgd-at"]
-    assert plots.color_for("ce+trades") == plots.LOSS_COLORS["trades"]
-    assert plots.color_for("sovr(M=0.4)+pgd-at") == plots.LOSS_COLORS["sovr-at"]
-    dark = plots.color_for("drsl(tau=0.1)+pgd-at")
-    assert dark not in (plots.color_for("drsl"), plots.LOSS_COLORS["pgd-at"])
-    unknown = plots.color_for("focal(gamma=2)")
-    assert unknown == plots.color_for("focal(gamma=3)") and unknown.startswith("#")
+    # Any other label is a label: a stable colour of its own, nothing parsed out of it.
+    unknown = plots.color_for("drsl(tau=0.1)")
+    assert unknown == plots.color_for("DRSL(tau=0.1)") and unknown.startswith("#")
+    assert unknown not in plots.LOSS_COLORS.values()
     assert len(set(plots.LOSS_COLORS.values())) == len(plots.LOSS_COLORS)
 
 
-def test_model_styles_separate_shared_colours():
-    st = plots.model_styles(["drsl(tau=1.0)", "ce", "drsl(tau=0.1)", "ce+pgd-at"])
-    assert list(st) == ["ce", "drsl(tau=0.1)", "drsl(tau=1.0)", "ce+pgd-at"]
+def _identities(names):
+    return pd.DataFrame([identity(n) for n in names])
+
+
+def test_model_styles_read_identity_and_separate_shared_colours():
+    names = ["drsl(tau=1.0)", "ce", "drsl(tau=0.1)", "ce+pgd-at", "sovr+pgd-at"]
+    frame = _identities(names[1:]).assign(model=names[1:])
+    frame = pd.concat([frame, _identities(["drsl(tau=0.1)"]).assign(model="drsl(tau=1.0)")])
+    st = plots.model_styles(names, frame)
+    assert list(st) == ["ce", "drsl(tau=0.1)", "drsl(tau=1.0)", "ce+pgd-at", "sovr+pgd-at"]
     a, b = st["drsl(tau=0.1)"], st["drsl(tau=1.0)"]
-    assert a.color == b.color and (a.linestyle, a.marker) != (b.linestyle, b.marker)
+    assert a.color == b.color == plots.LOSS_COLORS["drsl"]
+    assert (a.linestyle, a.marker) != (b.linestyle, b.marker)
+    assert st["ce+pgd-at"].color == plots.LOSS_COLORS["pgd-at"]
+    assert st["sovr+pgd-at"].color == plots.LOSS_COLORS["sovr-at"]
     assert st["ce+pgd-at"].linestyle != "-"
+
+
+def test_styles_come_from_identity_not_from_a_misleading_name():
+    import json
+
+    # "PGD-AT" here is a CE model trained on labels, and "my model" DRSL on probabilities
+    # trained with TRADES; a foreign model keeps a colour of its own label.
+    frame = pd.DataFrame([
+        {**identity("ce"), "model": "PGD-AT"},
+        {**identity("ce"), "model": "my model", "loss": "drsl", "adversarial": "trades",
+         "loss_params": json.dumps({"space": "prob", "tau": 1.0})},
+        {**identity("SmallCNN"), "model": "CE"},
+    ])
+    st = plots.model_styles(list(frame["model"]), frame)
+    assert st["PGD-AT"] == plots.Style(plots.LOSS_COLORS["ce"], "-", "o")
+    assert st["my model"].color not in (plots.LOSS_COLORS["drsl-prob"],
+                                        plots.LOSS_COLORS["trades"])
+    assert st["my model"].linestyle == "--"  # adversarially trained: dashed
+    # A foreign model named "CE": its loss is unknown, so its colour is its own.
+    assert st["CE"].color not in plots.LOSS_COLORS.values() and st["CE"].linestyle == "-"
+    assert list(st) == ["PGD-AT", "CE", "my model"]
+    # Without identity columns the labels decide (a frame built by hand).
+    bare = plots.model_styles(["PGD-AT", "my model"])
+    assert bare["PGD-AT"].color == plots.LOSS_COLORS["pgd-at"]
+    assert bare["PGD-AT"].linestyle == "--"
+
+
+def test_figures_draw_and_facet_by_identity(records, stats_df):
+    # The records of "ce+pgd-at", renamed "CE": still drawn (and faceted) as PGD-AT.
+    rec = records.replace({"model": {"ce+pgd-at": "CE"}})
+    fig = plots.plot_robust_accuracy(stats.robust_accuracy(rec))
+    legend = {t.get_text(): h for t, h in zip(fig.legends[0].get_texts(),
+                                               fig.legends[0].legend_handles)}
+    assert legend["CE"].get_color() == plots.LOSS_COLORS["pgd-at"]
+    assert legend["ce"].get_color() == plots.LOSS_COLORS["ce"]
+    plt.close(fig)
+    clean = stats_df.replace({"model": {"ce+pgd-at": "CE"}})
+    titles = [ax.get_title() for ax in plots.plot_second_softmax_hist(clean).axes
+              if ax.get_visible()]
+    assert titles == ["standard training", "adversarial training"]
+    one = plots.plot_second_softmax_hist(clean[clean["training"] == "standard"])
+    assert [ax.get_title() for ax in one.axes if ax.get_visible()] == [""]
+    plt.close("all")
 
 
 # ------------------------------------------------------------------ saving
@@ -259,7 +308,7 @@ def tiny():
             y = rng.integers(0, 10, 60)
             z = rng.normal(size=(60, 10)) * 2.0
             z[np.arange(60), y] += rng.uniform(2, 10, 60)
-            runs.append({"model": m, "seed": s, "logits": z, "labels": y})
+            runs.append({**identity(m, s), "logits": z, "labels": y})
     return recs, stats.stack_stats(runs)
 
 

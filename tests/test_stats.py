@@ -13,7 +13,6 @@ from drsl_utils.stats import (
     bootstrap_ci,
     format_mean_std,
     format_seed_table,
-    parse_model_name,
     robust_accuracy,
     second_class_fraction_ci,
     seed_table,
@@ -24,7 +23,30 @@ from drsl_utils.stats import (
     to_latex,
     to_markdown,
     wilson_ci,
+    with_identity,
 )
+
+#: What ``evaluation.evaluate`` puts beside each record of the synthetic models: their
+#: identity, as data. The names are labels only; nothing parses them.
+IDENTITIES = {
+    "ce": {"loss": "ce"},
+    "gce(q=0.7)": {"loss": "gce", "loss_params": {"q": 0.7}},
+    "drsl(tau=0.1)": {"loss": "drsl", "loss_params": {"space": "logit", "tau": 0.1}},
+    "ce+pgd-at": {"loss": "ce", "adversarial": "pgd"},
+    "sovr+pgd-at": {"loss": "sovr", "loss_params": {"M": 0.4}, "adversarial": "pgd"},
+}
+
+
+def identity(model, seed=0):
+    """The identity columns of a synthetic model (``ModelIdentity.columns``); a name not
+    in :data:`IDENTITIES` is a foreign model, whose loss and regime are unknown."""
+    from drsl_utils.evaluation import ModelIdentity
+
+    fields = IDENTITIES.get(model)
+    if fields is None:
+        return ModelIdentity(model, f"{model}-{seed}", "Net", "unknown", {}, "unknown",
+                             "unknown", seed, "0" * 16).columns()
+    return ModelIdentity(model, f"{model}-{seed}", "mlp", seed=seed, **fields).columns()
 
 
 def make_records(models=("ce", "gce(q=0.7)", "drsl(tau=0.1)"), seeds=(0, 1, 2),
@@ -54,9 +76,7 @@ def make_records(models=("ce", "gce(q=0.7)", "drsl(tau=0.1)"), seeds=(0, 1, 2),
                     adv_pred = np.where(success & (adv_pred == labels), (labels + 1) % k,
                                         adv_pred)
                     frames.append(pd.DataFrame({
-                        "model": model, "model_key": f"{model}-{s}",
-                        "loss": parse_model_name(model).loss, "seed": s, "attack": attack,
-                        "eps": e, "sample": np.arange(n), "label": labels,
+                        **identity(model, s), "attack": attack, "eps": e, "sample": np.arange(n), "label": labels,
                         "clean_pred": st["pred"], "adv_pred": adv_pred,
                         "clean_second": st["second"], "clean_p_true": st["p_true"],
                         "clean_p_top": st["p_top1"], "clean_p_second": st["p_top2"],
@@ -133,38 +153,60 @@ def test_softmax_stats_rejects_bad_inputs(logits, labels, match):
 
 def test_stack_stats_adds_metadata():
     rng = np.random.default_rng(0)
-    runs = [{"model": m, "seed": s, "logits": rng.normal(size=(5, 3)),
+    runs = [{**identity(m, s), "logits": rng.normal(size=(5, 3)),
              "labels": rng.integers(0, 3, 5), "dataset": "digits"}
-            for m in ("ce", "drsl(space=prob,tau=0.1)+pgd-at") for s in (0, 1)]
+            for m in ("ce", "ce+pgd-at") for s in (0, 1)]
     df = stack_stats(runs)
     assert len(df) == 20
-    assert list(df.columns[:6]) == ["model", "loss", "variant", "training", "seed", "dataset"]
+    from drsl_utils.evaluation import IDENTITY_COLUMNS
+
+    assert list(df.columns[:len(IDENTITY_COLUMNS) + 1]) == [*IDENTITY_COLUMNS, "dataset"]
     last = df.iloc[-1]
-    assert (last["loss"], last["variant"], last["training"]) == ("drsl", "drsl-prob",
-                                                                 "adversarial")
+    assert (last["loss"], last["adversarial"], last["training"]) == ("ce", "pgd",
+                                                                     "adversarial")
     with pytest.raises(ValueError, match="runs"):
         stack_stats([])
 
 
-@pytest.mark.parametrize("name,loss,variant,adv", [
-    ("ce", "ce", "ce", None),
-    ("drsl(tau=0.1)", "drsl", "drsl", None),
-    ("drsl(space=prob,tau=0.1)", "drsl", "drsl-prob", None),
-    ("ce+pgd-at", "ce", "ce", "pgd-at"),
-    ("sovr(M=0.4)+pgd-at", "sovr", "sovr", "pgd-at"),
-    ("ce+trades", "ce", "ce", "trades"),
-    ("sovr-at", "sovr", "sovr", "pgd-at"),
-    ("SOVR-AT", "sovr", "sovr", "pgd-at"),
-    ("PGD-AT", "ce", "ce", "pgd-at"),
-    ("TRADES", "ce", "ce", "trades"),
-    ("CE", "ce", "ce", None),
-    ("DRSL-prob", "drsl", "drsl-prob", None),
-    ("I-SCE", "isce", "isce", None),
-    ("DRSL+PGD-AT", "drsl", "drsl", "pgd-at"),
-])
-def test_parse_model_name(name, loss, variant, adv):
-    parsed = parse_model_name(name)
-    assert (parsed.loss, parsed.variant, parsed.adversarial) == (loss, variant, adv)
+def test_stack_stats_guesses_nothing_from_a_name():
+    # No identity given: no loss or regime is made up from the name.
+    df = stack_stats([{"model": "DRSL-prob+PGD-AT", "logits": np.eye(3), "labels": [0, 1, 2]}])
+    assert list(df.columns[:2]) == ["model", "seed"] and "loss" not in df.columns
+    assert "training" not in df.columns and (df["seed"] == 0).all()
+
+
+def test_with_identity_adds_the_model_columns_after_model():
+    from drsl_utils.evaluation import MODEL_COLUMNS
+
+    source = pd.DataFrame([identity(m, s) for m in ("ce", "ce+pgd-at") for s in (0, 1)])
+    table = pd.DataFrame({"model": ["ce+pgd-at", "mine", "ce"], "value": [1, 2, 3],
+                          "loss": ["kept", "kept", "kept"]})
+    out = with_identity(table, source)
+    added = [c for c in MODEL_COLUMNS if c != "loss"]
+    assert list(out.columns) == ["model", *added, "value", "loss"]
+    assert list(out["loss"]) == ["kept"] * 3  # a column the frame has stays as it is
+    assert list(out["adversarial"].iloc[[0, 2]]) == ["pgd", "none"]
+    assert out.iloc[1][added].isna().all()  # a model the source does not know
+    assert with_identity(table, source[["model", "seed"]]) is table  # nothing to add
+    with pytest.raises(ValueError, match="source must be a DataFrame with a 'model' column"):
+        with_identity(table, source.drop(columns="model"))
+
+
+def test_record_tables_carry_identity_not_the_name():
+    # A model named like an adversarially trained one that is a DRSL model trained on
+    # labels: every table says what it is, read from its identity columns.
+    recs = make_records(models=("ce",), seeds=(0, 1), attacks=("pgd",), eps=(0.1,), n=50)
+    ident = identity("drsl(tau=0.1)")
+    recs = recs.assign(model="PGD-AT", loss=ident["loss"], loss_params=ident["loss_params"])
+    for out in (robust_accuracy(recs), second_class_fraction_ci(recs),
+                success_vs_p2(recs, bins=3), success_association(recs, n_boot=0)):
+        assert list(out.columns[1:3]) == ["architecture", "loss"]
+        assert (out["loss"] == "drsl").all() and (out["training"] == "standard").all()
+        assert (out["loss_params"] == ident["loss_params"]).all()
+    bare = recs[[c for c in recs.columns if c not in ("loss", "training", "adversarial",
+                                                      "architecture", "loss_params",
+                                                      "distilled")]]
+    assert "loss" not in robust_accuracy(bare).columns  # hand-built: nothing made up
 
 
 # ------------------------------------------------------------------ intervals
