@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import Loss
+from .registry import Registry
 
 __all__ = [
     "ADVERSARIAL",
@@ -246,30 +247,24 @@ class TRADES(AdversarialTraining):
         return natural + self.beta * robust, logits
 
 
-ADVERSARIAL: dict[str, type[AdversarialTraining]] = {
+ADVERSARIAL: Registry[type[AdversarialTraining]] = Registry("adversarial training", {
     "pgd": PGDTraining,
     "trades": TRADES,
-}
+})
 
 
 def get_adversarial(name: str, **params: float | int | str | None) -> AdversarialTraining:
     """Build the adversarial training method registered as ``name``.
 
-    Example: ``get_adversarial("pgd", eps=0.1, steps=7)``.
+    Example: ``get_adversarial("pgd", eps=0.1, steps=7)``. A method of your own, a
+    subclass of :class:`AdversarialTraining`, joins with
+    ``ADVERSARIAL.register("name", cls)``.
 
     Raises:
-        ValueError: unknown name (the message lists the registered ones), unknown
-            keyword (the message lists the method's parameters) or a bad value (the
-            message names the parameter and the allowed range).
+        UnknownNameError: unknown name (the message lists the registered ones) or
+            unknown keyword (the message lists the method's parameters); a
+            ``ValueError``.
+        ValueError: a bad value (the message names the parameter and the allowed
+            range).
     """
-    if name not in ADVERSARIAL:
-        raise ValueError(f"adversarial training {name!r} is not registered; choose one of: "
-                         f"{', '.join(sorted(ADVERSARIAL))}")
-    cls = ADVERSARIAL[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(f"adversarial training {name!r} has no parameter "
-                         f"{', '.join(map(repr, unknown))}; its parameters are: "
-                         f"{', '.join(allowed)}")
-    return cls(**params)
+    return ADVERSARIAL.build(name, **params)

@@ -79,6 +79,7 @@ from .errors import (
     check_labels,
     check_pixels,
 )
+from .registry import Registry
 from .runtime import check_choice, preserve_rng
 
 __all__ = [
@@ -109,7 +110,10 @@ class _Family:
 
 
 _APGD_OPTIONS = {"rho": 0.75, "eot_iter": 1}
-_FAMILIES: dict[str, _Family] = {
+#: The attacks by name, each with what it accepts. Each is constructed by code of its
+#: own (:func:`_torchattacks_attack`), so this table is closed: :func:`build_attack`
+#: refuses a name registered here later.
+ATTACKS: Registry[_Family] = Registry("attack", {
     "fgsm": _Family(("Linf",), None, False, False, {}),
     "pgd": _Family(("Linf",), 10, True, True, {"random_start": True}),
     "pgd-l2": _Family(("L2",), 10, True, True, {"random_start": True}),
@@ -123,8 +127,8 @@ _FAMILIES: dict[str, _Family] = {
                    {"targeted": False, "alpha_max": 0.1, "eta": 1.05, "beta": 0.9}),
     "autoattack": _Family(NORMS, None, False, False,
                           {"version": "standard", "n_queries": None, "n_target_classes": None}),
-}
-ATTACKS = tuple(_FAMILIES)
+})
+_FAMILIES = ATTACKS  # the name benchmarks/bench_attacks.py reads
 
 _AA_STANDARD = {"steps": 100, "n_queries": 5000}
 _AA_REDUCED = {"steps": 20, "n_queries": 1000, "n_target_classes": 3}
@@ -139,7 +143,7 @@ def _check_positive_int(param: str, value: Any) -> None:
 
 
 def _canonical_norm(name: str, norm: str | None) -> str:
-    family = _FAMILIES[name]
+    family = ATTACKS.get(name)
     if norm is None:
         return family.norms[0]
     aliases = {"linf": "Linf", "inf": "Linf", "l2": "L2"}
@@ -177,8 +181,13 @@ def _resolve(name: str, *, steps: int | None = None, step_size: float | None = N
     The result is what identifies the attack in cache keys and in
     ``AttackResult.attacks``. ``step_size=None`` for PGD means ``2.5 * eps / steps``.
     """
-    check_choice("name", name, ATTACKS)
-    family = _FAMILIES[name]
+    family = ATTACKS.get(name)
+    if not ATTACKS.is_builtin(name):
+        # Each attack's construction is code of its own (_torchattacks_attack); an
+        # entry added to the table would fall through to the wrong one.
+        raise ValueError(f"attack name={name!r} was registered in attacks.ATTACKS, but "
+                         "build_attack constructs only the built-in attacks: "
+                         f"{', '.join(repr(n) for n in ATTACKS.names() if ATTACKS.is_builtin(n))}")
     params: dict[str, Any] = {"name": name, "norm": _canonical_norm(name, norm)}
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ValueError(f"seed={seed!r} is not valid: must be an integer")

@@ -22,6 +22,9 @@ two sources:
   contents this way, outside the import graph: :func:`foreign_model_key` hashes its
   weights (:func:`weights_fingerprint`), its classes and their source, so an untrained
   and a trained copy of one architecture never share an entry, whatever their names.
+  What a user registers (a model factory, a loss, a dataset of tensors) is keyed the
+  same way, by :func:`user_fingerprint`: code by its source (or bytecode), data by its
+  bytes, so two different factories or datasets under one name never share an entry.
 
 Reads never crash a run: :func:`load_entry` turns a truncated, empty or unreadable
 entry into a warning that names the file, moves it to ``<root>/quarantine/`` and reports
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -50,6 +54,7 @@ import sys
 import tempfile
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +73,7 @@ __all__ = [
     "foreign_model_key",
     "source_digest",
     "callable_fingerprint",
+    "user_fingerprint",
     "code_fingerprint",
     "loss_fingerprint",
     "kind_modules",
@@ -153,7 +159,7 @@ def _tensor_digest(value: torch.Tensor) -> str:
     """A tensor's dtype, shape and bytes (read raw, so bfloat16 hashes too)."""
     t = value.detach().cpu().contiguous()
     h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, not a copy
     return h.hexdigest()
 
 
@@ -240,6 +246,95 @@ def foreign_model_key(model: torch.nn.Module, *extra: Any) -> str:
     return "foreign-" + stable_hash("foreign-model", f"{cls.__module__}.{cls.__qualname__}",
                                     repr(model), [(n, source_digest(c)) for n, c in classes],
                                     weights_fingerprint(model), list(extra))
+
+
+def user_fingerprint(obj: Any) -> str:
+    """The identity, for a cache key, of something a user registered with the package:
+    a model factory and the module it builds, a loss class, a dataset's tensors. Their
+    code is not the package's, so :func:`code_fingerprint` cannot see it; every registry
+    keys what a user adds here, one way:
+
+    - a tensor or array: its dtype, shape and bytes;
+    - an ``nn.Module``: :func:`foreign_model_key` (its layout, the source of its
+      classes, its weights) and the code of each of its classes (below), so a
+      ``forward`` edited in a notebook, where Python cannot read a class's source,
+      still counts;
+    - a function or class: the syntax tree of its source, docstrings removed
+      (:func:`source_digest`); where Python cannot read the source (typed into a
+      notebook or a shell), a function's bytecode, constants and what it closes over
+      (:func:`callable_fingerprint`), a class's methods' bytecode; a
+      ``functools.partial``: its function, arguments and keywords; torch's own: the
+      qualified name and torch's version;
+    - a list, tuple or dict: its items, each this way; anything else: its value
+      (:func:`stable_hash`).
+
+    Where none of that is readable (a callable object of a compiled extension), the
+    qualified name alone is used, with a :class:`CacheWarning` saying that an edit to it
+    will not start a fresh entry.
+    """
+    if isinstance(obj, torch.Tensor):
+        return _tensor_digest(obj)[:16]
+    if isinstance(obj, np.ndarray):
+        return tensor_fingerprint(obj)
+    if isinstance(obj, torch.nn.Module):
+        classes = sorted({_qualname(type(m)): type(m) for m in obj.modules()}.items())
+        return stable_hash("user-module", foreign_model_key(obj),
+                           [(n, _code_identity(c)) for n, c in classes])
+    if isinstance(obj, list | tuple):
+        return stable_hash("user-list", [user_fingerprint(v) for v in obj])
+    if isinstance(obj, dict):
+        return stable_hash("user-dict", {str(k): user_fingerprint(v) for k, v in obj.items()})
+    if isinstance(obj, functools.partial):
+        return stable_hash("user-partial", user_fingerprint(obj.func),
+                           user_fingerprint(list(obj.args)), user_fingerprint(obj.keywords))
+    if callable(obj):
+        return _code_identity(obj)
+    return stable_hash("user-value", obj)
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+
+
+_CODE_IDENTITIES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _code_identity(obj: Any) -> str:
+    """A function's or class's code: its source where Python can read it, else its
+    bytecode; see :func:`user_fingerprint`. Remembered per object (reading a class's
+    source parses its whole file): redefining a function or class makes a new object."""
+    try:
+        return _CODE_IDENTITIES[obj]
+    except (KeyError, TypeError):  # TypeError: an object without weak references
+        pass
+    identity = _read_code_identity(obj)
+    with contextlib.suppress(TypeError):
+        _CODE_IDENTITIES[obj] = identity
+    return identity
+
+
+def _read_code_identity(obj: Any) -> str:
+    name = _qualname(obj)
+    if str(getattr(obj, "__module__", "")).split(".")[0] == "torch":
+        return stable_hash("torch", name, torch.__version__)
+    digest = source_digest(obj)
+    if digest:
+        return stable_hash("source", name, digest)
+    if isinstance(obj, type):
+        methods = [(k, _code_digest(getattr(v, "__func__", v).__code__))
+                   for k, v in sorted(vars(obj).items())
+                   if hasattr(getattr(v, "__func__", v), "__code__")]
+        if methods:
+            bases = [_qualname(b) for b in obj.__mro__[1:]]
+            return stable_hash("class-code", name, bases, methods)
+    elif (getattr(getattr(obj, "__func__", obj), "__code__", None)
+          or getattr(type(obj).__call__, "__code__", None)) is not None:
+        return callable_fingerprint(obj)
+    warnings.warn(f"cache: neither the source nor the code of {name} can be read, so the "
+                  "cache keys of what is made with it use its name alone, and editing it "
+                  "will not start a fresh cache entry; pass force=True (training.train) "
+                  "after an edit, or define it in a file", CacheWarning, stacklevel=3)
+    return stable_hash("name-only", name)
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -380,7 +475,8 @@ class _Source:
         registry is read from the source (``LOSSES = {"ce": CrossEntropy, ...}``), so a
         key never imports ``losses.py``."""
         mod = self.module("losses")
-        registry = mod.named["LOSSES"].value
+        # ``LOSSES = Registry("loss", {"ce": CrossEntropy, ...})``: the dict literal
+        registry = next(n for n in ast.walk(mod.named["LOSSES"]) if isinstance(n, ast.Dict))
         closures = {k.value: (v.id, _closure(mod.uses, [v.id]))
                     for k, v in zip(registry.keys, registry.values)}
         owned = {n for _, names in closures.values() for n in names} | {"LOSSES"}

@@ -12,27 +12,39 @@ Where the data comes from:
   Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), then
   by a torchvision download.
 - ``mnist`` and ``cifar10``: torchvision, from ``root`` or by download.
+- your own: :func:`register_dataset` (a name of your choice) or :func:`in_memory` (a
+  name made from the content) put tensors in :data:`DATASETS` beside these four; the
+  training engine then trains on them by name, and caches what it trains under a key
+  that covers their content.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from .errors import ShapeError, check_batch, check_labels, check_pixels
+from .registry import Registry
 from .runtime import check_choice
 
 __all__ = [
     "DATASETS",
+    "DatasetEntry",
     "DatasetInfo",
     "DatasetSplit",
     "DatasetNotFoundError",
     "dataset_info",
     "load_dataset",
+    "register_dataset",
+    "in_memory",
     "default_data_root",
     "add_label_noise",
     "NOISE_KINDS",
@@ -63,23 +75,6 @@ class DatasetInfo:
         return len(self.classes)
 
 
-_INFO = {
-    "digits": DatasetInfo("digits", (1, 8, 8), tuple(str(i) for i in range(10)),
-                          (0.3053,), (0.3760,)),
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist", (1, 28, 28),
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-         "Sneaker", "Bag", "Ankle boot"),
-        (0.2860,), (0.3530,)),
-    "mnist": DatasetInfo("mnist", (1, 28, 28), tuple(str(i) for i in range(10)),
-                         (0.1307,), (0.3081,)),
-    "cifar10": DatasetInfo(
-        "cifar10", (3, 32, 32),
-        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-         "truck"),
-        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-}
-DATASETS = tuple(_INFO)
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -140,9 +135,12 @@ class DatasetSplit:
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Static information about dataset ``name`` (no loading)."""
-    check_choice("name", name, DATASETS)
-    return _INFO[name]
+    """Static information about dataset ``name`` (no loading).
+
+    Raises:
+        UnknownNameError: ``name`` is not in :data:`DATASETS` (a ``ValueError``).
+    """
+    return DATASETS.get(name).info
 
 
 _MEMO: dict[tuple[str, str, str], DatasetSplit] = {}
@@ -162,7 +160,8 @@ def load_dataset(name: str, split: str = "train",
     """Load a dataset split as in-memory tensors in [0, 1].
 
     Args:
-        name: one of ``DATASETS`` (``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``).
+        name: one of ``DATASETS`` (``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``,
+            or one registered with :func:`register_dataset`).
         split: ``"train"`` or ``"test"``.
         root: directory searched first and where downloads or unpacked files go
             (default :func:`default_data_root`).
@@ -173,19 +172,20 @@ def load_dataset(name: str, split: str = "train",
         tensors as read-only.
 
     Raises:
-        ValueError: unknown ``name`` or ``split``.
+        UnknownNameError: unknown ``name`` or ``split`` (a ``ValueError``).
         DatasetNotFoundError: the data is not on disk and cannot be downloaded; the
             message lists the places searched and what to do.
     """
-    check_choice("name", name, DATASETS)
+    entry = DATASETS.get(name)
     check_choice("split", split, SPLITS)
+    if entry.splits is not None:
+        return entry.splits[split]
     root = Path(root).expanduser() if root is not None else default_data_root()
     memo_key = (name, split, str(root.resolve()))
     if memo_key not in _MEMO:
-        loader = {"digits": _load_digits, "fashion-mnist": _load_fashion_mnist,
-                  "mnist": _load_mnist, "cifar10": _load_cifar10}[name]
-        images, labels = loader(split, root)
-        _MEMO[memo_key] = DatasetSplit(images, labels, _INFO[name].classes, name, split)
+        assert entry.loader is not None
+        images, labels = entry.loader(split, root)
+        _MEMO[memo_key] = DatasetSplit(images, labels, entry.info.classes, name, split)
     return _MEMO[memo_key]
 
 
@@ -323,6 +323,170 @@ def _not_found_message(name: str, searched: list[Path], exc: BaseException) -> s
             "dataset-fashion-mnist) or dataset='digits' (ships with scikit-learn).",
         ]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetEntry:
+    """What :data:`DATASETS` holds for one name: the dataset's static facts and either
+    a ``loader(split, root) -> (images, labels)`` (the built-in ones, read from disk) or
+    the two splits themselves (one registered with :func:`register_dataset`)."""
+
+    info: DatasetInfo
+    loader: Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]] | None = None
+    splits: Mapping[str, DatasetSplit] | None = None
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The content of an in-memory dataset for cache keys (its classes and the
+        bytes of both splits); "" for a built-in one, whose loading code is part of the
+        package's code fingerprint. Computed once: the registered tensors are private
+        copies."""
+        if self.splits is None:
+            return ""
+        return _content(self.info.classes, [(s.images, s.labels) for s in
+                                            (self.splits["train"], self.splits["test"])])
+
+
+#: Datasets by name. The four built-in ones load from disk (see the module docstring);
+#: :func:`register_dataset` adds tensors of your own.
+DATASETS: Registry[DatasetEntry] = Registry("dataset", {
+    "digits": DatasetEntry(DatasetInfo("digits", (1, 8, 8), tuple(str(i) for i in range(10)),
+                                       (0.3053,), (0.3760,)), _load_digits),
+    "fashion-mnist": DatasetEntry(DatasetInfo(
+        "fashion-mnist", (1, 28, 28),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+         "Sneaker", "Bag", "Ankle boot"),
+        (0.2860,), (0.3530,)), _load_fashion_mnist),
+    "mnist": DatasetEntry(DatasetInfo("mnist", (1, 28, 28), tuple(str(i) for i in range(10)),
+                                      (0.1307,), (0.3081,)), _load_mnist),
+    "cifar10": DatasetEntry(DatasetInfo(
+        "cifar10", (3, 32, 32),
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+         "truck"),
+        (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)), _load_cifar10),
+})
+
+DataLike = DatasetSplit | tuple[Any, Any]
+
+
+def register_dataset(name: str, train: DataLike, test: DataLike | None = None, *,
+                     classes: Sequence[str] | None = None, replace: bool = False
+                     ) -> DatasetEntry:
+    """Register images and labels of your own as dataset ``name``, so that
+    ``load_dataset(name, split)``, ``models.build_model(..., dataset=name)`` and
+    ``training.TrainConfig(dataset=name)`` use them like the built-in datasets.
+
+    Args:
+        name: the name to register (``replace=True`` to replace a registered one).
+        train: the training split: a :class:`DatasetSplit` or ``(images, labels)``
+            (tensors or arrays): images ``N x C x H x W`` in [0, 1], integer labels.
+        test: the test split, the same way; None: the training split serves as the test
+            split too (the "test accuracy" of a model trained on it is then its accuracy
+            on the data it was trained on).
+        classes: class names, indexed by label; default the classes of a
+            :class:`DatasetSplit` given, else ``"0"`` to ``"K-1"`` with K one more than
+            the largest label.
+        replace: replace an entry already registered under ``name``.
+
+    Returns:
+        The :class:`DatasetEntry`. The tensors are copied (float32 images, int64
+        labels), so later edits to yours do not reach it. Its
+        :attr:`~DatasetEntry.fingerprint` hashes the content into the cache key of
+        every model trained on it: two datasets registered under one name never share
+        a cached model. Normalisation statistics (``info.mean``, ``info.std``) are the
+        training split's per-channel mean and standard deviation.
+
+    Raises:
+        ShapeError: images not ``N x C x H x W``, a label count that differs from the
+            image count, or two splits of different image shapes.
+        PixelRangeError: images outside [0, 1].
+        LabelRangeError: labels that are not integers, negative, or not below
+            ``len(classes)``.
+        DuplicateNameError: ``name`` is taken and ``replace`` is False.
+    """
+    pairs, classes = _checked(train, test, classes, f"dataset {name!r}")
+    entry = _entry(name, pairs, classes)
+    DATASETS.register(name, entry, replace=replace)
+    return entry
+
+
+def in_memory(train: DataLike, test: DataLike | None = None, *,
+              classes: Sequence[str] | None = None) -> str:
+    """Register ``train`` (and ``test``) under a name made from their content,
+    ``"memory-<hash>"``, and return that name (see :func:`register_dataset` for the
+    arguments): the same tensors always give the same name, so a ``TrainConfig``
+    built on it keys the same cache entry in every process that registers them."""
+    pairs, classes = _checked(train, test, classes, "an in-memory dataset")
+    name = f"memory-{_content(classes, pairs)[:12]}"
+    if name not in DATASETS:
+        DATASETS.register(name, _entry(name, pairs, classes))
+    return name
+
+
+def _checked(train: DataLike, test: DataLike | None, classes: Sequence[str] | None,
+             what: str) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], tuple[str, ...]]:
+    """Private, checked copies of the ``(images, labels)`` of the training and test
+    splits (the training split twice when ``test`` is None), and the class names."""
+    given = [train] if test is None else [train, test]
+    pairs = [_tensors(d, split) for d, split in zip(given, SPLITS)]
+    if classes is None:
+        classes = next((d.classes for d in given if isinstance(d, DatasetSplit)), None)
+    if classes is None:
+        classes = [str(i) for i in range(max(int(y.max()) for _, y in pairs) + 1)]
+    classes = tuple(str(c) for c in classes)
+    for (_, y), split in zip(pairs, SPLITS):
+        check_labels(y, len(classes), f"{what} ({split} split)")
+    shape = tuple(pairs[0][0].shape[1:])
+    if tuple(pairs[-1][0].shape[1:]) != shape:
+        raise ShapeError(f"{what}: test images of shape {tuple(pairs[-1][0].shape[1:])} "
+                         f"differ from the training images' {shape}")
+    if test is None:
+        pairs.append(pairs[0])
+    return pairs, classes
+
+
+def _entry(name: str, pairs: list[tuple[torch.Tensor, torch.Tensor]],
+           classes: tuple[str, ...]) -> DatasetEntry:
+    x = pairs[0][0]
+    mean = tuple(float(v) for v in x.mean(dim=(0, 2, 3)))
+    # A constant channel has no spread; dividing by 1 leaves it as it is.
+    std = tuple(float(v) if float(v) > 0 else 1.0 for v in x.std(dim=(0, 2, 3)))
+    info = DatasetInfo(name, tuple(x.shape[1:]), classes, mean, std)  # type: ignore[arg-type]
+    splits = {split: DatasetSplit(px, py, classes, name, split)
+              for (px, py), split in zip(pairs, SPLITS)}
+    return DatasetEntry(info, splits=splits)
+
+
+def _tensors(data: DataLike, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``data``'s images (float32) and labels (int64) as private copies, checked."""
+    if isinstance(data, DatasetSplit):
+        images, labels = data.images, data.labels
+    elif isinstance(data, tuple | list) and len(data) == 2:
+        images, labels = data
+    else:
+        raise ValueError(f"{split}={type(data).__name__} is not valid: give a "
+                         "data.DatasetSplit or an (images, labels) pair")
+    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+    check_batch(images, labels)
+    if images.dim() != 4:
+        raise ShapeError(f"{split} images of shape {tuple(images.shape)} are not valid: "
+                         "expected N x C x H x W (add a channel axis with "
+                         "images.unsqueeze(1))")
+    check_labels(labels)
+    check_pixels(images)
+    return (images.detach().to(torch.float32).clone().contiguous(),
+            labels.detach().to(torch.int64).clone())
+
+
+def _content(classes: tuple[str, ...], pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]
+             ) -> str:
+    """The cache-key identity of a dataset's content (``cache.user_fingerprint``)."""
+    from .cache import user_fingerprint
+
+    return user_fingerprint([list(classes), [list(p) for p in pairs[:2]]])
 
 
 def add_label_noise(labels: torch.Tensor, rate: float, kind: str = "symmetric",

@@ -25,6 +25,7 @@ __all__ = [
     "PixelRangeError",
     "DeviceError",
     "UnknownNameError",
+    "DuplicateNameError",
     "FeatureSourceError",
     "ModelTypeError",
     "check_batch",
@@ -60,8 +61,14 @@ class DeviceError(InputError):
 
 
 class UnknownNameError(InputError):
-    """A name that is not among the allowed ones (an attack, an option's value, a layer
-    of a model); the message lists the allowed names."""
+    """A name that is not among the allowed ones (a registered loss, model, dataset or
+    attack, an option's value, a layer of a model); the message lists the allowed
+    names."""
+
+
+class DuplicateNameError(InputError):
+    """A name that is already registered for another object (a loss, a model, a
+    dataset); pass ``replace=True`` to replace it."""
 
 
 class FeatureSourceError(InputError):

@@ -17,11 +17,14 @@ from __future__ import annotations
 import inspect
 import math
 from numbers import Real
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+
+from .registry import Registry
 
 __all__ = [
     "LOSSES",
@@ -35,6 +38,7 @@ __all__ = [
     "SwitchingOneVsRest",
     "DRSL_SPACES",
     "get_loss",
+    "register_loss",
     "logit_margin",
 ]
 
@@ -349,7 +353,7 @@ class SwitchingOneVsRest(Loss):
         return torch.where(self.switched_mask(logits, labels), ovr, ce)
 
 
-LOSSES: dict[str, type[Loss]] = {
+LOSSES: Registry[type[Loss]] = Registry("loss", {
     "ce": CrossEntropy,
     "gce": GeneralizedCrossEntropy,
     "mae": MeanAbsoluteError,
@@ -357,7 +361,17 @@ LOSSES: dict[str, type[Loss]] = {
     "isce": MarginCrossEntropy,
     "ovr": OneVsRest,
     "sovr": SwitchingOneVsRest,
-}
+})
+
+
+def register_loss(name: str, cls: type[Loss] | None = None, *, replace: bool = False
+                  ) -> Any:
+    """Register a loss class of your own under ``name`` (``LOSSES.register``; also a
+    decorator, ``@register_loss("focal")``), so that ``get_loss(name)`` and
+    ``TrainConfig(loss=name)`` find it. Subclass :class:`Loss` and define
+    ``per_sample``; a model trained with it is cached under a key that covers the
+    class's source (``cache.user_fingerprint``)."""
+    return LOSSES.register(name, cls, replace=replace)
 
 
 def get_loss(name: str, **params: float | str) -> Loss:
@@ -366,17 +380,9 @@ def get_loss(name: str, **params: float | str) -> Loss:
     Example: ``get_loss("drsl", tau=0.1, space="logit")``.
 
     Raises:
-        ValueError: unknown name (the message lists the registered ones), unknown
-            keyword (the message lists the loss's parameters) or a bad parameter value
-            (the message names the parameter and its allowed range).
+        UnknownNameError: unknown name (the message lists the registered ones) or
+            unknown keyword (the message lists the loss's parameters); a ``ValueError``.
+        ValueError: a bad parameter value (the message names the parameter and its
+            allowed range).
     """
-    if name not in LOSSES:
-        raise ValueError(f"loss {name!r} is not registered; choose one of: "
-                         f"{', '.join(sorted(LOSSES))}")
-    cls = LOSSES[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(f"loss {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-                         f"its parameters are: {', '.join(allowed) or '(none)'}")
-    return cls(**params)
+    return LOSSES.build(name, **params)

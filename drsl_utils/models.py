@@ -1,22 +1,26 @@
 """Classifiers that take inputs in [0, 1] and normalise them inside.
 
-Every model is a :class:`Classifier`: ``features(x)`` gives the penultimate
+Every built-in model is a :class:`Classifier`: ``features(x)`` gives the penultimate
 representation (used for UMAP views) and ``forward(x) = head(features(x))`` the logits.
 Because normalisation is the model's first layer, attacks operate in [0, 1] pixel space
-as torchattacks expects.
+as torchattacks expects. Architectures are looked up by name in :data:`MODELS`; an
+architecture of your own joins them with :func:`register_model`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
-from .data import dataset_info
-from .runtime import check_choice
+from .data import DatasetInfo, dataset_info
+from .errors import ModelTypeError
+from .registry import Registry
 
-__all__ = ["MODELS", "Classifier", "Normalize", "build_model", "predict_logits"]
-
-MODELS = ("mlp", "cnn", "resnet18")
+__all__ = ["MODELS", "Classifier", "Normalize", "build_model", "register_model",
+           "predict_logits"]
 
 
 class Normalize(nn.Module):
@@ -82,32 +86,90 @@ def _resnet18(shape: tuple[int, int, int]) -> tuple[nn.Module, int]:
     return net, 512
 
 
-def build_model(name: str, dataset: str = "fashion-mnist", **kwargs: int) -> Classifier:
+def _mlp_model(info: DatasetInfo, hidden: int = 256) -> Classifier:
+    body, dim = _mlp(info.shape, hidden)
+    return _classifier(info, body, dim)
+
+
+def _cnn_model(info: DatasetInfo, width: int = 32, hidden: int = 128) -> Classifier:
+    body, dim = _cnn(info.shape, width, hidden)
+    return _classifier(info, body, dim)
+
+
+def _resnet18_model(info: DatasetInfo) -> Classifier:
+    body, dim = _resnet18(info.shape)
+    return _classifier(info, body, dim)
+
+
+def _classifier(info: DatasetInfo, body: nn.Module, dim: int) -> Classifier:
+    # The head is made after the body, as it always was: the same seed gives the same
+    # initial weights.
+    return Classifier(Normalize(info.mean, info.std), body, nn.Linear(dim, info.num_classes))
+
+
+#: Model factories by name: ``factory(info, **model_params) -> nn.Module``, where
+#: ``info`` is the dataset's :class:`~drsl_utils.data.DatasetInfo` (input shape, classes,
+#: normalisation statistics). Add your own with :func:`register_model`.
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", {
+    "mlp": _mlp_model,
+    "cnn": _cnn_model,
+    "resnet18": _resnet18_model,
+})
+
+
+def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *,
+                   replace: bool = False) -> Any:
+    """Register an architecture of your own under ``name`` (``MODELS.register``; also
+    a decorator, ``@register_model("mynet")``), so that ``build_model(name, dataset)``
+    and ``training.TrainConfig(model=name)`` train, cache and attack it like the
+    built-in ones.
+
+    ``factory(info, **model_params)`` returns an untrained ``nn.Module`` mapping images
+    in [0, 1] of shape ``info.shape`` to ``info.num_classes`` logits; ``info`` is the
+    dataset's :class:`~drsl_utils.data.DatasetInfo`. Put any normalisation inside the
+    model (``info.mean``, ``info.std``; :class:`Normalize` does it), because attacks
+    work in [0, 1]. Initialise weights from torch's global RNG only: the engine seeds
+    it, so a seed gives the same model. A trained model's cache key covers the
+    factory's source, the source of the classes in the module it builds, that module's
+    layout and its initial weights (``cache.user_fingerprint``), so two different
+    factories under one name never share an entry.
+    """
+    return MODELS.register(name, factory, replace=replace)
+
+
+def build_model(name: str, dataset: str = "fashion-mnist", **kwargs: Any) -> nn.Module:
     """Build an untrained classifier for ``dataset``'s input shape and classes.
 
     Args:
-        name: ``"mlp"`` (784-256-256-K for 28x28 inputs), ``"cnn"`` (two 3x3 conv
-            layers of ``width`` and ``2*width`` channels, each followed by 2x2 max-pool,
-            then a ``hidden``-unit layer) or ``"resnet18"`` (torchvision's, with a
-            small-input stem).
+        name: a name from :data:`MODELS`: ``"mlp"`` (784-256-256-K for 28x28 inputs),
+            ``"cnn"`` (two 3x3 conv layers of ``width`` and ``2*width`` channels, each
+            followed by 2x2 max-pool, then a ``hidden``-unit layer), ``"resnet18"``
+            (torchvision's, with a small-input stem), or one registered with
+            :func:`register_model`.
         dataset: a name from ``data.DATASETS``; gives shape, classes and normalisation.
-        **kwargs: size options: ``hidden`` for mlp; ``width`` and ``hidden`` for cnn.
+        **kwargs: the factory's options: ``hidden`` for mlp; ``width`` and ``hidden``
+            for cnn; none for resnet18.
 
     Returns:
-        A :class:`Classifier` in train mode on the CPU. Initialise it under a seeded RNG
-        (``runtime.seeded``) for reproducible weights.
+        The built-in ones give a :class:`Classifier` in train mode on the CPU; a
+        registered factory gives its module, with a ``num_classes`` attribute (set to
+        the dataset's when the module has none, so attacks can read it). Initialise it
+        under a seeded RNG (``runtime.seeded``) for reproducible weights.
+
+    Raises:
+        UnknownNameError: unknown ``name``, ``dataset`` or option (a ``ValueError``).
+        ModelTypeError: a registered factory returned something other than an
+            ``nn.Module``.
     """
-    check_choice("name", name, MODELS)
+    MODELS.get(name)  # the model's name is checked first, as it always was
     info = dataset_info(dataset)
-    if name == "mlp":
-        body, dim = _mlp(info.shape, **kwargs)
-    elif name == "cnn":
-        body, dim = _cnn(info.shape, **kwargs)
-    else:
-        if kwargs:
-            raise ValueError(f"resnet18 takes no size options, got {sorted(kwargs)}")
-        body, dim = _resnet18(info.shape)
-    return Classifier(Normalize(info.mean, info.std), body, nn.Linear(dim, info.num_classes))
+    model = MODELS.build(name, info, **kwargs)
+    if not isinstance(model, nn.Module):
+        raise ModelTypeError(f"model {name!r}: its factory returned "
+                             f"{type(model).__name__}, expected a torch.nn.Module")
+    if getattr(model, "num_classes", None) is None:
+        model.num_classes = info.num_classes
+    return model
 
 
 @torch.no_grad()

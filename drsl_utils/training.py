@@ -29,10 +29,21 @@ from .cache import (
     entry_dir,
     loss_fingerprint,
     stable_hash,
+    user_fingerprint,
 )
-from .data import NOISE_KINDS, add_label_noise, dataset_info, load_dataset
-from .losses import get_loss
-from .models import MODELS, Classifier, build_model, predict_logits
+from .data import (
+    DATASETS,
+    NOISE_KINDS,
+    SPLITS,
+    DatasetSplit,
+    add_label_noise,
+    dataset_info,
+    in_memory,
+    load_dataset,
+)
+from .errors import ShapeError, check_input_shape, check_labels, check_pixels
+from .losses import LOSSES, get_loss
+from .models import MODELS, build_model, predict_logits
 from .runtime import check_choice, resolve_device, seeded
 
 __all__ = [
@@ -42,6 +53,7 @@ __all__ = [
     "train",
     "train_many",
     "training_data",
+    "check_training_inputs",
     "accuracy",
 ]
 
@@ -58,10 +70,15 @@ class TrainConfig:
     """Everything that determines a trained model; its hash is the cache key.
 
     Attributes:
-        dataset: a name from ``data.DATASETS``.
-        model: ``"mlp"``, ``"cnn"`` or ``"resnet18"``.
-        model_params: size options passed to ``models.build_model``.
-        loss: a name from ``losses.LOSSES``.
+        dataset: a name from ``data.DATASETS`` (the built-in ones, or one registered
+            with ``data.register_dataset``). Given tensors instead, a
+            ``data.DatasetSplit``, an ``(images, labels)`` pair or a pair of
+            ``DatasetSplit`` (train, test), they are registered with
+            ``data.in_memory`` and this field holds the name it returns.
+        model: a name from ``models.MODELS``: ``"mlp"``, ``"cnn"``, ``"resnet18"`` or
+            an architecture registered with ``models.register_model``.
+        model_params: options passed to the model's factory (``models.build_model``).
+        loss: a name from ``losses.LOSSES`` (``losses.register_loss`` adds one).
         loss_params: keyword parameters of the loss (e.g. ``{"tau": 0.1}``).
         noise: ``None``, ``"symmetric"`` or ``"pair"`` label noise on the training set.
         noise_rate: fraction of training labels flipped (with the run's seed).
@@ -104,8 +121,10 @@ class TrainConfig:
     distill_alpha: float = 1.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.dataset, str):
+            object.__setattr__(self, "dataset", _in_memory_name(self.dataset))
         dataset_info(self.dataset)  # validates the name
-        check_choice("model", self.model, MODELS)
+        MODELS.get(self.model)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         if self.noise is not None:
@@ -151,12 +170,19 @@ class TrainConfig:
         ``cache.code_fingerprint("models")`` (models, data pipeline, engine, the shared
         part of ``losses.py``) and ``cache.loss_fingerprint`` of its own loss (and of its
         teacher's, for a distilled student). Editing the DRSL loss gives the DRSL models
-        new keys and keeps every other model's."""
-        losses, cfg = [], self
+        new keys and keeps every other model's.
+
+        What a user registered enters too (:func:`_user_parts`): a model factory's code
+        and the module it builds, a loss's or adversarial method's code, a dataset's
+        content. A configuration of built-in parts only has no such part."""
+        losses, user, cfg = [], [], self
         while cfg is not None:
-            losses.append(loss_fingerprint(cfg.loss))
+            losses.append(loss_fingerprint(cfg.loss) if LOSSES.is_builtin(cfg.loss)
+                          else user_fingerprint(LOSSES.get(cfg.loss)))
+            user += _user_parts(cfg)
             cfg = cfg.teacher
-        return stable_hash("train", self, code_fingerprint("models"), losses)
+        return stable_hash("train", self, code_fingerprint("models"), losses,
+                           *([user] if user else []))
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (``dataclasses.replace``)."""
@@ -172,6 +198,50 @@ class TrainConfig:
         if self.teacher is not None:
             text = f"distill[{self.distill_variant}]<-{self.teacher.label}"
         return text
+
+
+def _in_memory_name(data: Any) -> str:
+    """``TrainConfig.dataset`` given as tensors: the ``data.in_memory`` name."""
+    if isinstance(data, tuple | list) and len(data) == 2 and all(
+            isinstance(d, DatasetSplit) for d in data):
+        return in_memory(data[0], data[1])
+    if isinstance(data, DatasetSplit | tuple | list):
+        return in_memory(data)
+    raise ValueError(f"dataset={type(data).__name__} is not valid: give a registered "
+                     "name (data.DATASETS), a data.DatasetSplit, an (images, labels) "
+                     "pair or a (train, test) pair of DatasetSplit")
+
+
+def _user_parts(config: TrainConfig) -> list[tuple[str, str]]:
+    """The parts of ``config`` (not its teacher) that a user registered, each with its
+    ``cache.user_fingerprint``; [] for the package's own. A model factory counts with
+    the module it builds for this configuration (made under the configuration's seed,
+    so its initial weights are part of it): its classes' code is where an edit to a
+    ``forward`` shows."""
+    parts = []
+    if not MODELS.is_builtin(config.model):
+        parts.append(("model", user_fingerprint([MODELS.get(config.model),
+                                                 _new_model(config)])))
+    data = DATASETS.get(config.dataset).fingerprint
+    if data:
+        parts.append(("dataset", data))
+    if config.adversarial is not None:
+        from .adversarial import ADVERSARIAL
+
+        if not ADVERSARIAL.is_builtin(config.adversarial):
+            parts.append(("adversarial",
+                          user_fingerprint(ADVERSARIAL.get(config.adversarial))))
+    return parts
+
+
+def _uses_user_parts(config: TrainConfig | None) -> bool:
+    """Whether ``config`` or its teacher uses something registered in this process,
+    which an executor's worker processes do not have."""
+    while config is not None:
+        if _user_parts(config) or not LOSSES.is_builtin(config.loss):
+            return True
+        config = config.teacher
+    return False
 
 
 @dataclass
@@ -192,7 +262,7 @@ class TrainedModel:
     """
 
     config: TrainConfig
-    model: Classifier
+    model: nn.Module
     key: str
     history: dict[str, list[float]]
     test_accuracy: float
@@ -225,6 +295,34 @@ def training_data(config: TrainConfig,
     return ds.images, noisy, clean, flipped
 
 
+def check_training_inputs(config: TrainConfig, data_root: str | Path | None = None
+                          ) -> None:
+    """Check that ``config``'s dataset fits its model, before any training: pixels in
+    [0, 1], images the model takes (one forward pass on one image of each split),
+    logits as wide as the dataset has classes, and labels in ``[0, n_classes)``.
+
+    :func:`train` calls this before it trains (not when it loads from the cache); it is
+    public so that a grid can be checked up front.
+
+    Raises:
+        PixelRangeError, ShapeError, LabelRangeError: the named errors of
+            :mod:`drsl_utils.errors` (each a ``ValueError``), naming the value.
+    """
+    info = dataset_info(config.dataset)
+    model = _new_model(config)
+    what = f"model {config.model!r}"
+    for split in SPLITS:
+        ds = load_dataset(config.dataset, split, root=data_root)
+        check_pixels(ds.images)
+        width = check_input_shape(model, ds.images, what)
+        if width != info.num_classes:
+            raise ShapeError(f"{what} returns {width} logits per image, but dataset "
+                             f"{config.dataset!r} has {info.num_classes} classes: build "
+                             "the model with info.num_classes outputs")
+        check_labels(ds.labels, width, f"{what} on dataset {config.dataset!r} "
+                                       f"({split} split)")
+
+
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              batch_size: int = 4096) -> float:
     """Fraction of ``images`` whose argmax logit equals ``labels``."""
@@ -246,7 +344,7 @@ def _make_optimizer(config: TrainConfig, params: Iterable[nn.Parameter]) -> torc
                            weight_decay=config.weight_decay)
 
 
-def _new_model(config: TrainConfig) -> Classifier:
+def _new_model(config: TrainConfig) -> nn.Module:
     with seeded(config.seed):
         return build_model(config.model, config.dataset, **config.model_params)
 
@@ -277,13 +375,15 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
     Raises:
         DeviceError: ``device`` is not one of the allowed values or not present (a
             ``ValueError``, :mod:`drsl_utils.errors`), before any work.
+        PixelRangeError, ShapeError, LabelRangeError: the dataset does not fit the
+            model (:func:`check_training_inputs`), before any training.
         TrainingDivergedError: the loss became NaN or infinite; the message names the
             epoch, the step and the loss value.
     """
     dev = resolve_device(device)
     path = _cache_path(config, cache_dir)
 
-    def load(p: Path) -> tuple[dict[str, Any], Classifier]:
+    def load(p: Path) -> tuple[dict[str, Any], nn.Module]:
         blob = torch.load(p, map_location="cpu", weights_only=True)
         model = _new_model(config)
         model.load_state_dict(blob["state_dict"])  # a mismatch means a broken entry
@@ -291,9 +391,10 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
             raise ValueError("incomplete entry")
         return blob, model
 
-    def compute() -> tuple[dict[str, Any], Classifier]:
+    def compute() -> tuple[dict[str, Any], nn.Module]:
         from .executor import current_job_id
 
+        check_training_inputs(config, data_root)
         teacher_probs = None
         if config.teacher is not None:
             teacher = train(config.teacher, device=dev, data_root=data_root,
@@ -313,7 +414,7 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
                 "config": json.dumps(dataclasses.asdict(config), sort_keys=True)}
         return blob, model
 
-    def save(p: Path, value: tuple[dict[str, Any], Classifier]) -> None:
+    def save(p: Path, value: tuple[dict[str, Any], nn.Module]) -> None:
         atomic_write(p, lambda tmp: torch.save(value[0], tmp))
 
     if force:
@@ -338,7 +439,7 @@ def _teacher_probs(config: TrainConfig, teacher: TrainedModel,
 
 def _fit(config: TrainConfig, dev: torch.device, data_root: str | Path | None, progress: bool,
          amp: bool | None, channels_last: bool | None, compile: bool,
-         teacher_probs: torch.Tensor | None = None) -> tuple[Classifier, dict[str, list[float]]]:
+         teacher_probs: torch.Tensor | None = None) -> tuple[nn.Module, dict[str, list[float]]]:
     from tqdm.auto import tqdm
 
     images, labels, _, _ = training_data(config, data_root)
@@ -455,7 +556,9 @@ def train_many(configs: Sequence[TrainConfig], *, progress: bool = True,
     ``"inline"``; see :mod:`drsl_utils.executor`), the configurations missing from the
     cache are first trained all at once by that executor (one Slurm job array), then
     every model is loaded here. Every finished run is cached as soon as it ends, so
-    re-running a killed job only redoes the runs that were in progress.
+    re-running a killed job only redoes the runs that were in progress. A configuration
+    that uses a model, loss, adversarial method or dataset registered in this process
+    is trained here, not by the executor: its worker processes start without them.
     """
     from tqdm.auto import tqdm
 
@@ -469,7 +572,8 @@ def train_many(configs: Sequence[TrainConfig], *, progress: bool = True,
         unit_kwargs = {k: v for k, v in kwargs.items() if k in (
             "device", "data_root", "amp", "channels_last", "compile")}
         unit_kwargs["cache_dir"] = str(kwargs.get("cache_dir") or default_cache_dir())
-        todo = {c.key: c for c in configs if not is_cached(c, kwargs.get("cache_dir"))}
+        todo = {c.key: c for c in configs if not _uses_user_parts(c)
+                and not is_cached(c, kwargs.get("cache_dir"))}
         return [(c, unit_kwargs) for c in todo.values()]
 
     fan_out(_train_unit, missing, describe=lambda u: f"train {u[0].label} (key {u[0].key})",
