@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import gzip
 import shutil
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,8 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS.get(name).info
 
 
-_MEMO: dict[tuple[str, str, str], DatasetSplit] = {}
+_MEMO: weakref.WeakKeyDictionary[DatasetEntry, dict[tuple[str, str], DatasetSplit]] = \
+    weakref.WeakKeyDictionary()
 
 
 def default_data_root() -> Path:
@@ -181,12 +183,14 @@ def load_dataset(name: str, split: str = "train",
     if entry.splits is not None:
         return entry.splits[split]
     root = Path(root).expanduser() if root is not None else default_data_root()
-    memo_key = (name, split, str(root.resolve()))
-    if memo_key not in _MEMO:
+    # Per entry, so a name registered anew never serves the splits of the old entry.
+    memo = _MEMO.setdefault(entry, {})
+    memo_key = (split, str(root.resolve()))
+    if memo_key not in memo:
         assert entry.loader is not None
         images, labels = entry.loader(split, root)
-        _MEMO[memo_key] = DatasetSplit(images, labels, entry.info.classes, name, split)
-    return _MEMO[memo_key]
+        memo[memo_key] = DatasetSplit(images, labels, entry.info.classes, name, split)
+    return memo[memo_key]
 
 
 def _load_digits(split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -61,7 +61,8 @@ class Registry(Generic[T]):
         """Add ``obj`` under ``name`` and return it; without ``obj``, a decorator that
         does so (``@REG.register("name")``).
 
-        Registering the same object again is a no-op. Another object under a taken name
+        Registering the same object again, or an equal one (a notebook cell run twice
+        re-declares an equal dataclass), is a no-op. Another object under a taken name
         raises :class:`~drsl_utils.errors.DuplicateNameError` unless ``replace=True``:
         a silent overwrite would leave earlier results under that name meaning
         something else.
@@ -71,12 +72,13 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name:
             raise ValueError(f"name={name!r} is not valid: a {self.kind} is registered "
                              "under a non-empty string")
-        old = self._items.get(name)
-        if old is not None and old is not obj and not replace:
+        old = self._items.get(name, _MISSING)
+        if old is not _MISSING and not _same(old, obj) and not replace:
             raise DuplicateNameError(f"{self.kind} name={name!r} is already registered "
                                      f"(as {_describe(old)}); pass replace=True to "
                                      "replace it")
-        self._items[name] = obj
+        if old is _MISSING or not _same(old, obj):
+            self._items[name] = obj
         return obj
 
     def unregister(self, name: str) -> T:
@@ -142,6 +144,9 @@ class Registry(Generic[T]):
     def keys(self) -> tuple[str, ...]:
         return self.names()
 
+    def values(self) -> list[T]:
+        return list(self._items.values())
+
     def items(self) -> list[tuple[str, T]]:
         return list(self._items.items())
 
@@ -174,6 +179,20 @@ def check_params(what: str, fn: Callable[..., Any], params: Mapping[str, Any], *
     if unknown:
         raise UnknownNameError(f"{what} has no parameter {', '.join(map(repr, unknown))}; "
                                f"its parameters are: {', '.join(allowed) or '(none)'}")
+
+
+_MISSING = object()
+
+
+def _same(old: Any, new: Any) -> bool:
+    """The same object, or an equal one of the same type (functions and classes are
+    equal only to themselves)."""
+    if old is new:
+        return True
+    try:
+        return type(old) is type(new) and bool(old == new)
+    except Exception:  # noqa: BLE001 - an == that cannot say (arrays) means "not equal"
+        return False
 
 
 def _describe(obj: Any) -> str:

@@ -230,3 +230,80 @@ def test_foreign_model_keys_are_the_same_in_every_process():
     here: dict = {}
     exec(_FOREIGN.replace("\nprint(", "\nout = ("), here)  # noqa: S102 - the same lines here
     assert runs.pop().split() == list(here["out"])
+
+
+# --------------------------------------------- what a user registers: code and content
+
+
+def _exec(source: str, name: str):
+    """A function or class defined where Python cannot read its source (as in a shell)."""
+    scope: dict = {"torch": torch, "nn": torch.nn}
+    exec(source, scope)  # noqa: S102 - the point: code without a file
+    return scope[name]
+
+
+def test_user_data_is_keyed_by_its_bytes():
+    x = torch.rand(4, 1, 3, 3)
+    assert C.user_fingerprint([x, x[:2]]) == C.user_fingerprint([x.clone(), x[:2].clone()])
+    y = x.clone()
+    y[3, 0, 2, 2] += 1e-3
+    assert C.user_fingerprint(x) != C.user_fingerprint(y)
+    assert C.user_fingerprint(x) != C.user_fingerprint(x.double())
+    assert C.user_fingerprint(x.numpy()) == C.tensor_fingerprint(x.numpy())
+
+
+def test_user_code_is_keyed_by_its_source_else_its_bytecode():
+    import functools
+
+    def f(info, width=8):
+        return width + 1
+
+    def g(info, width=8):
+        return width + 2
+
+    assert C.user_fingerprint(f) == C.user_fingerprint(f) != C.user_fingerprint(g)
+    assert C.user_fingerprint(functools.partial(f, width=3)) != C.user_fingerprint(
+        functools.partial(f, width=4))
+    # No source (typed into a shell): the bytecode and constants decide.
+    src = "def h(info, width=8):\n    return width + {}\n"
+    one, same, other = (_exec(src.format(k), "h") for k in (1, 1, 2))
+    assert C.source_digest(one) == ""
+    assert C.user_fingerprint(one) == C.user_fingerprint(same) != C.user_fingerprint(other)
+
+
+def test_a_class_without_source_is_keyed_by_its_methods():
+    src = ("class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+           "        self.lin = nn.Linear(2, 2)\n    def forward(self, x):\n"
+           "        return {} * self.lin(x)\n")
+    one, same, other = (_exec(src.format(k), "Net") for k in (1.0, 1.0, 10.0))
+    assert C.user_fingerprint(one) == C.user_fingerprint(same) != C.user_fingerprint(other)
+    # The same layers and weights, another forward: a module counts its classes' code.
+    torch.manual_seed(0)
+    a = one()
+    torch.manual_seed(0)
+    b = other()
+    assert C.weights_fingerprint(a) == C.weights_fingerprint(b) and repr(a) == repr(b)
+    assert C.user_fingerprint(a) != C.user_fingerprint(b)
+
+
+def test_code_that_cannot_be_read_is_keyed_by_name_with_a_warning():
+    with pytest.warns(C.CacheWarning, match="name alone"):
+        key = C.user_fingerprint(len)
+    assert key == C.stable_hash("name-only", "builtins.len")
+
+
+_USER = ("import json, torch\nfrom drsl_utils import cache as C, data\n"
+         "x = torch.arange(128.0).view(2, 1, 8, 8) / 128\n"
+         "print(data.in_memory((x, torch.tensor([0, 1]))), C.user_fingerprint(json.dumps))")
+
+
+def test_user_keys_are_the_same_in_another_process():
+    import json
+
+    from drsl_utils import data
+
+    there = subprocess.run([sys.executable, "-c", _USER], check=True, capture_output=True,
+                           text=True, env={**__import__("os").environ,
+                                           "PYTHONHASHSEED": "7"}).stdout.split()
+    x = torch.arange(128.0).view(2, 1, 8, 8) / 128
+    assert there == [data.in_memory((x, torch.tensor([0, 1]))), C.user_fingerprint(json.dumps)]

@@ -144,3 +144,59 @@ def test_subset_is_fixed():
     assert len(a) == 100 and torch.equal(a.labels, b.labels)
     assert not torch.equal(ds.subset(100, seed=2).images, a.images)
     assert ds.subset(None) is ds
+
+
+# --- datasets of your own ------------------------------------------------------------
+
+def test_a_registered_dataset_loads_like_a_builtin_one():
+    from drsl_utils.errors import DuplicateNameError
+
+    x = torch.rand(30, 3, 4, 5)
+    y = torch.arange(30) % 3
+    entry = data.register_dataset("tiny-rgb", (x, y), (x[:6], y[:6]),
+                                  classes=("cat", "dog", "eel"))
+    try:
+        info = data.dataset_info("tiny-rgb")
+        assert info.shape == (3, 4, 5) and info.classes == ("cat", "dog", "eel")
+        torch.testing.assert_close(torch.tensor(info.mean), x.mean(dim=(0, 2, 3)))
+        torch.testing.assert_close(torch.tensor(info.std), x.std(dim=(0, 2, 3)))
+        train, test = load_dataset("tiny-rgb", "train"), load_dataset("tiny-rgb", "test")
+        assert len(train) == 30 and len(test) == 6 and train.name == "tiny-rgb"
+        x[0] = 0.5  # the registered copy is private
+        assert not torch.equal(train.images[0], x[0])
+        assert entry.fingerprint and data.DATASETS.get("digits").fingerprint == ""
+        with pytest.raises(DuplicateNameError, match="replace=True"):
+            data.register_dataset("tiny-rgb", (x, y))
+    finally:
+        data.DATASETS.unregister("tiny-rgb")
+
+
+def test_in_memory_names_come_from_the_content():
+    x, y = torch.rand(20, 1, 8, 8), torch.arange(20) % 4
+    name = data.in_memory((x, y))
+    assert name.startswith("memory-") and data.in_memory((x.clone(), y.clone())) == name
+    assert data.in_memory((x, (y + 1) % 4)) != name
+    assert data.in_memory((x, y), classes=list("abcd")) != name
+    ds = load_dataset(name, "test")  # no test split given: the training split serves
+    assert torch.equal(ds.images, x) and ds.classes == ("0", "1", "2", "3")
+
+
+@pytest.mark.parametrize("train, error, message", [
+    ((torch.rand(5, 8, 8), torch.zeros(5, dtype=torch.long)), "ShapeError",
+     r"train images of shape \(5, 8, 8\) are not valid: expected N x C x H x W"),
+    ((torch.rand(5, 1, 8, 8), torch.zeros(4, dtype=torch.long)), "ShapeError",
+     "do not match"),
+    ((torch.rand(5, 1, 8, 8) * 255, torch.zeros(5, dtype=torch.long)), "PixelRangeError",
+     r"must lie in \[0, 1\]"),
+    ((torch.rand(5, 1, 8, 8), torch.zeros(5)), "LabelRangeError", "dtype torch.float32"),
+    ((torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 3, 7])), "LabelRangeError",
+     r"label 7 at index 4 is not valid for dataset 'bad' \(train split\) with n_classes=4"),
+    ("images.npy", "ValueError", "train=str is not valid"),
+])
+def test_bad_data_is_refused_at_registration(train, error, message):
+    from drsl_utils import errors
+
+    cls = getattr(errors, error, ValueError)
+    with pytest.raises(cls, match=message):
+        data.register_dataset("bad", train, classes=list("abcd"))
+    assert "bad" not in data.DATASETS

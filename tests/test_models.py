@@ -53,3 +53,37 @@ def test_predict_logits_restores_mode():
 def test_bad_model_name():
     with pytest.raises(ValueError, match="name='vgg'.*mlp"):
         build_model("vgg", "digits")
+
+
+def test_bad_model_name_is_an_unknown_name_listing_every_model():
+    from drsl_utils.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"^model name='vgg' is not valid; choose one "
+                                               r"of: 'mlp', 'cnn', 'resnet18'$"):
+        build_model("vgg", "digits")
+
+
+def test_a_registered_factory_builds_like_a_builtin_one():
+    from torch import nn
+
+    from drsl_utils.errors import ModelTypeError
+    from drsl_utils.models import register_model
+
+    @register_model("flat-linear")
+    def flat_linear(info, bias=True):
+        c, h, w = info.shape
+        return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, info.num_classes, bias=bias))
+
+    try:
+        assert "flat-linear" in MODELS and not MODELS.is_builtin("flat-linear")
+        model = build_model("flat-linear", "cifar10", bias=False)
+        # num_classes is set for attacks to read, where the module has none
+        assert model.num_classes == 10 and model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+        assert model[1].bias is None
+        register_model("flat-linear", lambda info: "not a module", replace=True)
+        with pytest.raises(ModelTypeError, match="model 'flat-linear': its factory returned "
+                                                 "str"):
+            build_model("flat-linear", "digits")
+    finally:
+        MODELS.unregister("flat-linear")
+    assert "flat-linear" not in MODELS

@@ -32,6 +32,23 @@ def test_register_get_names_contains():
     assert reg.is_builtin("a") and not reg.is_builtin("c") and not reg.is_builtin("z")
 
 
+def test_an_equal_declaration_again_is_a_no_op():
+    """A notebook cell run twice declares an equal (not the same) dataclass again."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Claim:
+        id: str
+        sesoi: float
+
+    reg: Registry[Claim] = Registry("claim")
+    first = reg.register("c1", Claim("c1", 0.1))
+    reg.register("c1", Claim("c1", 0.1))
+    assert reg.get("c1") is first and reg.values() == [first]
+    with pytest.raises(DuplicateNameError):
+        reg.register("c1", Claim("c1", 0.2))
+
+
 def test_register_as_a_decorator_returns_the_object():
     reg: Registry = Registry("factory")
 
@@ -54,6 +71,8 @@ def test_unknown_name_lists_the_choices_and_is_a_value_error():
 def test_a_taken_name_needs_replace_and_the_same_object_is_a_no_op():
     reg = Registry("thing", {"a": 1})
     reg.register("a", 1)  # the same object again: nothing happens
+    with pytest.raises(DuplicateNameError):
+        reg.register("a", 1.0)  # equal, but of another type
     with pytest.raises(DuplicateNameError, match=r"thing name='a' is already registered.*"
                                                  r"replace=True"):
         reg.register("a", 5)

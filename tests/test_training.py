@@ -139,3 +139,40 @@ def test_label_noise_reaches_training(tmp_path):
     _, noisy, clean, flipped = training_data(cfg)
     assert abs(float(flipped.float().mean()) - 0.4) < 0.01
     assert torch.equal(noisy != clean, flipped)
+
+
+@pytest.mark.parametrize("damage, error, message", [
+    (lambda x, y: (x * 255, y), "PixelRangeError", r"\[0, 1\] \(got \[0, 255\]\)"),
+    (lambda x, y: (x, torch.where(y == 9, 10, y)), "LabelRangeError",
+     r"label 10 at index \d+ is not valid for model 'mlp' on dataset 'broken' \(train split\) "
+     r"with n_classes=10"),
+    (lambda x, y: (x[:, :, :4], y), "ShapeError",
+     r"images of shape \(\d+, 1, 4, 8\) .*do not fit model 'mlp'"),
+])
+def test_data_that_does_not_fit_the_model_fails_before_training(damage, error, message,
+                                                                 tmp_path, monkeypatch):
+    """A loader's data is checked as registered data is: before the first step."""
+    from drsl_utils import data, errors
+
+    def loader(split, root):
+        ds = data.load_dataset("digits", split)
+        return damage(ds.images, ds.labels)
+
+    info = data.dataset_info("digits")
+    data.DATASETS.register("broken", data.DatasetEntry(info, loader))
+    monkeypatch.setattr("drsl_utils.training._fit",
+                        lambda *a, **k: pytest.fail("training started"))
+    try:
+        with pytest.raises(getattr(errors, error), match=message):
+            train(SMALL.replace(dataset="broken"), cache_dir=tmp_path, progress=False,
+                  device="cpu")
+    finally:
+        data.DATASETS.unregister("broken")
+    assert not list(tmp_path.rglob("*.pt"))
+
+
+def test_the_builtin_datasets_pass_the_training_checks():
+    from drsl_utils.training import check_training_inputs
+
+    check_training_inputs(SMALL)
+    check_training_inputs(SMALL.replace(model="cnn"))
