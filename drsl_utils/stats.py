@@ -254,7 +254,7 @@ def with_identity(frame: pd.DataFrame, source: pd.DataFrame, *, on: str = "model
     cols = [c for c in MODEL_COLUMNS if c in source.columns and c not in frame.columns]
     if not cols:
         return frame
-    lookup = source.groupby(on, sort=False)[cols].first()
+    lookup = source.loc[~source[on].duplicated(), [on, *cols]].set_index(on)
     out = frame.copy()
     at = list(out.columns).index(on) + 1
     for i, c in enumerate(cols):
