@@ -6,6 +6,22 @@ configuration was trained before by the same code (the key carries a fingerprint
 training code, see ``cache.py``). ``train_many(configs)`` runs a
 grid; each finished run is cached on its own, so a killed job loses at most the run in
 progress.
+
+Your own architecture and data go through the same engine by name: register a model
+factory (``models.register_model``) and a dataset (``data.register_dataset``), or give
+``TrainConfig(dataset=...)`` the tensors themselves, and ``train`` trains, caches and
+returns them like the built-in ones, for ``evaluation.evaluate`` to attack. Their cache
+keys cover the factory's code and the data's content (``cache.user_fingerprint``).
+Before it trains, ``train`` checks that the data fits the model
+(:func:`check_training_inputs`)::
+
+    @models.register_model("tinynet")
+    def tinynet(info, width=64):   # info: the dataset's shape, classes, mean and std
+        c, h, w = info.shape
+        return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, width), nn.ReLU(),
+                             nn.Linear(width, info.num_classes))
+
+    trained = train(TrainConfig(dataset=(images, labels), model="tinynet", epochs=3))
 """
 
 from __future__ import annotations

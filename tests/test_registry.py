@@ -203,6 +203,12 @@ def test_a_user_model_on_in_memory_data_trains_caches_and_is_attacked(registered
     atk = attacks.build_attack("pgd", second.model, 0.1, steps=3)
     adv = atk(xt, yt)
     assert float((adv - xt).abs().max()) <= 0.1 + 1e-6
+    from drsl_utils.evaluation import evaluate
+
+    result = evaluate(second, ["fgsm"], xt, yt, eps_grid=[0.1], cache_dir=cache_dir,
+                      device="cpu", progress=False)
+    assert set(result.records["model_key"]) == {first.key}
+    assert len(result.records) == 60
 
 
 def test_a_registered_dataset_trains_a_builtin_model(registered, cache_dir):
