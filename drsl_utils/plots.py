@@ -460,7 +460,8 @@ def _regime(df: pd.DataFrame, hue: str) -> pd.Series:
     if "training" in df.columns:
         return df["training"].astype(str)
     looks = _looks(list(df[hue].unique()), df, hue)
-    return df[hue].map(lambda m: "adversarial" if looks[m].adversarial else "standard")
+    return df[hue].map({m: "adversarial" if look.adversarial else "standard"
+                        for m, look in looks.items()})
 
 
 def _log10(x: np.ndarray, floor: float) -> tuple[np.ndarray, int]:
