@@ -232,19 +232,20 @@ def _code_names(code: Any) -> set[str]:
 def foreign_model_key(model: torch.nn.Module, *extra: Any) -> str:
     """The cache key of a model this package did not train: ``"foreign-"`` and a hash of
     its class's qualified name, its module tree (``repr``, which names every layer and
-    its settings), the source of each class in the tree that is not torch's own (where
-    Python can find it), its weights (:func:`weights_fingerprint`) and ``extra`` (what
-    else changes its cached arrays, such as its feature source).
+    its settings), the code of each class in the tree that is not torch's own (its
+    source's tree; where Python cannot read the source, as for a class defined in a
+    notebook cell, its methods' bytecode), its weights (:func:`weights_fingerprint`) and
+    ``extra`` (what else changes its cached arrays, such as its feature source).
 
     A display name never enters it: an untrained and a trained copy evaluated under the
     same name get two keys, and so does a ``forward`` edited without touching a weight
-    (where its source is on disk). Toolkit-trained models keep their configuration's
+    (in a file or in a notebook cell). Toolkit-trained models keep their configuration's
     key (``training.TrainConfig.key``)."""
     cls = type(model)
     classes = sorted({f"{type(m).__module__}.{type(m).__qualname__}": type(m)
                       for m in model.modules()}.items())
     return "foreign-" + stable_hash("foreign-model", f"{cls.__module__}.{cls.__qualname__}",
-                                    repr(model), [(n, source_digest(c)) for n, c in classes],
+                                    repr(model), [(n, _class_code(c)) for n, c in classes],
                                     weights_fingerprint(model), list(extra))
 
 
@@ -255,10 +256,8 @@ def user_fingerprint(obj: Any) -> str:
     keys what a user adds here, one way:
 
     - a tensor or array: its dtype, shape and bytes;
-    - an ``nn.Module``: :func:`foreign_model_key` (its layout, the source of its
-      classes, its weights) and the code of each of its classes (below), so a
-      ``forward`` edited in a notebook, where Python cannot read a class's source,
-      still counts;
+    - an ``nn.Module``: :func:`foreign_model_key` (its layout, its classes' code, its
+      weights);
     - a function or class: the syntax tree of its source, docstrings removed
       (:func:`source_digest`); where Python cannot read the source (typed into a
       notebook or a shell), a function's bytecode, constants and what it closes over
@@ -277,9 +276,7 @@ def user_fingerprint(obj: Any) -> str:
     if isinstance(obj, np.ndarray):
         return tensor_fingerprint(obj)
     if isinstance(obj, torch.nn.Module):
-        classes = sorted({_qualname(type(m)): type(m) for m in obj.modules()}.items())
-        return stable_hash("user-module", foreign_model_key(obj),
-                           [(n, _code_identity(c)) for n, c in classes])
+        return foreign_model_key(obj)
     if isinstance(obj, list | tuple):
         return stable_hash("user-list", [user_fingerprint(v) for v in obj])
     if isinstance(obj, dict):
@@ -321,12 +318,9 @@ def _read_code_identity(obj: Any) -> str:
     if digest:
         return stable_hash("source", name, digest)
     if isinstance(obj, type):
-        methods = [(k, _code_digest(getattr(v, "__func__", v).__code__))
-                   for k, v in sorted(vars(obj).items())
-                   if hasattr(getattr(v, "__func__", v), "__code__")]
+        methods = _methods_digest(obj)
         if methods:
-            bases = [_qualname(b) for b in obj.__mro__[1:]]
-            return stable_hash("class-code", name, bases, methods)
+            return stable_hash("class-code", name, methods)
     elif (getattr(getattr(obj, "__func__", obj), "__code__", None)
           or getattr(type(obj).__call__, "__code__", None)) is not None:
         return callable_fingerprint(obj)
@@ -335,6 +329,25 @@ def _read_code_identity(obj: Any) -> str:
                   "will not start a fresh cache entry; pass force=True (training.train) "
                   "after an edit, or define it in a file", CacheWarning, stacklevel=3)
     return stable_hash("name-only", name)
+
+
+def _methods_digest(cls: type) -> str:
+    """A class's own methods' bytecode and its bases' names, for a class whose source
+    Python cannot read (defined in a notebook cell or a shell); "" for one without
+    methods of its own."""
+    methods = [(k, _code_digest(getattr(v, "__func__", v).__code__))
+               for k, v in sorted(vars(cls).items())
+               if hasattr(getattr(v, "__func__", v), "__code__")]
+    if not methods:
+        return ""
+    return _digest(json.dumps([[_qualname(b) for b in cls.__mro__[1:]], methods]))
+
+
+def _class_code(cls: type) -> str:
+    """A module class's code for :func:`foreign_model_key`: its source's tree, else
+    (a notebook's class) its methods' bytecode; "" for torch's own classes."""
+    return source_digest(cls) or ("" if cls.__module__.split(".")[0] == "torch"
+                                  else _methods_digest(cls))
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

@@ -307,3 +307,20 @@ def test_user_keys_are_the_same_in_another_process():
                                            "PYTHONHASHSEED": "7"}).stdout.split()
     x = torch.arange(128.0).view(2, 1, 8, 8) / 128
     assert there == [data.in_memory((x, torch.tensor([0, 1]))), C.user_fingerprint(json.dumps)]
+
+
+def test_a_foreign_model_of_a_notebook_class_is_keyed_by_its_forward():
+    """A class typed into a notebook cell has no readable source; an edited ``forward``
+    with the same layers and weights still gives another key (the issue's temperature
+    model: logits off by up to 9.09 under a shared key)."""
+    src = ("class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+           "        self.lin = nn.Linear(2, 2)\n    def forward(self, x):\n"
+           "        return self.lin(x){}\n")
+    plain, tempered = (_exec(src.format(t), "Net") for t in ("", " / 10"))
+    torch.manual_seed(0)
+    a = plain()
+    torch.manual_seed(0)
+    b = tempered()
+    assert C.foreign_model_key(a) != C.foreign_model_key(b)
+    torch.manual_seed(0)
+    assert C.foreign_model_key(a) == C.foreign_model_key(_exec(src.format(""), "Net")())
