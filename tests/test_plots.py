@@ -114,6 +114,13 @@ def test_figures_draw_and_facet_by_identity(records, stats_df):
     assert titles == ["standard training", "adversarial training"]
     one = plots.plot_second_softmax_hist(clean[clean["training"] == "standard"])
     assert [ax.get_title() for ax in one.axes if ax.get_visible()] == [""]
+    # A frame built by hand, without identity: a label naming an adversarial family
+    # ("PGD-AT") is the only regime it has.
+    bare = stats_df[["model", "seed", "p_top2"]].replace(
+        {"model": {"ce+pgd-at": "PGD-AT", "sovr+pgd-at": "my AT model"}})
+    titles = [ax.get_title() for ax in plots.plot_second_softmax_hist(bare).axes
+              if ax.get_visible()]
+    assert titles == ["standard training", "adversarial training"]
     plt.close("all")
 
 
