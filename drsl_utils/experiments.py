@@ -521,7 +521,9 @@ def _attack_unit(unit: tuple[Any, ...]) -> str | None:
 def clean_stats(profile: Profile, zoo: dict[str, list[TrainedModel]],
                 split: str = "test") -> Any:
     """Per-sample softmax/logit statistics of every model on a whole clean split, as one
-    tidy frame (``stats.stack_stats``) with ``model`` = zoo name and ``seed``."""
+    tidy frame (``stats.stack_stats``) with ``model`` = zoo name, ``seed`` and the rest
+    of each model's identity (``evaluation.IDENTITY_COLUMNS``), which figures read."""
+    from .evaluation import model_identity
     from .models import predict_logits
     from .stats import stack_stats
 
@@ -529,7 +531,7 @@ def clean_stats(profile: Profile, zoo: dict[str, list[TrainedModel]],
     runs = []
     for name, tms in zoo.items():
         for tm in tms:
-            runs.append({"model": name, "seed": tm.config.seed,
+            runs.append({**model_identity(tm, name).columns(),
                          "logits": predict_logits(tm.model, ds.images).numpy(),
                          "labels": ds.labels.numpy()})
     return stack_stats(runs)
