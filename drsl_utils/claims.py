@@ -142,6 +142,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from .calibration import Differential
+from .registry import Registry
 from .runtime import check_choice
 
 __all__ = [
@@ -216,10 +217,12 @@ DETECTION_LABELS = {"holds": "detected", "negligible": "detected",
                     "does not hold": "not detected", "reversed": "not detected",
                     "inconclusive": "not detected"}
 
-#: Every declared claim by id. The project's own declarations live in
-#: :mod:`drsl_utils.claim_table` (data, apart from the rule); a user adds one with
-#: :func:`register`.
-CLAIMS: dict[str, Claim] = {}
+#: Every declared claim by id, in the package's one registry shape
+#: (:class:`~drsl_utils.registry.Registry`, as losses, models, datasets and attacks).
+#: The project's own declarations live in :mod:`drsl_utils.claim_table` (data, apart
+#: from the rule); a user adds one with :func:`register` and removes it with
+#: ``CLAIMS.unregister(id)``.
+CLAIMS: Registry[Claim] = Registry("claim")
 
 
 @dataclass(frozen=True)
@@ -1430,24 +1433,21 @@ def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int],
 def register(claim: Claim, *, replace: bool = False) -> Claim:
     """Declare ``claim`` so that notebooks and :func:`assess` can use its id.
 
+    Declaring an equal claim again is a no-op (a notebook cell run twice).
+
     Raises:
-        ValueError: the id is already declared (pass ``replace=True`` to redeclare it).
+        DuplicateNameError: another claim is declared under the id (a ``ValueError``;
+            pass ``replace=True`` to redeclare it).
     """
     if not isinstance(claim, Claim):
         raise TypeError(f"claim={claim!r}: expected a claims.Claim")
-    if claim.id in CLAIMS and not replace and CLAIMS[claim.id] != claim:
-        raise ValueError(f"claim={claim.id!r} is already declared; pass replace=True "
-                         "to redeclare it")
-    CLAIMS[claim.id] = claim
-    return claim
+    return CLAIMS.register(claim.id, claim, replace=replace)
 
 
 def get_claim(claim_id: str) -> Claim:
-    """The declared claim ``claim_id``; a ``ValueError`` lists the known ones."""
-    if claim_id not in CLAIMS:
-        raise ValueError(f"claim={claim_id!r} is not declared in drsl_utils.claims.CLAIMS; "
-                         f"known: {', '.join(CLAIMS)}")
-    return CLAIMS[claim_id]
+    """The declared claim ``claim_id``; an ``UnknownNameError`` (a ``ValueError``) lists
+    the declared ones."""
+    return CLAIMS.get(claim_id, param="id")
 
 
 def claims_for(notebook: str) -> list[Claim]:

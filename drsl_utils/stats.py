@@ -1268,12 +1268,12 @@ def _declared_for_now(claims: Any, claim: Any) -> Iterator[None]:
     """``claim`` declared while the block runs, and the registry as it was afterwards:
     the claims machinery judges only declared claims, and an ad-hoc comparison must not
     enter the declaration (its hash decides whether a report is confirmatory)."""
-    before = claims.CLAIMS.get(claim.id)
+    before = claims.CLAIMS[claim.id] if claim.id in claims.CLAIMS else None
     claims.register(claim, replace=True)
     try:
         yield
     finally:
         if before is None:
-            claims.CLAIMS.pop(claim.id, None)
+            claims.CLAIMS.unregister(claim.id)
         else:
             claims.register(before, replace=True)

@@ -10,6 +10,7 @@ SESOI).
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -354,7 +355,8 @@ def toy_claims():
         C.register(c, replace=True)
     yield made
     for c in made:
-        C.CLAIMS.pop(c.id, None)
+        if c.id in C.CLAIMS:
+            C.CLAIMS.unregister(c.id)
 
 
 def test_a_declared_primary_without_evidence_is_not_run_and_counts(toy_claims):
@@ -574,8 +576,33 @@ def test_evidence_json_round_trip_and_old_files():
 
 
 def test_unknown_claim_is_refused():
-    with pytest.raises(ValueError, match="not declared"):
+    from drsl_utils.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="claim id='no-such-claim' is not valid; "
+                                               "choose one of: 'tour-drsl-harder'"):
         Evidence("no-such-claim", {0: 1.0})
+
+
+def test_claims_share_the_registry_shape_of_the_package():
+    """One registry shape for claims as for losses, models, datasets and attacks: a
+    user's claim is registered and unregistered, an equal one again is a no-op, and
+    another under a taken id needs replace=True."""
+    from drsl_utils.errors import DuplicateNameError
+    from drsl_utils.registry import Registry
+
+    assert isinstance(C.CLAIMS, Registry)
+    mine = Claim("mine-toy", "99_toy", "test", "Mine holds.", "m", "greater", 1.0, "why",
+                 primary=False)
+    before = C.declaration_hash()
+    try:
+        assert C.register(mine) is mine and C.get_claim("mine-toy") is mine
+        C.register(Claim(**{**asdict(mine)}))  # equal: no-op
+        with pytest.raises(DuplicateNameError, match="mine-toy"):
+            C.register(Claim(**{**asdict(mine), "sesoi": 2.0}))
+        assert C.declaration_hash() != before  # a user's registered claim is declared
+    finally:
+        C.CLAIMS.unregister("mine-toy")
+    assert "mine-toy" not in C.CLAIMS and C.declaration_hash() == before
 
 
 def test_every_claim_is_well_formed():
@@ -799,7 +826,7 @@ def test_calibrated_false_holds_stay_below_alpha_under_a_biased_cheap_attack(see
                                                   for s, v in enumerate(x[0])})],
                           {"toy-cal": diff}).iloc[0]
     finally:
-        C.CLAIMS.pop("toy-cal")
+        C.CLAIMS.unregister("toy-cal")
     assert row["p_holds"] == pytest.approx(p_h[0], rel=1e-6)
 
 

@@ -49,7 +49,7 @@ def test_meta_is_written_once_at_finish_and_without_timestamps(tmp_path):
 
 def test_claims_are_checked(tmp_path):
     rep = Report("02_attacks", "smoke", tmp_path)
-    with pytest.raises(ValueError, match="not declared"):
+    with pytest.raises(ValueError, match="is not valid; choose one of"):
         rep.claim("no-such-claim", {0: 1.0})
     with pytest.raises(ValueError, match="belongs to notebook"):
         rep.claim("drsl-noise-pair", {0: 1.0})
@@ -166,5 +166,5 @@ def test_attack_calibration_reaches_the_claims_report(tmp_path):
     rows = table["claims"] if isinstance(table, dict) else table
     entry = next(r for r in rows if r.get("id") == "drsl-harder-dlr")
     assert entry["verdict"] == "inconclusive" and entry["decided_by"] == "apgd-dlr"
-    with pytest.raises(ValueError, match="not declared"):
+    with pytest.raises(ValueError, match="is not valid; choose one of"):
         cal.attack_calibration(over, {"no-such-claim": big})
