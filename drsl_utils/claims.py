@@ -82,8 +82,9 @@ equivalent* where the effect is at least the SESOI needs one in the ``p_not`` fa
 A *reversed* verdict where ``0 <= d < SESOI`` needs one in the ``p_rev`` family. So the
 chance of **any** wrong primary verdict in a report is at most ``2 alpha = 0.10`` for
 the two decisions a reader acts on (a false *holds*/*equivalent*, a false "below the
-SESOI"), and at most ``3 alpha`` counting a false *reversed* where "below the SESOI" was
-right. Each family runs at alpha rather than alpha/2 or alpha/3 by choice: the families
+SESOI"), at most ``3 alpha`` counting a false *reversed* where "below the SESOI" was
+right, and ``4 alpha`` counting a false "at least the SESOI" (the size label's own
+family). Every rate assumes normal per-seed values. Each family runs at alpha rather than alpha/2 or alpha/3 by choice: the families
 answer different questions (is there an effect; is it smaller than what matters; is it
 the other way), each statement is exact on its own, and the primaries' power at the
 SESOI is already low; a reader who needs one report-wide rate reads the bound above.
@@ -104,7 +105,10 @@ calibration. The report's **replication** is the probability of a fresh *holds*
 (*equivalent*). Its reliability is tested: under a flat prior on the effect, binned
 predictions match the simulated fresh runs, and simulated with the SESOI at 1.25
 per-seed sd, 5 and 8 seeds and the committed family it averages 0.5 at the effect where
-the power is 0.5 and at least 0.9 at three times the SESOI (``tests/test_claims.py``).
+the power is 0.5 (0.52 at 5 seeds, 0.49 at 8), and at three times the SESOI 0.98 at 8
+seeds but only 0.87 at 5, below the 0.9 the plan asks for (``tests/test_claims.py``
+holds it to 0.85 at 5 seeds): a flat-prior predictive averages over the effect's
+uncertainty, which at 5 seeds pulls it towards 0.5 even when the truth (0.995) is not.
 It is an exploratory indicator, not an error rate: it holds the family standing fixed
 and assumes a flat prior. The report also prints the predictive probability of the
 row's *own* verdict (``same``); it cannot fall below about 0.5 near a boundary, since
@@ -1390,8 +1394,9 @@ def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int],
         ``("confirmatory", text)`` when the current declaration has the recorded hash,
         every seed lies in the recorded block (unseen when it was frozen), and every
         declared primary finding's evidence uses exactly its declared seeds (its
-        ``claim_seeds`` entry, else the whole block): a run that dropped seeds, stopped
-        early or left a primary unrun is not confirmatory (methods review M3). Else
+        ``claim_seeds`` entry, else the whole block), no fewer and no more, from the
+        recorded profile: a run that dropped seeds, stopped early, added seeds or left a
+        primary unrun is not confirmatory (methods review M3). Else
         ``("exploratory", text)`` saying why; also when ``evidence`` is not given, since
         the per-claim seeds cannot then be checked.
     """
@@ -1411,16 +1416,25 @@ def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int],
     if evidence is None:
         return "exploratory", ("the evidence was not given, so whether each primary "
                                "finding used its whole seed block is unchecked")
+    profile = record.get("profile")
+    others = sorted({str(e.profile) for e in evidence if profile and e.profile != profile})
+    if others:
+        return "exploratory", (f"evidence from profile(s) {others}, not the recorded "
+                               f"{profile!r}")
     declared = {str(k): {int(s) for s in v}
                 for k, v in dict(record.get("claim_seeds", {})).items()}
     have = {e.claim: set(e.values) for e in evidence}
     for cid in declared_family():
         if cid not in have:
             return "exploratory", f"the declared primary {cid!r} was not run"
-        missing = sorted(declared.get(cid, block) - have[cid])
+        want = declared.get(cid, block)
+        missing, extra = sorted(want - have[cid]), sorted(have[cid] - want)
         if missing:
             return "exploratory", (f"seeds {missing} of the block missing from the "
                                    f"declared primary {cid!r}")
+        if extra:  # more seeds than declared: optional stopping inside the block
+            return "exploratory", (f"the declared primary {cid!r} used seeds {extra} "
+                                   "beyond its declared ones")
     span = f"{min(block)}-{max(block)}" if block else "none"
     return "confirmatory", (f"declaration {now}, frozen at commit {commit}; the seeds "
                             f"({span}) were unseen when it was frozen, and every primary "

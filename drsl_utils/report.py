@@ -228,7 +228,7 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
                      "verdict": C.verdict_label(r.verdict, getattr(r, "size", "") or ""),
                      "replication": rep, "power": power,
                      "seeds needed": _fmt_needed(r.seeds_needed_low, r.seeds_needed,
-                                                 r.seeds_needed_high) if run else "",
+                                                 r.seeds_needed_high, sd=r.sd) if run else "",
                      "note": _with_calibration(r)})
     return pd.DataFrame(rows)
 
@@ -252,16 +252,19 @@ def _fmt_p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _fmt_needed(low: Any, point: Any, high: Any) -> str:
+def _fmt_needed(low: Any, point: Any, high: Any, sd: Any = None) -> str:
     """``8-38 (12 at the observed sd)``; ``unreachable`` where no seed count gets there
-    (the image term alone is too large); empty when the spread is unknown."""
+    (the image term alone is too large, or a calibrated row's degrees of freedom are
+    capped by its calibration's seeds); empty when the spread is unknown."""
     def num(v: Any) -> int | None:
         return None if v is None or (isinstance(v, float) and not math.isfinite(v)) \
             else int(v)
 
     lo, pt, hi = num(low), num(point), num(high)
     if lo is None and pt is None and hi is None:
-        return ""
+        known = sd is not None and isinstance(sd, (int, float)) and math.isfinite(sd)
+        return ("unreachable at this design (more calibration seeds or images needed)"
+                if known else "")
     text = lambda v: "unreachable" if v is None else str(v)  # noqa: E731
     return f"{text(lo)}-{text(hi)} ({text(pt)} at the observed sd)"
 

@@ -367,7 +367,8 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
             "declared one with no evidence reads *not run* and still counts. Each kind's "
             "family-wise error is at most alpha, so the chance of any wrong primary "
             "verdict is at most 2 alpha for *holds* and *below the SESOI* together "
-            "(3 alpha counting a false *reversed*). "
+            "(3 alpha counting a false *reversed*, 4 alpha counting a false *at least "
+            "the SESOI*; all assume normal per-seed values). "
             "**bounds**: each bound is the one-sided bound at the Holm-adjusted confidence "
             "of its own test (1 - alpha/k for a row with Holm multiplier k), so the bound "
             "on the claimed side clears zero exactly when the row holds and the other "
@@ -404,12 +405,7 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
     finding = (table["role"] == "finding").to_numpy(bool)
     fam = table[family]
     weak = fam[fam["underpowered"]]
-    counts = _counts(fam["verdict"], C.VERDICTS)
-    if "size" in fam and (fam["verdict"] == "holds").any():
-        # Only a holds shown at least the SESOI replicates a finding's size (S2).
-        big = int(((fam["verdict"] == "holds") & (fam["size"] == C.SIZE_LABELS[True])).sum())
-        counts += (f" ({big} of the holds shown at least the SESOI, the rest in direction "
-                   "with the size open)")
+    counts = _verdict_counts(fam)
     headline = (f"**{len(fam)} primary findings** (one Holm family, declared in "
                 f"`drsl_utils/claim_table.py`): {counts}. "
                 f"**{len(weak)} of them are underpowered** (power < {C.POWER_TARGET:g} at "
@@ -427,7 +423,7 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
         if part.empty:
             continue
         out += [f"## {title}", "",
-                f"{len(part)} claims: {_counts(part['verdict'], C.VERDICTS)}", "",
+                f"{len(part)} claims: {_verdict_counts(table[mask])}", "",
                 "| claim | estimand (SESOI) | measured | bounds | p | verdict | "
                 "replication | power | seeds needed | note | context | notebook |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -496,6 +492,22 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
                        f"{100 * r.high:+.1f}] |")
         out.append("")
     return out
+
+
+def _verdict_counts(rows: Any) -> str:
+    """The verdicts of assessed ``rows`` counted (``claims.VERDICTS`` order), with how
+    many of the holds were shown at least the SESOI: only those replicate a finding's
+    size (methods review S2). Counts the rule's verdicts, not the table's display
+    labels, which split *holds* in two (a section line once counted none of them)."""
+    from . import claims as C
+
+    counts = _counts(rows["verdict"], C.VERDICTS)
+    holds = rows["verdict"] == "holds"
+    if "size" in rows and holds.any():
+        big = int((holds & (rows["size"] == C.SIZE_LABELS[True])).sum())
+        counts += (f" ({big} of the holds shown at least the SESOI, the rest in direction "
+                   "with the size open)")
+    return counts
 
 
 def _counts(verdicts: Any, order: Sequence[str]) -> str:

@@ -690,6 +690,14 @@ def test_a_run_that_drops_seeds_or_a_primary_is_not_confirmatory(toy_claims):
     # exactly those seeds.
     part = dict(record, claim_seeds={ev[0].claim: block[:5]})
     assert C.confirmatory_status(part, block, evidence=short)[0] == "confirmatory"
+    # More seeds than declared (optional stopping inside the block) is not (review 2).
+    status, why = C.confirmatory_status(part, block, evidence=ev)
+    assert status == "exploratory" and "beyond its declared ones" in why, why
+    # Evidence from another profile than the recorded one is not either.
+    other = [C.Evidence(e.claim, e.values, profile="paper") for e in ev]
+    status, why = C.confirmatory_status(dict(record, profile="quick"), block,
+                                        evidence=other)
+    assert status == "exploratory" and "'paper'" in why, why
 
 
 # ------------------------------------------------------------------- attack calibration

@@ -86,6 +86,14 @@ def test_gallery_lists_claims_and_figures(tmp_path):
     assert (f"**{n_family} primary findings** (one Holm family, declared in "
             f"`drsl_utils/claim_table.py`): {n_family} not run.") in report
     assert "1 claims: 1 not equivalent" in report
+    # A section line counts a holds row (whose display label splits holds by size).
+    (tmp_path / "holds").mkdir()
+    rep = Report("03_second_softmax", "quick", tmp_path / "holds")
+    rep.claim("drsl-p2-vs-gap", {s: 0.03 + 0.001 * (s % 3) for s in range(8)})
+    rep.finish()
+    again = write_gallery(tmp_path / "holds", "quick", n_halves=4)[1].read_text()
+    checks = again.split("## Project checks")[1]
+    assert "1 claims: 1 holds (" in checks, checks[:400]
     assert "Choices made after seeing the data." in report
     assert "**Exploratory**: no confirmatory run is recorded" in report
     assert f"Declaration hash `{C.declaration_hash()}`" in report
