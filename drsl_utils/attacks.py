@@ -80,7 +80,7 @@ from .errors import (
     check_pixels,
 )
 from .registry import Registry
-from .runtime import check_choice, preserve_rng
+from .runtime import check_choice, module_device, preserve_rng
 
 __all__ = [
     "ATTACKS",
@@ -464,7 +464,7 @@ class Attack:
         self._check(images, labels)
         if self.eps == 0 or images.shape[0] == 0:
             return images.detach().clone()
-        device = next(self.model.parameters()).device
+        device = module_device(self.model)
         x = images.detach().to(device, torch.float32)
         y = labels.detach().to(device, torch.long)
         with _attack_mode(self.model), preserve_rng(device):

@@ -77,7 +77,7 @@ from .errors import (
     check_labels,
     check_pixels,
 )
-from .runtime import resolve_device
+from .runtime import module_device, resolve_device
 
 __all__ = ["RECORD_COLUMNS", "IDENTITY_COLUMNS", "MODEL_COLUMNS", "ModelIdentity",
            "model_identity", "AttackResult", "ForeignModel", "foreign", "evaluate",
@@ -746,7 +746,7 @@ def _run_model(entry: _Entry, k: int, plan: _Plan, x: torch.Tensor, y: torch.Ten
     tap = entry.tap if plan.keep else None
     keys = ("logits", "linf", "l2") if tap is None else ("logits", "features", "linf", "l2")
     n_batches = max(1, math.ceil(x.shape[0] / batch_size))
-    home = next(model.parameters()).device
+    home = module_device(model)
     model.to(x.device)
     try:
         clean, _ = _load_or_run(plan.clean_path(entry.key), keys[:1 if tap is None else 2],

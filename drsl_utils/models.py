@@ -18,6 +18,7 @@ from torch import nn
 from .data import DatasetInfo, dataset_info
 from .errors import ModelTypeError
 from .registry import Registry
+from .runtime import module_device
 
 __all__ = ["MODELS", "Classifier", "Normalize", "build_model", "register_model",
            "predict_logits"]
@@ -182,7 +183,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 204
     tensor. ``device`` defaults to the model's own device.
     """
     if device is None:
-        device = next(model.parameters()).device
+        device = module_device(model)
     was_training = model.training
     model.eval()
     try:

@@ -12,7 +12,18 @@ import torch
 
 from .errors import DeviceError, UnknownNameError
 
-__all__ = ["resolve_device", "set_threads", "preserve_rng", "seeded", "check_choice"]
+__all__ = ["resolve_device", "module_device", "set_threads", "preserve_rng", "seeded",
+           "check_choice"]
+
+
+def module_device(model: torch.nn.Module) -> torch.device:
+    """The device ``model`` lives on: its first parameter's, else its first buffer's,
+    else the CPU. A model with no parameters (a fixed function of the input, a wrapper
+    around a non-torch classifier) is a model too, and ``next(model.parameters())``
+    would raise ``StopIteration`` on it."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _mps_available() -> bool:

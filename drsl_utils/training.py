@@ -60,7 +60,7 @@ from .data import (
 from .errors import ShapeError, check_input_shape, check_labels, check_pixels
 from .losses import LOSSES, get_loss
 from .models import MODELS, build_model, predict_logits
-from .runtime import check_choice, resolve_device, seeded
+from .runtime import check_choice, module_device, resolve_device, seeded
 
 __all__ = [
     "TrainConfig",
@@ -289,7 +289,7 @@ class TrainedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return module_device(self.model)
 
 
 def training_data(config: TrainConfig,

@@ -145,6 +145,32 @@ def test_a_model_without_a_feature_source_has_no_features_and_says_so(tmp_path):
         fit_embedding(np.zeros((6, 0)), cache_dir=tmp_path, progress=False)
 
 
+class _NoParameters(nn.Module):
+    """A fixed function of the input: a model with no parameters and no buffers."""
+
+    def forward(self, x):
+        return 5 * x.flatten(1)[:, :3]
+
+
+def test_a_model_without_parameters_is_evaluated_and_attacked():
+    """``next(model.parameters())`` raised StopIteration on such a model; its device is
+    the CPU, and its logits and attack records come out like any other's."""
+    from drsl_utils.models import predict_logits
+    from drsl_utils.runtime import module_device
+
+    model = _NoParameters()
+    assert module_device(model) == torch.device("cpu")
+    x = torch.rand(8, 1, 4, 4)
+    y = model(x).argmax(1)
+    torch.testing.assert_close(predict_logits(model, x), model(x))
+    res = E.evaluate({"fixed": model}, ["fgsm"], x, y, eps_grid=[0.1], cache=False,
+                     progress=False, device="cpu", n_classes=3)
+    rec = res.records
+    assert len(rec) == 8 and rec["clean_correct"].all()
+    adv = build_attack("fgsm", model, eps=0.1, n_classes=3)(x, y)
+    assert float((adv - x).abs().max()) <= 0.1 + 1e-6
+
+
 @needs_fashion
 def test_any_module_in_records_out(fashion, models):
     (x, y), _ = fashion
