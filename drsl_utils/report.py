@@ -228,7 +228,9 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
                      "verdict": C.verdict_label(r.verdict, getattr(r, "size", "") or ""),
                      "replication": rep, "power": power,
                      "seeds needed": _fmt_needed(r.seeds_needed_low, r.seeds_needed,
-                                                 r.seeds_needed_high, sd=r.sd) if run else "",
+                                                 r.seeds_needed_high, sd=r.sd,
+                                                 cal_seeds=getattr(r, "cal_seeds", None))
+                     if run else "",
                      "note": _with_calibration(r)})
     return pd.DataFrame(rows)
 
@@ -252,7 +254,8 @@ def _fmt_p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _fmt_needed(low: Any, point: Any, high: Any, sd: Any = None) -> str:
+def _fmt_needed(low: Any, point: Any, high: Any, sd: Any = None,
+                cal_seeds: Any = None) -> str:
     """``8-38 (12 at the observed sd)``; ``unreachable`` where no seed count gets there
     (the image term alone is too large, or a calibrated row's degrees of freedom are
     capped by its calibration's seeds); empty when the spread is unknown."""
@@ -263,8 +266,13 @@ def _fmt_needed(low: Any, point: Any, high: Any, sd: Any = None) -> str:
     lo, pt, hi = num(low), num(point), num(high)
     if lo is None and pt is None and hi is None:
         known = sd is not None and isinstance(sd, (int, float)) and math.isfinite(sd)
-        return ("unreachable at this design (more calibration seeds or images needed)"
-                if known else "")
+        if not known:
+            return ""
+        calibrated = isinstance(cal_seeds, (int, float)) and math.isfinite(cal_seeds) \
+            and cal_seeds > 0
+        return (f"unreachable: the calibration's {int(cal_seeds)} seeds cap the degrees "
+                "of freedom" if calibrated else
+                "unreachable: the image term alone is too large")
     text = lambda v: "unreachable" if v is None else str(v)  # noqa: E731
     return f"{text(lo)}-{text(hi)} ({text(pt)} at the observed sd)"
 
