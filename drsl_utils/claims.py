@@ -983,7 +983,12 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
             "size": "" if c.detection else ev["size"][i],
             "p_min": ev["p_min"][i], "k_min": ev["k_min"][i],
             "replication": float(fresh[positive]) if v != "not run" else math.nan,
-            "same_verdict": float(fresh[v]) if v in fresh else math.nan,
+            # A detection claim prints a coarser label (detected / not detected), so a
+            # fresh run "agrees" whenever its verdict maps to the same printed label.
+            "same_verdict": (sum(float(fresh[u]) for u in fresh
+                                 if DETECTION_LABELS.get(u) == DETECTION_LABELS.get(v))
+                             if c.detection and v in DETECTION_LABELS
+                             else float(fresh[v]) if v in fresh else math.nan),
             "power": power, "power_low": power_range[1], "power_high": power_range[0],
             "seeds_needed_low": needed[0], "seeds_needed": needed[1],
             "seeds_needed_high": needed[2],
@@ -1044,8 +1049,13 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
         text += f"; the cheap attack alone read '{cheap_v}'"
     cheap_t = TestResult(int(r["n"]), ch_row["mean"], r["sd"], ch_row["se"], ch_row["df"],
                          math.nan, math.nan, math.nan)
-    row["measured"] = (f"{c.fmt(r['mean'])} under standard AutoAttack (calibrated; "
-                       f"{diff.attack}: {describe(c, cheap_t, math.sqrt(r['image_var']))})")
+    # Nothing measured the effect under standard AutoAttack on the row's seeds and
+    # images: it is the cheap attack's measurement minus a differential estimated on
+    # the calibration's seeds and images (methods review 2, point 9).
+    row["measured"] = (f"{diff.attack} measured {describe(c, cheap_t, math.sqrt(r['image_var']))}"
+                       f"; estimated under standard AutoAttack {c.fmt(r['mean'])} (minus "
+                       f"the differential {c.fmt(m_d)} from {len(diff.values)} seeds x "
+                       f"{diff.n_images} images)")
     cols.update({"decided_by": diff.attack, "cheap_mean": ch_row["mean"],
                  "cheap_low": c_low, "cheap_high": c_high, "cheap_verdict": cheap_v,
                  "cal_mean": m_d, "cal_low": lo, "cal_high": hi,
@@ -1148,7 +1158,10 @@ def loso_agreement(evidence: Sequence[Evidence], alpha: float = ALPHA,
         for i, e in enumerate(evidence):
             if s in e.values:
                 count[i] += 1
-                agree[i] += verdicts[i] == full[i]
+                a, b = verdicts[i], full[i]
+                if CLAIMS[e.claim].detection:  # agreement on the printed label
+                    a, b = DETECTION_LABELS.get(a, a), DETECTION_LABELS.get(b, b)
+                agree[i] += a == b
     return pd.DataFrame({"claim": [e.claim for e in evidence], "loso_agree": agree,
                          "loso_n": count})
 

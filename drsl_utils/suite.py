@@ -326,7 +326,14 @@ FORKING_PATHS = (
     "(Hartigan's dip against its 5 % critical value) were all set in one commit, after a "
     "committed report on 2-3 seeds had shown most effects. The roles, the one primary row "
     "per finding, the verdict vocabulary and this decision procedure were set after the "
-    "5-8-seed report.")
+    "5-8-seed report, and so were the label-noise memorisation regime (chosen after CE "
+    "was seen to memorise 2 % of flipped labels in the first), the calibration's size, "
+    "the image population (the test set, with the finite-population correction; rule "
+    "v5, six minutes before the freeze) and the `confirm` profile's seed count. The "
+    "confirmatory seeds are new, but its fixed 1,000-image attack subset and 200 "
+    "calibration images are the exploratory run's (drawn with a fixed seed): any luck "
+    "of those images that steered the claims is inherited, and the image term covers "
+    "them only as a draw from the test set.")
 
 
 def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = None,
@@ -410,8 +417,8 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
                 f"`drsl_utils/claim_table.py`): {counts}. "
                 f"**{len(weak)} of them are underpowered** (power < {C.POWER_TARGET:g} at "
                 "their SESOI)" + (": " + ", ".join(f"`{c}`" for c in weak["claim"])
-                                  if len(weak) else "") + ". Checks and the tour are not "
-                "counted.")
+                                  if len(weak) else "") + ". " + _undecidable(fam) +
+                "Checks and the tour are not counted.")
     out = head + ["## Headline", "", headline, ""]
     parts = ((family, "Primary findings (one Holm family)"),
              (finding & ~family, "Secondary findings (other attacks and variants; not "
@@ -492,6 +499,25 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
                        f"{100 * r.high:+.1f}] |")
         out.append("")
     return out
+
+
+def _undecidable(fam: Any) -> str:
+    """The headline's sentence on the primary rows that cannot leave *inconclusive* at
+    this design: a calibrated row whose degrees of freedom the calibration's seeds cap,
+    so that no seed count reaches the target power (methods review 2, point 1)."""
+    if "cal_seeds" not in fam or "seeds_needed" not in fam:
+        return ""
+    capped = fam[fam["cal_seeds"].notna() & fam["seeds_needed"].isna()
+                 & fam["sd"].notna()]
+    if capped.empty:
+        return ""
+    seeds = sorted({int(n) for n in capped["cal_seeds"]})
+    return (f"**{len(capped)} of them cannot leave *inconclusive* at this design**: "
+            f"{', '.join(f'`{c}`' for c in capped['claim'])} are tested on "
+            f"{' or '.join(str(n - 1) for n in seeds)} degree(s) of freedom, the "
+            f"calibration's {' or '.join(map(str, seeds))} seeds less one, so even an "
+            "effect many times the SESOI would rarely clear Holm's level; this run "
+            f"decides the other {len(fam) - len(capped)}. ")
 
 
 def _verdict_counts(rows: Any) -> str:

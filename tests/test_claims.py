@@ -849,3 +849,17 @@ def test_a_detection_claim_reads_detected_or_not_detected():
     with pytest.raises(ValueError, match="detection"):
         Claim("x", "01_train_models", "s", "st", "est", "equivalent", 1.0, "why",
               detection=True)
+
+
+def test_a_detection_row_agrees_on_its_printed_label():
+    """A detection claim prints 'not detected' for does not hold, reversed and
+    inconclusive alike: a fresh run, or a leave-one-seed-out resample, agrees whenever
+    it prints the same label (methods review 2: 'same verdict 0.60; LOSO 3/5' for a row
+    that a fresh run reads 'not detected' 99 % of the time)."""
+    assert C.get_claim("sovr-two-peaks").detection
+    values = {s: v for s, v in enumerate([-0.0030, -0.0005, 0.0008, -0.0025, -0.0008])}
+    row = C.evidence_frame([Evidence("sovr-two-peaks", values)]).set_index("claim").loc[
+        "sovr-two-peaks"]
+    assert row["verdict"] == "not detected"
+    assert row["same_verdict"] > 0.9, row["same_verdict"]
+    assert row["loso_agree"] == row["loso_n"] == 5
