@@ -84,7 +84,8 @@ chance of **any** wrong primary verdict in a report is at most ``2 alpha = 0.10`
 the two decisions a reader acts on (a false *holds*/*equivalent*, a false "below the
 SESOI"), at most ``3 alpha`` counting a false *reversed* where "below the SESOI" was
 right, and ``4 alpha`` counting a false "at least the SESOI" (the size label's own
-family). Every rate assumes normal per-seed values. Each family runs at alpha rather than alpha/2 or alpha/3 by choice: the families
+family). Every rate assumes normal per-seed values. Each family runs at alpha rather
+than alpha/2 or alpha/3 by choice: the families
 answer different questions (is there an effect; is it smaller than what matters; is it
 the other way), each statement is exact on its own, and the primaries' power at the
 SESOI is already low; a reader who needs one report-wide rate reads the bound above.
@@ -293,6 +294,11 @@ class Claim:
     def in_family(self) -> bool:
         """Whether the claim belongs to the Holm family (a primary finding)."""
         return self.primary and self.role == "finding"
+
+    def printed(self, verdict: str) -> str:
+        """The label the report prints for the rule's ``verdict``: a detection claim's
+        coarser one (:data:`DETECTION_LABELS`), else the verdict itself."""
+        return DETECTION_LABELS.get(verdict, verdict) if self.detection else verdict
 
     def fmt(self, value: float, sign: bool = True) -> str:
         """A display-unit number with the claim's digits and units."""
@@ -979,16 +985,15 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
             "p_rev": r["p_rev"],
             "p_rev_adj": min(1.0, r["p_rev"] * kr) if in_fam else r["p_rev"],
             "k_holds": kh, "k_not": kn, "k_rev": kr,
-            "verdict": DETECTION_LABELS.get(v, v) if c.detection else v,
+            "verdict": c.printed(v),
             "size": "" if c.detection else ev["size"][i],
             "p_min": ev["p_min"][i], "k_min": ev["k_min"][i],
             "replication": float(fresh[positive]) if v != "not run" else math.nan,
             # A detection claim prints a coarser label (detected / not detected), so a
             # fresh run "agrees" whenever its verdict maps to the same printed label.
-            "same_verdict": (sum(float(fresh[u]) for u in fresh
-                                 if DETECTION_LABELS.get(u) == DETECTION_LABELS.get(v))
-                             if c.detection and v in DETECTION_LABELS
-                             else float(fresh[v]) if v in fresh else math.nan),
+            "same_verdict": (sum(float(p) for u, p in fresh.items()
+                                 if c.printed(u) == c.printed(v))
+                             if v in fresh else math.nan),
             "power": power, "power_low": power_range[1], "power_high": power_range[0],
             "seeds_needed_low": needed[0], "seeds_needed": needed[1],
             "seeds_needed_high": needed[2],
@@ -1035,7 +1040,7 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
     u_claimed = hi if sign > 0 else -lo  # the bias in the claim's favour, upper bound
     flag = bool(math.isfinite(u_claimed) and u_claimed > c.sesoi / 2)
     cheap_v = cheap["verdicts"][i]
-    cheap_v = DETECTION_LABELS.get(cheap_v, cheap_v) if c.detection else cheap_v
+    cheap_v = c.printed(cheap_v)
     d = c.digits
     text = (f"decided by {diff.attack} calibrated against standard AutoAttack "
             f"({diff.n_images} images x {len(diff.values)} seeds): the cheap attack's "
@@ -1158,10 +1163,8 @@ def loso_agreement(evidence: Sequence[Evidence], alpha: float = ALPHA,
         for i, e in enumerate(evidence):
             if s in e.values:
                 count[i] += 1
-                a, b = verdicts[i], full[i]
-                if CLAIMS[e.claim].detection:  # agreement on the printed label
-                    a, b = DETECTION_LABELS.get(a, a), DETECTION_LABELS.get(b, b)
-                agree[i] += a == b
+                printed = CLAIMS[e.claim].printed  # agreement on the printed label
+                agree[i] += printed(verdicts[i]) == printed(full[i])
     return pd.DataFrame({"claim": [e.claim for e in evidence], "loso_agree": agree,
                          "loso_n": count})
 

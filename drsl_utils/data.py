@@ -76,8 +76,6 @@ class DatasetInfo:
         return len(self.classes)
 
 
-
-
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset is neither on disk nor downloadable from here."""
 

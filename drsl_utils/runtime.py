@@ -6,6 +6,7 @@ Nothing here keeps global state: every function takes the seed or device it need
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -21,9 +22,8 @@ def module_device(model: torch.nn.Module) -> torch.device:
     else the CPU. A model with no parameters (a fixed function of the input, a wrapper
     around a non-torch classifier) is a model too, and ``next(model.parameters())``
     would raise ``StopIteration`` on it."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def _mps_available() -> bool:
