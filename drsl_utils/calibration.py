@@ -20,26 +20,40 @@ by every seed, so each interval also carries the image-sampling variance of the 
 (the variance of the mean over images of the per-image differences, as in
 :func:`claims.image_variance`).
 
-**Degrees of freedom and sparse counts** (:func:`cell_moments`). The t reference keeps
-``df = n_seeds - 1``, as the claims rule does. Welch-Satterthwaite, which credits the
-image term's hundreds of degrees of freedom, misses its nominal 95 % upper bound 8.5 %
-of the time with two seeds when the seed term dominates (methods review, M1); ``n - 1``
-is conservative. The per-image overstatement is 0 or 1 (a cheap attack that standard
-AutoAttack beats on an image, or not), often with few or no discordant images: then the
-sample variances are 0 and a t-interval has zero width, although 0 discordant images
-out of 400 is compatible with a true rate of about 3/400. So the standard error has a
-floor from exact counts: for the images where the cheap attack says *robust* and the
-reference *fooled* (``n_up``) and the reverse (``n_down``), the one-sided Clopper-Pearson
-95 % upper bound of each rate, less the rate, divided by ``z_0.95`` (the standard error a
-normal bound would need to reach the exact one: about ``1.8 / cells`` at a zero count,
-the rule of three), the two in quadrature. The floor treats the cells as independent;
-the t term carries the seed clustering; the larger of the two is used.
+**Degrees of freedom and sparse counts** (:func:`moments`, :func:`cell_moments`). The
+t reference keeps ``df = n_seeds - 1``, as the claims rule does. Welch-Satterthwaite,
+which credits the image term's hundreds of degrees of freedom, misses its nominal 95 %
+upper bound 8.5 % of the time with two seeds when the seed term dominates (methods
+review, M1); ``n - 1`` is conservative. The per-image overstatement is 0 or 1 (a cheap
+attack that standard AutoAttack beats on an image, or not), often with few or no
+discordant images: then the sample variances are 0 and a t-interval has zero width,
+although 0 discordant images out of 300 is compatible with a true rate of about 3/300.
+So the standard error has a floor from exact counts (:func:`count_se`): for the images
+where the cheap attack says *robust* and the reference *fooled* (``n_up``) and the
+reverse (``n_down``), the one-sided Clopper-Pearson 95 % upper bound of each rate, less
+the rate, divided by ``z_0.95``: the standard error a *normal* bound needs to reach the
+exact one, the two sides in quadrature. The floor is an image-level quantity from
+exact counts, not a seed-level estimate, so it is never multiplied by a t quantile
+(methods review 2, point 2: scaled by the 1-df quantile it made every interval about 9x
+too wide). The rule is the larger of the two bounds at the floor's level: when
+``z_0.95 * floor`` exceeds ``t_0.95,df * se`` (seed and image terms), the standard error
+is the floor with a normal reference (``df`` infinite); else the t term with ``n - 1``.
+
+**Bounds of the differential** (:meth:`Differential.bound`, :func:`exact_bound`). The
+one-sided bound of a differential on either side is the wider of its t bound (seed and
+image terms, ``n - 1`` df) and the exact bound of the discordant count on that side:
+the differential ``(n_up - n_down) / cells`` is at most the rate of ``n_up``, so the
+Clopper-Pearson upper bound of that rate bounds it from above (likewise ``-n_down``
+from below). At zero discordant cells out of 300 it is 1.0 pp at 95 %, where the
+normal floor gave 1.4 pp and the 1-df t gave 8 pp; so a calibration can come out *not
+flagged*.
 
 The rule that uses it (``claims.assess(..., calibrations=...)``): a calibrated robustness
 row tests the effect under standard AutoAttack, the cheap attack's effect minus the
-differential, with both standard errors; a row whose cheap attack standard AutoAttack
-beats by more than half the row's smallest effect of interest (upper bound of the
-interval) is flagged.
+differential, with both standard errors (:meth:`Differential.moments`); a row whose
+cheap attack standard AutoAttack beats on the claimed side by more than half the row's
+smallest effect of interest (the differential's one-sided upper bound,
+:meth:`Differential.bound`) is flagged.
 """
 
 from __future__ import annotations
@@ -54,7 +68,7 @@ import pandas as pd
 from scipy import stats as sps
 
 __all__ = ["REFERENCE", "FLOOR_LEVEL", "Interval", "Differential", "moments", "count_se",
-           "cell_moments", "overstatement", "overstatement_table", "differential",
+           "exact_bound", "cell_moments", "overstatement", "overstatement_table", "differential",
            "calibrated_bound", "beats_by_more_than", "summary_rows"]
 
 #: The record name of the reference attack (:func:`attacks.build_attack`).
@@ -125,17 +139,27 @@ def _per_sample(records: pd.DataFrame, attack: str, reference: str, eps: float
 def moments(per_seed: Sequence[float] | np.ndarray, image_var: float, n_images: int,
             *, floor_se: float = 0.0) -> tuple[float, float, float]:
     """``(mean, se, df)`` of a per-seed mean on a fixed image subset: ``se**2`` adds the
-    image variance to the seed term, and ``df = n - 1`` (the seed term's; conservative:
-    see the module docstring for why not Welch-Satterthwaite). ``floor_se`` is a lower
-    bound on ``se`` (:func:`count_se`); ``n_images`` is kept for the callers and no
-    longer enters ``df``. NaN below two seeds."""
+    image variance to the seed term, with ``df = n - 1`` (the seed term's; conservative:
+    see the module docstring for why not Welch-Satterthwaite). ``floor_se`` is the
+    exact-count floor (:func:`count_se`), on a normal scale: when its bound at
+    :data:`FLOOR_LEVEL` is the wider, ``se`` is the floor and ``df`` infinite (never the
+    floor times a t quantile). ``n_images`` is kept for the callers. NaN below two
+    seeds."""
     x = np.asarray(per_seed, dtype=float)
     n = int(x.size)
     m = float(x.mean()) if n else math.nan
     if n < 2:
         return m, math.nan, math.nan
     se = math.sqrt(float(x.var(ddof=1)) / n + image_var)
-    return m, max(se, float(floor_se)), float(n - 1)
+    return (m, *_larger_bound(se, float(floor_se), float(n - 1)))
+
+
+def _larger_bound(se: float, floor: float, df: float) -> tuple[float, float]:
+    """``(se, df)``: the t term, or the normal floor where its bound at
+    :data:`FLOOR_LEVEL` is the wider (the module docstring)."""
+    if floor * float(sps.norm.isf(1 - FLOOR_LEVEL)) > _t(1 - FLOOR_LEVEL, df) * se:
+        return floor, math.inf
+    return se, df
 
 
 def count_se(n_up: float, n_down: float, cells: int, level: float = FLOOR_LEVEL
@@ -152,6 +176,16 @@ def count_se(n_up: float, n_down: float, cells: int, level: float = FLOOR_LEVEL
     return float(_count_se_array(n_up, n_down, cells, level))
 
 
+def exact_bound(k: float, cells: int, level: float) -> float:
+    """The one-sided Clopper-Pearson upper bound at ``level`` of a rate from ``k``
+    events in ``cells`` (``1 - (1 - level)^(1/cells)`` at ``k = 0``; 1 at ``k = cells``,
+    NaN without cells)."""
+    if cells <= 0:
+        return math.nan
+    k = min(max(float(k), 0.0), float(cells))
+    return 1.0 if k >= cells else float(sps.beta.ppf(level, k + 1, cells - k))
+
+
 def cell_moments(cells: np.ndarray, level: float = FLOOR_LEVEL
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(mean, se, df)`` from per-cell values ``cells[..., seed, image]`` (the
@@ -160,8 +194,9 @@ def cell_moments(cells: np.ndarray, level: float = FLOOR_LEVEL
 
     ``mean``: over seeds of the per-seed means; ``se``: the seed term (their variance
     over ``n``) plus the image term (the variance of the per-image means over seeds,
-    over the number of images), floored by :func:`count_se` of the cells' signs;
-    ``df = n_seeds - 1``. NaN below two seeds.
+    over the number of images), with ``df = n_seeds - 1``; or, where its bound at
+    ``level`` is the wider, :func:`count_se` of the cells' signs with ``df`` infinite
+    (as :func:`moments`). NaN below two seeds.
     """
     x = np.asarray(cells, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -176,8 +211,14 @@ def cell_moments(cells: np.ndarray, level: float = FLOOR_LEVEL
     up = np.where(np.isfinite(x), np.clip(x, 0, None), 0).sum(axis=(-2, -1))
     down = np.where(np.isfinite(x), np.clip(-x, 0, None), 0).sum(axis=(-2, -1))
     floor = _count_se_array(up, down, total, level)
-    se = np.where(n >= 2, np.maximum(np.sqrt(v_seed + v_img), floor), np.nan)
-    return mean, se, np.where(n >= 2, n - 1.0, np.nan)
+    se_t = np.sqrt(v_seed + v_img)
+    df_t = n - 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_q = sps.t.isf(1 - level, np.maximum(df_t, 1.0))
+    use_floor = floor * float(sps.norm.isf(1 - level)) > t_q * se_t
+    se = np.where(n >= 2, np.where(use_floor, floor, se_t), np.nan)
+    df = np.where(n >= 2, np.where(use_floor, np.inf, df_t), np.nan)
+    return mean, se, df
 
 
 def _count_se_array(up: np.ndarray, down: np.ndarray, total: np.ndarray,
@@ -201,15 +242,33 @@ def _t(p: float, df: float) -> float:
     return float(sps.t.isf(p, df)) if math.isfinite(df) else float(sps.norm.isf(p))
 
 
-def _interval(per_seed: np.ndarray, image_var: float, n_images: int,
-              level: float, floor_se: float = 0.0) -> Interval:
-    """Mean over seeds with a two-sided t-interval (:func:`moments`)."""
-    m, se, df = moments(per_seed, image_var, n_images, floor_se=floor_se)
-    n = int(np.asarray(per_seed).size)
-    if not math.isfinite(se):
-        return Interval(m, math.nan, math.nan, n, n_images, level)
-    half = _t((1 - level) / 2, df) * se
-    return Interval(m, m - half, m + half, n, n_images, level)
+def _side_bound(per_seed: np.ndarray, image_var: float, n_up: float | None,
+                n_down: float | None, cells: int, side: str, level: float) -> float:
+    """The one-sided bound at ``level`` of a per-seed mean of per-cell values in
+    {-1, 0, 1}: the wider of the t bound (seed and image terms, ``n - 1`` df) and the
+    exact bound of the discordant count on ``side`` (:func:`exact_bound`; skipped when
+    the count is None). NaN below two seeds."""
+    x = np.asarray(per_seed, dtype=float)
+    n = int(x.size)
+    if n < 2:
+        return math.nan
+    m = float(x.mean())
+    half = _t(1 - level, n - 1) * math.sqrt(float(x.var(ddof=1)) / n + image_var)
+    if side == "upper":
+        return m + half if n_up is None else max(m + half, exact_bound(n_up, cells, level))
+    return m - half if n_down is None else min(m - half, -exact_bound(n_down, cells, level))
+
+
+def _interval(per_seed: np.ndarray, image_var: float, n_images: int, level: float,
+              n_up: float | None = None, n_down: float | None = None) -> Interval:
+    """Mean over seeds with a two-sided interval at ``level``: each end the one-sided
+    :func:`_side_bound` at ``(1 + level) / 2``."""
+    x = np.asarray(per_seed, dtype=float)
+    p, cells = (1 + level) / 2, n_images * int(x.size)
+    return Interval(float(x.mean()) if x.size else math.nan,
+                    _side_bound(x, image_var, n_up, n_down, cells, "lower", p),
+                    _side_bound(x, image_var, n_up, n_down, cells, "upper", p),
+                    int(x.size), n_images, level)
 
 
 def _image_var(per_sample: pd.DataFrame, value: str) -> tuple[float, int]:
@@ -251,8 +310,9 @@ def overstatement_table(records: pd.DataFrame, attacks: Sequence[str], eps: floa
     Returns:
         One row per (model, attack): ``n_seeds``, ``n_images``, ``robust_cheap`` and
         ``robust_reference`` (means over seeds), ``overstatement`` with ``low``/``high``
-        (the interval at ``level``: seeds plus image variance, ``n_seeds - 1`` degrees
-        of freedom, the exact-count floor of :func:`count_se`), all as fractions.
+        (the interval at ``level``: each end the wider of the t bound, seeds plus image
+        variance on ``n_seeds - 1`` degrees of freedom, and the exact bound of the
+        discordant count on that side, :func:`exact_bound`), all as fractions.
     """
     _check(records, attacks, reference)
     rows = []
@@ -261,7 +321,8 @@ def overstatement_table(records: pd.DataFrame, attacks: Sequence[str], eps: floa
         for model, sub in ps.groupby("model", sort=False):
             per_seed = sub.groupby("seed")["over"].mean().to_numpy()
             ivar, k = _image_var(sub, "over")
-            iv = _interval(per_seed, ivar, k, level, count_se(*_counts(sub, "over")))
+            up, down, _ = _counts(sub, "over")
+            iv = _interval(per_seed, ivar, k, level, up, down)
             rows.append({"model": model, "attack": attack, "eps": float(eps),
                          "n_seeds": iv.n_seeds, "n_images": k,
                          "robust_cheap": float(sub["r_cheap"].mean()),
@@ -304,17 +365,31 @@ class Differential:
         return count_se(self.n_up, self.n_down, self.n_images * len(self.values))
 
     def moments(self, scale: float = 1.0) -> tuple[float, float, float]:
-        """``(mean, se, df)`` in units of ``scale`` (:func:`moments`, with the
-        exact-count floor; ``df = n_seeds - 1``)."""
+        """``(mean, se, df)`` in units of ``scale`` (:func:`moments`: the t term with
+        ``df = n_seeds - 1``, or the exact-count floor with ``df`` infinite)."""
         m, se, df = moments(np.array(list(self.values.values())) * scale,
                             self.image_var * scale**2, self.n_images,
                             floor_se=self.floor_se * abs(scale))
         return m, se, df
 
     def interval(self, level: float = 0.95) -> Interval:
-        """The mean over seeds with its two-sided interval at ``level``."""
+        """The mean over seeds with its two-sided interval at ``level``: each end is
+        :meth:`bound` at ``(1 + level) / 2``."""
         return _interval(np.array(list(self.values.values())), self.image_var,
-                         self.n_images, level, self.floor_se)
+                         self.n_images, level, self.n_up, self.n_down)
+
+    def bound(self, side: str, level: float, scale: float = 1.0) -> float:
+        """The one-sided bound at ``level`` on ``side`` (``"upper"`` or ``"lower"``), in
+        units of ``scale``: the wider of the t bound (seed and image terms,
+        ``n_seeds - 1`` df) and the exact Clopper-Pearson bound of the discordant count
+        on that side (:func:`exact_bound`; none in a record without counts). NaN below
+        two seeds."""
+        if side not in ("upper", "lower"):
+            raise ValueError(f"side={side!r} is not valid (allowed: 'upper', 'lower')")
+        x = np.array(list(self.values.values()), dtype=float)
+        b = _side_bound(x, self.image_var, self.n_up, self.n_down,
+                        self.n_images * int(x.size), side, level)
+        return b * scale
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -93,9 +93,13 @@ SESOI is already low; a reader who needs one report-wide rate reads the bound ab
 **Attack calibration** (:func:`calibrate`): a robustness row decided by a cheap attack
 and calibrated against standard AutoAttack tests the effect under standard AutoAttack,
 ``theta* = m - m_d`` (the cheap attack's effect minus its measured differential), with
-``se* = sqrt(se^2 + se_d^2)`` and the smaller of the two ``n - 1`` degrees of freedom.
+``se* = sqrt(se^2 + se_d^2)`` and the smaller of the two ``n - 1`` degrees of freedom
+(the differential's is infinite where its exact-count floor decides: the floor is an
+image-level bound, never scaled by a t quantile; :func:`calibration.moments`).
 Its p-values are the ones Holm's procedure sees, so the statements above cover
-calibrated verdicts; with few calibration seeds the row pays for them in ``df``.
+calibrated verdicts; with few calibration seeds the row pays for them in ``df``, which
+is why ``quick`` calibrates on 5 seeds x 60 images rather than 2 x 200 (the same cost;
+a 1-df differential left those rows unable to leave *inconclusive*).
 
 **Replication** (:func:`fresh_run_probabilities`): the predictive probability that a
 fresh run with the same seed count, at the same family standing (the same multipliers),
@@ -151,6 +155,8 @@ from .registry import Registry
 from .runtime import check_choice
 
 __all__ = [
+    "USER_CLAIMS_ENV",
+    "load_user_claims",
     "ALPHA",
     "POWER_TARGET",
     "DIRECTIONS",
@@ -872,8 +878,9 @@ def _calibrated_moments(claim: Claim, row: dict[str, Any], diff: Differential
     differential ``m_d`` (:func:`calibration.differential`, the same ``a - b``, in
     display units) estimates the effect under standard AutoAttack:
     ``theta* = m - m_d``, ``se* = sqrt(se^2 + se_d^2)``, ``df* = min(df, df_d)`` (each
-    ``n - 1``; the smaller is conservative, where Welch-Satterthwaite with a 1-df
-    component is not). The two are treated as independent; when the calibration's
+    ``n - 1``; the smaller is conservative, where Welch-Satterthwaite with a few-df
+    component is not; ``df_d`` is infinite where the differential's exact-count floor
+    decides, :func:`calibration.moments`, so then ``df* = df``). The two are treated as independent; when the calibration's
     seeds are among the row's, both carry the cheap attack's own effect on the shared
     models, a positive covariance that makes the sum of variances conservative. The
     p-values, and from them Holm's step-down, the bounds, the verdict, the replication
@@ -883,7 +890,7 @@ def _calibrated_moments(claim: Claim, row: dict[str, Any], diff: Differential
     out = dict(row)
     out["cheap"] = {k: row[k] for k in ("mean", "se", "df", "p_holds", "p_not", "p_rev")}
     out["cal"] = {"diff": diff, "mean": m_d, "se": se_d, "df": df_d}
-    if not (math.isfinite(se_d) and math.isfinite(df_d)):
+    if not math.isfinite(se_d):
         # Fewer than two calibration seeds: the target effect is not estimable.
         out.update(mean=row["mean"] - m_d, se=math.nan, df=math.nan, p_holds=math.nan,
                    p_not=math.nan, p_rev=math.nan)
@@ -1002,9 +1009,40 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
             "interval": ("identical by construction" if r.get("exact") else
                          _interval_text(c, low, high, cl, ch) if n >= 2 else ""),
             "note": _note(c, t, v, low, high, in_fam, alpha, bool(r.get("exact")))}
+        extra_note = _label_bound_note(c, r, v, ev["size"][i], ev["k_min"][i], kr, kn,
+                                       alpha, low, high)
+        if extra_note:
+            row["note"] = f"{row['note']}; {extra_note}" if row["note"] else extra_note
         row |= _calibration_columns(c, r, v, row, cheap, i, alpha)
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _label_bound_note(c: Claim, r: Mapping[str, Any], verdict: str, size: str,
+                      k_min: float, k_rev: float, k_not: float, alpha: float,
+                      low: float, high: float) -> str:
+    """The bound behind a label the printed bounds do not decide (methods review 2,
+    point 4). The printed bounds invert the *holds* test (at ``k_holds``) and the
+    *below the SESOI* test (at ``k_not``); the size label and *reversed* have Holm
+    multipliers of their own, so a printed bound can sit on the other side of the SESOI
+    or of zero than the label. A *holds* row gets the size test's own bound; a *does
+    not hold* row whose printed bound lies beyond zero says that the reversal test, at
+    its own level, does not reject."""
+    if c.direction == "equivalent" or c.detection or r.get("exact") or int(r["n"]) < 2:
+        return ""
+    sign = 1.0 if c.direction == "greater" else -1.0
+    se, df, mean = r["se"], r["df"], r["mean"]
+    if verdict == "holds" and math.isfinite(k_min):
+        b = mean - sign * float(_crit(np.float64(alpha / k_min), np.float64(df))) * se
+        return f"the size test's own bound {c.fmt(b)} (one-sided {_conf(1 - alpha / k_min)})"
+    opposite = high if sign > 0 else low
+    if verdict == "does not hold" and sign * opposite < 0 and math.isfinite(k_rev):
+        b = mean + sign * float(_crit(np.float64(alpha / max(k_rev, k_not)),
+                                      np.float64(df))) * se
+        return (f"the printed bound lies beyond zero at the SESOI test's level, but the "
+                f"reversal test at its own Holm level (one-sided "
+                f"{_conf(1 - alpha / max(k_rev, k_not))}: {c.fmt(b)}) does not reject")
+    return ""
 
 
 def _is_robustness(claim: Claim) -> bool:
@@ -1030,12 +1068,15 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
             tag = "uncalibrated (cheap attack)"
             row["note"] = f"{tag}; {row['note']}" if row["note"] else tag
         return cols
-    diff, m_d, se_d, df_d = cal["diff"], cal["mean"], cal["se"], cal["df"]
+    diff, m_d = cal["diff"], cal["mean"]
     ch_row, kh, kn = cheap["rows"][i], cheap["k_holds"][i], cheap["k_not"][i]
     c_low, c_high, _, _ = (float(a) for a in bounds(
         ch_row["mean"], ch_row["se"], ch_row["df"], c.direction, kh, kn, alpha))
-    crit = _crit(np.float64(alpha), np.float64(df_d)) if math.isfinite(se_d) else math.nan
-    lo, hi = m_d - float(crit) * se_d, m_d + float(crit) * se_d
+    # The differential's own one-sided bounds (calibration.Differential.bound: the wider
+    # of the t bound and the exact bound of the discordant count on that side), in
+    # display units; the flag reads the one on the claimed side.
+    ends = (diff.bound("lower", 1 - alpha, c.scale), diff.bound("upper", 1 - alpha, c.scale))
+    lo, hi = min(ends), max(ends)
     sign = 1.0 if c.direction == "greater" else -1.0
     u_claimed = hi if sign > 0 else -lo  # the bias in the claim's favour, upper bound
     flag = bool(math.isfinite(u_claimed) and u_claimed > c.sesoi / 2)
@@ -1045,8 +1086,8 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
     text = (f"decided by {diff.attack} calibrated against standard AutoAttack "
             f"({diff.n_images} images x {len(diff.values)} seeds): the cheap attack's "
             f"{c.fmt(ch_row['mean'])} minus its differential {c.fmt(m_d)} "
-            f"[{lo:+.{d}f}, {hi:+.{d}f}] (one-sided {_conf(1 - alpha)} each, "
-            f"{df_d:.0f} df) is tested, {c.fmt(r['mean'])} on {r['df']:.0f} df")
+            f"[{lo:+.{d}f}, {hi:+.{d}f}] (one-sided {_conf(1 - alpha)} each) is "
+            f"tested, {c.fmt(r['mean'])} on {_df_text(r['df'])}")
     if flag:
         text += (f"; flagged: standard AutoAttack beats {diff.attack} on the claimed "
                  f"side by up to {c.fmt(u_claimed, False)}, more than half the SESOI")
@@ -1068,6 +1109,12 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
                  "calibrated_low": row["low"], "calibrated_high": row["high"],
                  "cal_flag": flag, "calibration": text})
     return cols
+
+
+def _df_text(df: float) -> str:
+    """Degrees of freedom as printed: ``"4 df"``, or ``"a normal reference"`` where the
+    exact-count floor of a calibration decided (:func:`calibration.moments`)."""
+    return f"{df:.0f} df" if math.isfinite(df) else "a normal reference (exact-count floor)"
 
 
 def verdict_label(verdict: str, size: str = "") -> str:
@@ -1202,7 +1249,8 @@ def calibrate(evidence: Sequence[Evidence], calibrations: Mapping[str, Different
     on the same images (:func:`calibration.differential`). The row then tests the
     effect under standard AutoAttack, ``theta* = m - m_d`` with
     ``se* = sqrt(se^2 + se_d^2)`` and the smaller of the two ``n - 1`` degrees of
-    freedom (:func:`_calibrated_moments`). Those p-values, not the cheap attack's,
+    freedom, the differential's infinite where its exact-count floor decides
+    (:func:`_calibrated_moments`). Those p-values, not the cheap attack's,
     enter Holm's step-down, so the family-wise error statements of the module hold for
     the calibrated verdicts too, and the bounds, verdict, replication and power all
     describe ``theta*``. The verdict can move either way: a cheap attack's bias in the
@@ -1310,7 +1358,7 @@ def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
 #: The rule's choices, as data: they enter the declaration's hash, so a change to how a
 #: verdict is decided changes the hash like a change to a claim does.
 RULE: dict[str, Any] = {
-    "version": 5,
+    "version": 6,
     "alpha": ALPHA,
     "power_target": POWER_TARGET,
     "tests": "one-sample t over per-seed values, df n - 1, se^2 = sd^2/n + image_var",
@@ -1323,15 +1371,21 @@ RULE: dict[str, Any] = {
     "equivalence": "TOST; not equivalent: min(1, 2 min(p_above, p_below))",
     "calibration": "robustness rows with a calibration test theta* = m - m_d (cheap "
                    "effect minus the calibrated differential), se* = sqrt(se^2 + se_d^2), "
-                   "df min(n - 1, n_cal - 1); se_d floored by one-sided 95 % "
-                   "Clopper-Pearson bounds of the discordant counts / z; theta*'s "
-                   "p-values enter Holm; flagged when the differential's one-sided "
-                   "1 - alpha upper bound on the claimed side > SESOI / 2",
+                   "df min(n - 1, df_d); se_d the seed + image t term (df_d n_cal - 1), "
+                   "or where its one-sided 95 % bound is the wider the exact-count floor "
+                   "(Clopper-Pearson 95 % bounds of the discordant counts / z, df_d "
+                   "infinite, never times a t quantile); theta*'s p-values enter Holm; "
+                   "flagged when the differential's one-sided 1 - alpha upper bound on "
+                   "the claimed side (the wider of its t bound and the exact "
+                   "Clopper-Pearson bound of the discordant count on that side) > SESOI / 2",
     "detection": "detection claims read detected (holds, negligible) or not detected",
     "size": "holds splits into 'at least the SESOI' (minimal-effect test H0 d <= SESOI, "
             "own Holm family) and 'size open'",
     "family": "Holm over the declared primary findings, not-run members at p = 1",
-    "confirmatory": "every declared primary uses exactly its declared seeds of the block",
+    "confirmatory": "every declared primary uses exactly its declared seeds of the block, "
+                    "from the recorded profile, and the run's code (drsl_utils, notebooks) "
+                    "is the freeze commit's; the hash covers the recorded profile's "
+                    "protocol only",
     "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test "
               "(k_rev for a reversed row's opposite-side bound)",
     "power": "design power at the SESOI at alpha / m in the family (alpha outside), "
@@ -1347,16 +1401,17 @@ _DECLARED_FIELDS = ("id", "notebook", "statement", "estimand", "direction", "ses
                     "scale", "role", "primary", "unit", "detection")
 
 
-def protocol() -> dict[str, Any]:
-    """The measurement protocol a verdict rests on, as data: every profile's constants
+def protocol(profile: str | None = None) -> dict[str, Any]:
+    """The measurement protocol a verdict rests on, as data: a profile's constants
     (:data:`experiments.PROFILES`: seeds and seeds per comparison, eps grid, subset and
-    calibration sizes and seeds, training settings) and the attacks each runs with their
-    steps and eps (``attack_suite``, ``dlr_spec``, ``pgd_spec``, the reduced and the
-    standard AutoAttack at the middle eps). These define each estimand as much as the
-    SESOI does (methods review M3), so they enter :func:`declaration_hash`. Derived from
-    the code, not listed: a new profile field or attack setting enters by itself. The
-    subsets' image ids follow from ``eval_size``/``calibration_size`` and their fixed
-    seed (``experiments.eval_subset``), so the sizes stand for them."""
+    calibration sizes, seeds and the subsets' seed, training settings) and the attacks
+    it runs with their steps and eps (``attack_suite``, ``dlr_spec``, ``pgd_spec``, the
+    reduced and the standard AutoAttack at the middle eps); every profile's when
+    ``profile`` is None. These define each estimand as much as the SESOI does (methods
+    review M3), so they enter :func:`declaration_hash`. Derived from the code, not
+    listed: a new profile field or attack setting enters by itself. The subsets' image
+    ids follow from ``eval_size``/``calibration_size`` and ``subset_seed``
+    (``experiments.eval_subset``), so those stand for them."""
     import dataclasses
 
     from . import experiments as ex  # lazily: experiments imports report, which imports this
@@ -1365,8 +1420,12 @@ def protocol() -> dict[str, Any]:
         return {"name": a.name, "params": dict(a.params),
                 "eps": list(a.eps) if a.eps is not None else None, "label": a.label}
 
+    if profile is not None:
+        ex.get_profile(profile)  # validates the name
     out = {}
     for name, prof in sorted(ex.PROFILES.items()):
+        if profile is not None and name != profile:
+            continue
         mid = [prof.eps_mid]
         out[name] = {
             "profile": dataclasses.asdict(prof),
@@ -1380,45 +1439,55 @@ def protocol() -> dict[str, Any]:
     return json.loads(json.dumps(out, sort_keys=True, default=str))
 
 
-def declaration() -> dict[str, Any]:
+def declaration(profile: str | None = None) -> dict[str, Any]:
     """What a confirmatory run is pre-registered against: every declared claim's id,
     statement, estimand, direction, SESOI, scale, role, primary and detection flags,
-    the rule's choices (:data:`RULE`) and the measurement protocol (:func:`protocol`).
-    A user's own registered claims are part of it."""
+    the rule's choices (:data:`RULE`) and the measurement protocol of ``profile``
+    (:func:`protocol`; every profile's when None). A confirmatory record hashes its own
+    profile's only, so an edit to another profile (``confirm``, say) leaves a finished
+    ``quick`` run confirmatory (methods review 2, point 15). A user's own registered
+    claims are part of it."""
     claims = [{k: getattr(c, k) for k in _DECLARED_FIELDS}
               for c in sorted(CLAIMS.values(), key=lambda c: c.id)]
-    return {"rule": RULE, "claims": claims, "protocol": protocol()}
+    return {"rule": RULE, "claims": claims, "protocol": protocol(profile)}
 
 
-def declaration_hash(decl: Mapping[str, Any] | None = None) -> str:
-    """SHA-256 (first 16 hex digits) of the canonical JSON of :func:`declaration`."""
-    decl = declaration() if decl is None else decl
+def declaration_hash(decl: Mapping[str, Any] | None = None, *,
+                     profile: str | None = None) -> str:
+    """SHA-256 (first 16 hex digits) of the canonical JSON of :func:`declaration`
+    (of ``profile``'s protocol, every profile's when None)."""
+    decl = declaration(profile) if decl is None else decl
     text = json.dumps(decl, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int],
-                        *, evidence: Sequence[Evidence] | None = None
-                        ) -> tuple[str, str]:
+                        *, evidence: Sequence[Evidence] | None = None,
+                        code: tuple[bool | None, str] | None = None) -> tuple[str, str]:
     """Is a report confirmatory? ``record`` is the committed note of the confirmatory
-    run (``{"declaration": hash, "commit": sha, "seeds": [...]}``, optionally
-    ``"claim_seeds": {claim id: [...]}`` for primaries declared on part of the block;
-    None when there was none), ``seeds`` the seeds the report's evidence uses, and
-    ``evidence`` the evidence itself.
+    run (``{"declaration": hash, "commit": sha, "profile": name, "seeds": [...]}``,
+    optionally ``"claim_seeds": {claim id: [...]}`` for primaries declared on part of
+    the block; None when there was none), ``seeds`` the seeds the report's evidence
+    uses, ``evidence`` the evidence itself, and ``code`` whether the run's code was the
+    freeze commit's (``provenance.code_since``: True, False, or None when it cannot be
+    told, with the reason).
 
     Returns:
-        ``("confirmatory", text)`` when the current declaration has the recorded hash,
-        every seed lies in the recorded block (unseen when it was frozen), and every
-        declared primary finding's evidence uses exactly its declared seeds (its
-        ``claim_seeds`` entry, else the whole block), no fewer and no more, from the
-        recorded profile: a run that dropped seeds, stopped early, added seeds or left a
-        primary unrun is not confirmatory (methods review M3). Else
-        ``("exploratory", text)`` saying why; also when ``evidence`` is not given, since
-        the per-claim seeds cannot then be checked.
+        ``("confirmatory", text)`` when the current declaration of the recorded profile
+        has the recorded hash, every seed lies in the recorded block (unseen by any
+        committed report when it was frozen), every declared primary finding's evidence
+        uses exactly its declared seeds (its ``claim_seeds`` entry, else the whole
+        block), no fewer and no more, from the recorded profile (a run that dropped
+        seeds, stopped early, added seeds or left a primary unrun is not confirmatory:
+        methods review M3), and the code did not change since the freeze (when ``code``
+        cannot tell, the text says so). Else ``("exploratory", text)`` saying why; also
+        when ``evidence`` is not given, since the per-claim seeds cannot then be
+        checked.
     """
-    now = declaration_hash()
+    profile = record.get("profile") if record else None
+    now = declaration_hash(profile=profile)
     if not record:
-        return "exploratory", f"no confirmatory run is recorded for declaration {now}"
+        return "exploratory", "no confirmatory run is recorded"
     frozen = str(record.get("declaration", ""))
     commit = str(record.get("commit", "?"))
     if frozen != now:
@@ -1432,7 +1501,6 @@ def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int],
     if evidence is None:
         return "exploratory", ("the evidence was not given, so whether each primary "
                                "finding used its whole seed block is unchecked")
-    profile = record.get("profile")
     others = sorted({str(e.profile) for e in evidence if profile and e.profile != profile})
     if others:
         return "exploratory", (f"evidence from profile(s) {others}, not the recorded "
@@ -1451,10 +1519,16 @@ def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int],
         if extra:  # more seeds than declared: optional stopping inside the block
             return "exploratory", (f"the declared primary {cid!r} used seeds {extra} "
                                    "beyond its declared ones")
+    same_code, why = code if code is not None else (None, "no provenance was given")
+    if same_code is False:
+        return "exploratory", why
     span = f"{min(block)}-{max(block)}" if block else "none"
-    return "confirmatory", (f"declaration {now}, frozen at commit {commit}; the seeds "
-                            f"({span}) were unseen when it was frozen, and every primary "
-                            "finding used all of its declared seeds")
+    text = (f"declaration {now}, frozen at commit {commit}; the seeds ({span}) were "
+            "unseen by any committed report when it was frozen, and every primary "
+            "finding used all of its declared seeds")
+    text += ("; " + why if same_code else
+             f"; whether the code changed since the freeze is unchecked: {why}")
+    return "confirmatory", text
 
 
 # -------------------------------------------------------------------------- registry
@@ -1491,5 +1565,42 @@ def defined_ids(notebooks: Iterable[str] | None = None) -> list[str]:
     return [c.id for c in CLAIMS.values() if wanted is None or c.notebook in wanted]
 
 
-# The project's declarations register themselves (imported last: they need Claim).
+#: The environment variable naming a user's modules of :func:`register` calls
+#: (comma-separated import names), imported with the project's declarations in every
+#: process: the notebooks' kernels and the suite that writes the report. A claim
+#: registered only in a notebook's kernel is unknown to the suite's report, which
+#: names such evidence instead of using it (methods review 2, point 11).
+USER_CLAIMS_ENV = "DRSL_CLAIMS"
+
+
+def load_user_claims(names: str | None = None) -> list[str]:
+    """Import the modules named in ``names`` (default: ``$DRSL_CLAIMS``), each of which
+    declares claims with :func:`register`; returns the module names imported. Their
+    claims are then part of :func:`declaration` and of the suite's report.
+
+    Raises:
+        ImportError: a named module cannot be imported (with the variable's name).
+    """
+    import importlib
+    import os
+
+    raw = os.environ.get(USER_CLAIMS_ENV, "") if names is None else names
+    loaded = []
+    for name in (n.strip() for n in raw.split(",")):
+        if not name:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ImportError(f"${USER_CLAIMS_ENV} names the module {name!r}, which "
+                              f"cannot be imported: {e}. Put it on the Python path (or "
+                              f"unset {USER_CLAIMS_ENV}).") from e
+        loaded.append(name)
+    return loaded
+
+
+# The project's declarations register themselves (imported last: they need Claim), then
+# the user's (``$DRSL_CLAIMS``).
 from . import claim_table as _claim_table  # noqa: E402,F401
+
+load_user_claims()

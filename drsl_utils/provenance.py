@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "collect", "fields", "markdown_block", "refresh", "under_title",
-           "seed_block"]
+__all__ = ["PACKAGES", "CODE_PATHS", "code_since", "collect", "fields", "markdown_block",
+           "refresh", "under_title", "seed_block"]
 
 #: The distributions whose version can change a number in the report, in display order.
 PACKAGES = ("torch", "torchattacks", "numpy", "scipy", "umap-learn")
@@ -126,6 +126,40 @@ def refresh() -> None:
     """Forget what git said, so the next :func:`collect` looks again (for a long-lived
     kernel that reloaded edited code, and for tests that edit a checkout)."""
     _commit_of.cache_clear()
+
+
+#: The code that computes the evidence and decides the verdicts: a confirmatory run
+#: must run it as it was when the declaration was frozen (:func:`code_since`).
+CODE_PATHS = ("drsl_utils", "notebooks")
+
+
+def code_since(freeze: str, blocks: Iterable[Mapping[str, Any]]) -> tuple[bool | None, str]:
+    """Did the runs behind ``blocks`` (provenance blocks, :func:`collect`) run the
+    freeze commit's code? ``(True, why)`` when every block names a commit on a clean
+    tree and ``git diff`` finds no change under :data:`CODE_PATHS` between ``freeze``
+    and each; ``(False, why)`` when one ran on a modified tree or the code changed;
+    ``(None, why)`` when it cannot be told here (no git history, an unknown commit)."""
+    commits, dirty = set(), False
+    for block in blocks:
+        commit = str(block.get("commit", ""))
+        if not commit or commit.startswith("unknown"):
+            return None, "a notebook's commit is unknown"
+        commits.add(commit)
+        dirty = dirty or block.get("dirty") is True
+    if dirty:
+        return False, "a notebook ran on a modified tree"
+    for commit in sorted(commits):
+        out = _git("diff", "--name-only", freeze, commit, "--", *CODE_PATHS)
+        if out is None:
+            return None, (f"git cannot compare commit {commit} with the freeze commit "
+                          f"{freeze[:12]} here")
+        if out.strip():
+            files = out.split()
+            return False, (f"the code changed between the freeze commit {freeze[:12]} "
+                           f"and the run's commit {commit}: {', '.join(files[:3])}"
+                           + (f" and {len(files) - 3} more" if len(files) > 3 else ""))
+    return True, (f"the run's code ({', '.join(CODE_PATHS)} at "
+                  f"{', '.join(sorted(commits))}) is the freeze commit's")
 
 
 def _version(dist: str) -> str:

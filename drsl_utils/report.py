@@ -218,6 +218,9 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
             if math.isfinite(lo) and math.isfinite(hi):
                 power += f" ({lo:.2f}-{hi:.2f})"
             power += " (underpowered)" if r.underpowered else ""
+            if spec.detection:  # methods review 2, point 7: which alternative
+                power += (" against an effect of the SESOI; the context gives the test's "
+                          "power against a stated alternative")
         rows.append({"claim": spec.statement,
                      "estimand": f"{spec.estimand} (SESOI {spec.fmt(spec.sesoi, False)})",
                      "measured": r.measured, "seeds": r.n_seeds, "bounds": r.interval,
@@ -271,7 +274,7 @@ def _fmt_needed(low: Any, point: Any, high: Any, sd: Any = None,
         calibrated = isinstance(cal_seeds, (int, float)) and math.isfinite(cal_seeds) \
             and cal_seeds > 0
         return (f"unreachable: the calibration's {int(cal_seeds)} seeds cap the degrees "
-                "of freedom" if calibrated else
+                "of freedom and fix the differential's variance" if calibrated else
                 "unreachable: the image term alone is too large")
     text = lambda v: "unreachable" if v is None else str(v)  # noqa: E731
     return f"{text(lo)}-{text(hi)} ({text(pt)} at the observed sd)"

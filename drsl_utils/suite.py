@@ -327,13 +327,18 @@ FORKING_PATHS = (
     "committed report on 2-3 seeds had shown most effects. The roles, the one primary row "
     "per finding, the verdict vocabulary and this decision procedure were set after the "
     "5-8-seed report, and so were the label-noise memorisation regime (chosen after CE "
-    "was seen to memorise 2 % of flipped labels in the first), the calibration's size, "
-    "the image population (the test set, with the finite-population correction; rule "
-    "v5, six minutes before the freeze) and the `confirm` profile's seed count. The "
-    "confirmatory seeds are new, but its fixed 1,000-image attack subset and 200 "
-    "calibration images are the exploratory run's (drawn with a fixed seed): any luck "
-    "of those images that steered the claims is inherited, and the image term covers "
-    "them only as a draw from the test set.")
+    "was seen to memorise 2 % of flipped labels in the first), the image population (the "
+    "test set, with the finite-population correction) and the `confirm` profile's seed "
+    "count. After the first confirmatory run (seeds 1000-1012, declaration "
+    "`824732c6f8b2c955`) and its methods review, rule v6 changed how the attack "
+    "calibration enters: 5 seeds x 60 images instead of 2 x 200 (the six calibrated "
+    "primaries had 1 degree of freedom and could not leave *inconclusive*), the "
+    "exact-count floor on a normal reference instead of times a t quantile, and the "
+    "flag on the exact bound; that run's verdicts were seen, and none of the "
+    "uncalibrated rules changed. The `quick` profile then moved to new seeds (3000-3012) "
+    "and a new 1,000-image attack subset with its calibration images (`subset_seed` 1), "
+    "so in its confirmatory run neither the models nor the images were seen by any "
+    "choice above.")
 
 
 def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = None,
@@ -351,15 +356,24 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
 
     evidence = [C.Evidence.from_json(e) for m in metas for e in m.get("evidence", [])
                 if e.get("claim") in C.CLAIMS]
+    # Evidence for a claim this process does not know (registered only in a notebook's
+    # kernel): named, never used silently (methods review 2, point 11).
+    undeclared = sorted({str(e.get("claim")) for m in metas for e in m.get("evidence", [])
+                         if e.get("claim") not in C.CLAIMS})
     stale = {e["claim"] for m in metas if m.get("status", "ok") != "ok"
              for e in m.get("evidence", [])}
     alpha = C.ALPHA
+    # Did the run execute the freeze commit's code (methods review 2, point 3)?
+    code = (provenance.code_since(str(record["commit"]),
+                                  [m["provenance"] for m in metas if m.get("provenance")])
+            if record and record.get("commit") else None)
     status, why = C.confirmatory_status(record, {s for e in evidence for s in e.values},
-                                        evidence=evidence)
+                                        evidence=evidence, code=code)
     head = ["# Claims report", "",
             f"**{status.capitalize()}**: {why}. Declaration hash "
-            f"`{C.declaration_hash()}` (the claim set, SESOIs, directions, roles, the "
-            "rule's constants and the measurement protocol: `claims.declaration()`).", "",
+            f"`{C.declaration_hash(profile=profile)}` (the claim set, SESOIs, directions, "
+            "roles, the rule's constants and this profile's measurement protocol: "
+            f"`claims.declaration({profile!r})`).", "",
             f"Profile `{profile}`, written by `python -m drsl_utils.suite --profile "
             f"{profile}` from the notebooks' per-seed measurements. One rule decides every "
             "row (`drsl_utils/claims.py`). The seed is the unit of replication (models "
@@ -401,8 +415,12 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
             FORKING_PATHS + (" Until a confirmatory run on seeds never used before, "
                              "against a frozen declaration, read every verdict here as "
                              "exploratory." if status == "exploratory" else ""), ""]
+    not_in = ([f"**Not in this report**: evidence for {', '.join(f'`{c}`' for c in undeclared)}, "
+               "claims not declared in the process that wrote it. Declare them in a module "
+               f"named by `${C.USER_CLAIMS_ENV}` (see `claims.load_user_claims`) and write "
+               "the report again.", ""] if undeclared else [])
     if not evidence:
-        return head + ["No claims recorded yet."]
+        return head + not_in + ["No claims recorded yet."]
     calibrations = load_calibrations(metas)
     table = C.evidence_frame(evidence, alpha, calibrations=calibrations)
     view = verdict_table(table).assign(
@@ -417,9 +435,11 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
                 f"`drsl_utils/claim_table.py`): {counts}. "
                 f"**{len(weak)} of them are underpowered** (power < {C.POWER_TARGET:g} at "
                 "their SESOI)" + (": " + ", ".join(f"`{c}`" for c in weak["claim"])
-                                  if len(weak) else "") + ". " + _undecidable(fam) +
+                                  if len(weak) else "") + ". Power at the SESOI "
+                "qualifies an *inconclusive* or a *does not hold*; it does not weaken a "
+                "*holds*, which cleared its test. " + _undecidable(fam) +
                 "Checks and the tour are not counted.")
-    out = head + ["## Headline", "", headline, ""]
+    out = head + ["## Headline", "", headline, ""] + not_in
     parts = ((family, "Primary findings (one Holm family)"),
              (finding & ~family, "Secondary findings (other attacks and variants; not "
                                  "adjusted)"),
@@ -502,22 +522,31 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
 
 
 def _undecidable(fam: Any) -> str:
-    """The headline's sentence on the primary rows that cannot leave *inconclusive* at
-    this design: a calibrated row whose degrees of freedom the calibration's seeds cap,
-    so that no seed count reaches the target power (methods review 2, point 1)."""
+    """The headline's sentence on the calibrated primary rows whose power no seed count
+    of the main comparison raises to the target: the calibration's seeds cap their
+    degrees of freedom and its images fix the differential's variance. With a 1-df
+    calibration (2 seeds) they cannot leave *inconclusive* at all (methods review 2,
+    point 1); with more, a large effect can still decide them."""
     if "cal_seeds" not in fam or "seeds_needed" not in fam:
         return ""
-    capped = fam[fam["cal_seeds"].notna() & fam["seeds_needed"].isna()
+    capped = fam[(fam["cal_seeds"].fillna(0) > 0) & fam["seeds_needed"].isna()
                  & fam["sd"].notna()]
     if capped.empty:
         return ""
     seeds = sorted({int(n) for n in capped["cal_seeds"]})
-    return (f"**{len(capped)} of them cannot leave *inconclusive* at this design**: "
-            f"{', '.join(f'`{c}`' for c in capped['claim'])} are tested on "
-            f"{' or '.join(str(n - 1) for n in seeds)} degree(s) of freedom, the "
-            f"calibration's {' or '.join(map(str, seeds))} seeds less one, so even an "
-            "effect many times the SESOI would rarely clear Holm's level; this run "
-            f"decides the other {len(fam) - len(capped)}. ")
+    names = ", ".join(f"`{c}`" for c in capped["claim"])
+    if max(seeds) <= 2:
+        return (f"**{len(capped)} of them cannot leave *inconclusive* at this design**: "
+                f"{names} are tested on {' or '.join(str(n - 1) for n in seeds)} degree(s) "
+                f"of freedom, the calibration's {' or '.join(map(str, seeds))} seeds less "
+                "one, so even an effect many times the SESOI would rarely clear Holm's "
+                f"level; this run decides the other {len(fam) - len(capped)}. ")
+    return (f"**{len(capped)} of them cannot reach power {0.8:g} by adding seeds**: {names} "
+            "subtract a differential measured on the calibration's "
+            f"{' or '.join(map(str, seeds))} seeds, which caps their degrees of freedom "
+            "and fixes that part of their variance; only a larger calibration (the "
+            "`confirm` profile's) raises their power, though an effect well above the "
+            "SESOI can decide them here. ")
 
 
 def _verdict_counts(rows: Any) -> str:

@@ -199,7 +199,13 @@ sweep
 # **This row is exploratory.** It stands outside the report's declared Holm family (its
 # bounds are not adjusted for multiplicity), it is not added to the declaration, and it
 # rests on few seeds of a cheaply trained model. To make a claim part of the report,
-# declare it with `claims.register` before the run.
+# put its `claims.register(claims.Claim(...))` call in a module of your own, name the
+# module in the environment variable `DRSL_CLAIMS` (for example
+# `DRSL_CLAIMS=my_claims make figures`), record its per-seed values with
+# `report.claim(...)` in your notebook, and freeze `claims.declaration_hash(profile=...)`
+# before the run, as the project's `figures/confirmatory.json` does. A claim registered
+# only inside a notebook is unknown to the process that writes the report, which then
+# names its evidence under "Not in this report" instead of judging it.
 
 # %%
 row = stats.compare(records, {"variant": "smoothed"}, {"variant": "plain"}, sesoi=2.0,

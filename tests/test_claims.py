@@ -643,15 +643,26 @@ def test_the_declaration_hash_covers_the_measurement_protocol(monkeypatch):
 
     before = C.declaration_hash()
     proto = C.protocol()["quick"]
-    assert proto["dlr"]["params"]["steps"] == 50 and proto["calibration_seeds"] == [1000, 1001]
+    assert proto["dlr"]["params"]["steps"] == 50
+    assert proto["calibration_seeds"] == list(range(3000, 3005))
     assert proto["reference"]["params"] == {"version": "standard"}
-    for change in ({"calibration_seeds": 5}, {"other_seeds": 4}, {"pgd_steps": 20},
-                   {"eval_size": 500}, {"eps_grid": (0.01, 0.03, 0.05, 0.1)}):
+    quick = C.declaration_hash(profile="quick")
+    for change in ({"calibration_seeds": 3}, {"other_seeds": 4}, {"pgd_steps": 20},
+                   {"eval_size": 500}, {"eps_grid": (0.01, 0.03, 0.05, 0.1)},
+                   {"subset_seed": 2}, {"calibration_size": 80}):
         monkeypatch.setitem(ex.PROFILES, "quick",
                             dataclasses.replace(ex.PROFILES["quick"], **change))
         assert C.declaration_hash() != before, change
+        assert C.declaration_hash(profile="quick") != quick, change
         monkeypatch.undo()
     assert C.declaration_hash() == before
+    # A profile's own declaration ignores the other profiles (methods review 2, point
+    # 15): sizing `confirm` leaves a finished quick run's hash alone.
+    assert set(C.protocol("quick")) == {"quick"}
+    monkeypatch.setitem(ex.PROFILES, "confirm",
+                        dataclasses.replace(ex.PROFILES["confirm"], other_seeds=32))
+    assert C.declaration_hash(profile="quick") == quick
+    assert C.declaration_hash() != before
 
 
 def _confirmatory(toy_claims, seeds=range(1000, 1008)):
@@ -673,6 +684,14 @@ def test_confirmatory_status(toy_claims):
     assert status == "exploratory" and "[3]" in why
     # Without the evidence the per-claim seeds cannot be checked.
     assert C.confirmatory_status(record, block)[0] == "exploratory"
+    # The code: changed since the freeze is exploratory; unknown is said (review 2).
+    status, why = C.confirmatory_status(record, block, evidence=ev,
+                                        code=(False, "the code changed: claims.py"))
+    assert status == "exploratory" and "claims.py" in why
+    status, why = C.confirmatory_status(record, block, evidence=ev,
+                                        code=(True, "the run's code is the freeze's"))
+    assert status == "confirmatory" and "the run's code is the freeze's" in why
+    assert "unchecked" in C.confirmatory_status(record, block, evidence=ev)[1]
 
 
 def test_a_run_that_drops_seeds_or_a_primary_is_not_confirmatory(toy_claims):
@@ -695,8 +714,9 @@ def test_a_run_that_drops_seeds_or_a_primary_is_not_confirmatory(toy_claims):
     assert status == "exploratory" and "beyond its declared ones" in why, why
     # Evidence from another profile than the recorded one is not either.
     other = [C.Evidence(e.claim, e.values, profile="paper") for e in ev]
-    status, why = C.confirmatory_status(dict(record, profile="quick"), block,
-                                        evidence=other)
+    status, why = C.confirmatory_status(
+        dict(record, profile="quick", declaration=C.declaration_hash(profile="quick")),
+        block, evidence=other)
     assert status == "exploratory" and "'paper'" in why, why
 
 
@@ -863,3 +883,57 @@ def test_a_detection_row_agrees_on_its_printed_label():
     assert row["verdict"] == "not detected"
     assert row["same_verdict"] > 0.9, row["same_verdict"]
     assert row["loso_agree"] == row["loso_n"] == 5
+
+
+def test_labels_the_printed_bounds_do_not_decide_carry_their_own_bound():
+    """Methods review 2, point 4: the size label and *reversed* have Holm multipliers
+    of their own. A *holds* row names the size test's bound at 1 - alpha/k_min, which
+    clears the SESOI exactly when the minimal-effect test rejects; a *does not hold*
+    row whose printed bound lies beyond zero says the reversal test did not reject."""
+    claim = C.Claim("toy-size", "00_tour", "toy", "toy", "toy", "greater", 2.0, "toy")
+    for mean, k_min in ((5.65, 19.0), (4.2, 7.0), (3.0, 1.0)):
+        r = {"n": 8, "mean": mean, "se": 0.6, "df": 7.0}
+        note = C._label_bound_note(claim, r, "holds", "", k_min, 19.0, 7.0, C.ALPHA,
+                                   0.0, 0.0)
+        b = mean - sps.t.isf(C.ALPHA / k_min, 7.0) * 0.6
+        assert claim.fmt(b) in note, note
+        p_min = sps.t.sf((mean - 2.0) / 0.6, 7.0)
+        assert (b > 2.0) == (p_min * k_min < C.ALPHA)
+    r = {"n": 8, "mean": -1.5, "se": 0.5, "df": 7.0}
+    note = C._label_bound_note(claim, r, "does not hold", "", 19.0, 19.0, 7.0, C.ALPHA,
+                               -2.7, -0.26)
+    assert "reversal test" in note and "does not reject" in note
+    assert C._label_bound_note(claim, r, "does not hold", "", 19.0, 19.0, 7.0, C.ALPHA,
+                               -2.7, 0.4) == ""
+
+
+def test_a_users_claims_module_is_loaded_by_name_and_the_report_names_undeclared_evidence(
+        tmp_path, monkeypatch):
+    """``$DRSL_CLAIMS`` names a user's module of register calls, imported in every
+    process with the project's claims, so the suite's report knows the claim; evidence
+    for a claim the report's process does not know is named, not dropped silently
+    (methods review 2, point 11)."""
+    import json
+
+    from drsl_utils.suite import write_gallery
+
+    (tmp_path / "my_claims_mod.py").write_text(
+        "from drsl_utils import claims\n"
+        "claims.register(claims.Claim('mine-env', '99_toy', 'me', 'Mine holds.', 'm', "
+        "'greater', 1.0, 'why', primary=False))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = C.declaration_hash()
+    try:
+        assert C.load_user_claims("my_claims_mod") == ["my_claims_mod"]
+        assert "mine-env" in C.CLAIMS and C.declaration_hash() != before
+    finally:
+        C.CLAIMS.unregister("mine-env")
+    with pytest.raises(ImportError, match="DRSL_CLAIMS"):
+        C.load_user_claims("no_such_module_here")
+    figs = tmp_path / "figs"
+    (figs / "meta").mkdir(parents=True)
+    (figs / "meta" / "99_toy.json").write_text(json.dumps({
+        "notebook": "99_toy", "profile": "quick", "figures": [],
+        "evidence": [{"claim": "mine-env", "values": {"0": 1.0, "1": 2.0}}]}))
+    report = write_gallery(figs, "quick")[1].read_text()
+    assert "**Not in this report**: evidence for `mine-env`" in report, report[:600]

@@ -180,3 +180,19 @@ def test_notebooks_are_judged_by_their_paired_py(repo):
     assert _collect("quick", exclude=[repo / "figures"])["dirty"] is False
     (repo / "nb" / "x.py").write_text("# %%\nx = 1\n")             # the code changed
     assert _collect("quick", exclude=[repo / "figures"])["dirty"] is True
+
+
+def test_code_since_the_freeze_reads_the_history():
+    """The previous confirmatory run (commit b2a86a2) changed nothing under drsl_utils/
+    or notebooks/ since its freeze (43f4f9a); a later commit did; a dirty tree or an
+    unknown commit cannot pass (methods review 2, point 3)."""
+    freeze = "43f4f9aff1dd5bce337a867b2d5ef6687aa1e25e"
+    if P._git("cat-file", "-e", freeze + "^{commit}") is None:
+        pytest.skip("the freeze commit is not in this checkout's history")
+    same, why = P.code_since(freeze, [{"commit": "b2a86a226c91", "dirty": False}])
+    assert same is True, why
+    changed, why = P.code_since(freeze, [{"commit": "87b6d0a", "dirty": False}])
+    assert changed is False and "drsl_utils/" in why
+    assert P.code_since(freeze, [{"commit": "b2a86a226c91", "dirty": True}])[0] is False
+    assert P.code_since(freeze, [{"commit": "unknown (not a git checkout)"}])[0] is None
+    assert P.code_since(freeze, [{"commit": "f" * 12, "dirty": False}])[0] is None

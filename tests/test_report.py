@@ -96,7 +96,7 @@ def test_gallery_lists_claims_and_figures(tmp_path):
     assert "1 claims: 1 holds (" in checks, checks[:400]
     assert "Choices made after seeing the data." in report
     assert "**Exploratory**: no confirmatory run is recorded" in report
-    assert f"Declaration hash `{C.declaration_hash()}`" in report
+    assert f"Declaration hash `{C.declaration_hash(profile='quick')}`" in report
     # A recorded confirmatory run of this declaration is not enough: every declared
     # primary must have been run on the whole block.
     (tmp_path / "confirmatory.json").write_text(json.dumps(
