@@ -486,14 +486,20 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
            "beside the cheap attacks on the same test images and seeds "
            "(`notebooks/12_attack_calibration`). *Overstatement*: robust accuracy under "
            "the cheap attack minus under standard AutoAttack (pp; mean over seeds, 95 % "
-           "interval with the subset's image variance, n - 1 degrees of freedom and an "
-           "exact-count floor). A robustness row decided by a cheap attack tests the "
+           "interval: at each end the wider of the t bound, seeds plus the subset's image "
+           "variance on n - 1 degrees of freedom, and the exact Clopper-Pearson bound of "
+           "the discordant images on that side). A robustness row decided by a cheap "
+           "attack tests the "
            "effect under standard AutoAttack: its effect minus its comparison's "
            "*differential* (the overstatement of one side minus the other's), with both "
            "standard errors and the smaller degrees of freedom; those p-values enter "
            "Holm's procedure (`claims.calibrate`), so the verdict can move either way. "
-           "A row is *flagged* when standard AutoAttack beats the cheap attack on the "
-           "claimed side by more than half its SESOI (upper bound).", ""]
+           "A row is *flagged* when standard AutoAttack may beat the cheap attack on the "
+           "claimed side by more than half its SESOI: the differential's one-sided upper "
+           "bound (the wider of its t bound and the exact bound) exceeds SESOI / 2. In "
+           "`quick` (5 seeds x 60 images) even no discordant image bounds it at 1.0 pp, "
+           "so a row with a SESOI of 1 pp is always flagged, and one of 2 pp can read "
+           "unflagged only when no image was discordant on the claimed side.", ""]
     if not rows.empty:
         out += ["| claim | decided by | cheap attack's bounds | differential | "
                 "calibrated bounds | verdict (cheap attack alone) | flagged |",
