@@ -185,6 +185,7 @@ __all__ = [
     "fresh_run_probabilities",
     "REPLICATION_DRAWS",
     "design_power",
+    "effect_for_power",
     "seeds_needed",
     "assess",
     "loso_agreement",
@@ -702,6 +703,30 @@ def design_power(sd: float, n: float, sesoi: float, direction: str, *,
         float(sps.norm.sf(crit - sesoi / se))
 
 
+def effect_for_power(sd: float, n: float, direction: str, *, target: float = POWER_TARGET,
+                     alpha: float = ALPHA, image_var: float = 0.0,
+                     df_cap: float = math.inf) -> float:
+    """The smallest true effect (display units, as a magnitude) that the positive
+    verdict's test detects with power ``target`` at this design (:func:`design_power`
+    with the effect in place of the SESOI): what a row can decide at all, e.g. a
+    calibrated row whose differential's variance more seeds do not reduce (methods
+    review 3, A8). NaN for an equivalence claim or an unknown sd."""
+    if direction == "equivalent" or not (math.isfinite(sd) and n >= 2):
+        return math.nan
+    power = lambda e: design_power(sd, n, e, direction, alpha=alpha,  # noqa: E731
+                                   image_var=image_var, df_cap=df_cap)
+    hi = max(sd, math.sqrt(image_var), 1e-12)
+    for _ in range(200):
+        if power(hi) >= target:
+            break
+        hi *= 2
+    lo = 0.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if power(mid) < target else (lo, mid)
+    return hi
+
+
 def _sd_interval(sd: float, n: int, conf: float = 0.95) -> tuple[float, float]:
     """The ``conf`` chi-square interval of a normal sd estimated from ``n`` values."""
     if not (math.isfinite(sd) and n >= 2):
@@ -882,7 +907,9 @@ def _calibrated_moments(claim: Claim, row: dict[str, Any], diff: Differential
     component is not; ``df_d`` is infinite where the differential's exact-count floor
     decides, :func:`calibration.moments`, so then ``df* = df``). The two are treated as independent; when the calibration's
     seeds are among the row's, both carry the cheap attack's own effect on the shared
-    models, a positive covariance that makes the sum of variances conservative. The
+    models; their covariance is assumed not to be negative (then the sum of variances
+    is conservative), not shown: its sign depends on whether the attack's bias moves
+    with the effect across seeds (methods review 3, A5). The
     p-values, and from them Holm's step-down, the bounds, the verdict, the replication
     and the power all use ``theta*``. The cheap attack's own numbers stay under
     ``cheap``."""
@@ -934,7 +961,9 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         multiplier), ``replication`` (predictive probability of a fresh
         *holds* / *equivalent*), ``same_verdict`` (of a fresh run reading this verdict),
         ``power`` (design power at the SESOI), ``seeds_needed_low``, ``seeds_needed``,
-        ``seeds_needed_high`` (for power 0.8), ``underpowered`` (a family member below
+        ``seeds_needed_high`` (for power 0.8), ``effect_for_power`` (a family member's
+        smallest effect detected with power 0.8 at this design,
+        :func:`effect_for_power`), ``underpowered`` (a family member below
         0.8), ``measured``, ``interval`` and ``note`` (as text, all units display
         units), and the calibration's columns (NaN, 0 or empty without one):
         ``decided_by`` (the cheap attack), ``cheap_mean``, ``cheap_low``,
@@ -978,6 +1007,8 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
                        for sd_end in _sd_interval(r["sd"], n)]
         needed = seeds_needed(r["sd"], n, c.sesoi, c.direction, alpha=level,
                               image_var=extra, df_cap=df_cap)
+        decidable = (effect_for_power(r["sd"], n, c.direction, alpha=level, image_var=extra,
+                                      df_cap=df_cap) if in_fam else math.nan)
         t = TestResult(n, r["mean"], r["sd"], r["se"], r["df"], r["p_holds"], r["p_not"],
                        r["p_rev"])
         row = {
@@ -1003,7 +1034,7 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
                              if v in fresh else math.nan),
             "power": power, "power_low": power_range[1], "power_high": power_range[0],
             "seeds_needed_low": needed[0], "seeds_needed": needed[1],
-            "seeds_needed_high": needed[2],
+            "seeds_needed_high": needed[2], "effect_for_power": decidable,
             "underpowered": bool(in_fam and math.isfinite(power) and power < POWER_TARGET),
             "measured": describe(c, t, math.sqrt(r["image_var"])),
             "interval": ("identical by construction" if r.get("exact") else

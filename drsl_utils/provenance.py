@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "CODE_PATHS", "code_since", "collect", "fields", "markdown_block",
-           "refresh", "under_title", "seed_block"]
+__all__ = ["PACKAGES", "CODE_PATHS", "code_since", "writer_block", "collect", "fields",
+           "markdown_block", "refresh", "under_title", "seed_block"]
 
 #: The distributions whose version can change a number in the report, in display order.
 PACKAGES = ("torch", "torchattacks", "numpy", "scipy", "umap-learn")
@@ -130,25 +130,30 @@ def refresh() -> None:
 
 #: The code that computes the evidence and decides the verdicts: a confirmatory run
 #: must run it as it was when the declaration was frozen (:func:`code_since`).
-CODE_PATHS = ("drsl_utils", "notebooks")
+CODE_PATHS = ("drsl_utils", "notebooks", "pyproject.toml", "uv.lock")
 
 
-def code_since(freeze: str, blocks: Iterable[Mapping[str, Any]]) -> tuple[bool | None, str]:
-    """Did the runs behind ``blocks`` (provenance blocks, :func:`collect`) run the
-    freeze commit's code? ``(True, why)`` when every block names a commit on a clean
-    tree and ``git diff`` finds no change under :data:`CODE_PATHS` between ``freeze``
-    and each; ``(False, why)`` when one ran on a modified tree or the code changed;
-    ``(None, why)`` when it cannot be told here (no git history, an unknown commit)."""
-    commits, dirty = set(), False
-    for block in blocks:
+def code_since(freeze: str, blocks: Iterable[Mapping[str, Any]], *,
+               writer: Mapping[str, Any] | None = None) -> tuple[bool | None, str]:
+    """Did the runs behind ``blocks`` (provenance blocks, :func:`collect`), and the
+    process that writes the report from them (``writer``, :func:`writer_block`), run
+    the freeze commit's code? ``(True, why)`` when every block names a commit on a
+    clean tree and ``git diff`` finds no change under :data:`CODE_PATHS` between
+    ``freeze`` and each; ``(False, why)`` when one ran on a modified tree or the code
+    changed (the notebooks compute the evidence; the writer applies the rule, so a
+    report written again after an edit to the rule is not the frozen analysis: methods
+    review 3, A2); ``(None, why)`` when it cannot be told here (no git history, an
+    unknown commit)."""
+    commits: dict[str, str] = {}
+    for who, block in [*(("the run", b) for b in blocks),
+                       *((("the report's writer", writer),) if writer is not None else ())]:
         commit = str(block.get("commit", ""))
         if not commit or commit.startswith("unknown"):
-            return None, "a notebook's commit is unknown"
-        commits.add(commit)
-        dirty = dirty or block.get("dirty") is True
-    if dirty:
-        return False, "a notebook ran on a modified tree"
-    for commit in sorted(commits):
+            return None, f"{who}'s commit is unknown"
+        if block.get("dirty") is True:
+            return False, f"{who} ran on a modified tree"
+        commits.setdefault(commit, who)
+    for commit, who in sorted(commits.items()):
         out = _git("diff", "--name-only", freeze, commit, "--", *CODE_PATHS)
         if out is None:
             return None, (f"git cannot compare commit {commit} with the freeze commit "
@@ -156,10 +161,17 @@ def code_since(freeze: str, blocks: Iterable[Mapping[str, Any]]) -> tuple[bool |
         if out.strip():
             files = out.split()
             return False, (f"the code changed between the freeze commit {freeze[:12]} "
-                           f"and the run's commit {commit}: {', '.join(files[:3])}"
+                           f"and {who}'s commit {commit}: {', '.join(files[:3])}"
                            + (f" and {len(files) - 3} more" if len(files) > 3 else ""))
-    return True, (f"the run's code ({', '.join(CODE_PATHS)} at "
+    return True, (f"the run's and the report writer's code ({', '.join(CODE_PATHS)} at "
                   f"{', '.join(sorted(commits))}) is the freeze commit's")
+
+
+def writer_block(exclude: Iterable[str | Path] = ()) -> dict[str, Any]:
+    """This process's commit and whether its tree is modified (outside ``exclude``,
+    e.g. the figures folder it writes): the ``writer`` of :func:`code_since`."""
+    commit, dirty, _ = _commit(exclude)
+    return {"commit": commit, "dirty": dirty}
 
 
 def _version(dist: str) -> str:

@@ -336,9 +336,13 @@ FORKING_PATHS = (
     "exact-count floor on a normal reference instead of times a t quantile, and the "
     "flag on the exact bound; that run's verdicts were seen, and none of the "
     "uncalibrated rules changed. The `quick` profile then moved to new seeds (3000-3012) "
-    "and a new 1,000-image attack subset with its calibration images (`subset_seed` 1), "
-    "so in its confirmatory run neither the models nor the images were seen by any "
-    "choice above.")
+    "and a freshly drawn 1,000-image attack subset with its calibration images "
+    "(`subset_seed` 1; 103 of its images were in the exploratory subset, as chance "
+    "implies), so in its confirmatory run no model, and no new draw of images, was seen "
+    "by any choice above. Read the two confirmatory runs together: on seeds 1000-1012 "
+    "the 13 uncalibrated primaries read as here but for `drsl-same-accuracy-drsl` "
+    "(*inconclusive* there) and the size label of `seguin-confidence-disagree` (*at "
+    "least the SESOI* there), and every calibrated primary was *inconclusive*.")
 
 
 def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = None,
@@ -365,7 +369,9 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
     alpha = C.ALPHA
     # Did the run execute the freeze commit's code (methods review 2, point 3)?
     code = (provenance.code_since(str(record["commit"]),
-                                  [m["provenance"] for m in metas if m.get("provenance")])
+                                  [m["provenance"] for m in metas if m.get("provenance")],
+                                  writer=provenance.writer_block(
+                                      (repo_root() / "figures", repo_root() / "build")))
             if record and record.get("commit") else None)
     status, why = C.confirmatory_status(record, {s for e in evidence for s in e.values},
                                         evidence=evidence, code=code)
@@ -437,7 +443,8 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
                 "their SESOI)" + (": " + ", ".join(f"`{c}`" for c in weak["claim"])
                                   if len(weak) else "") + ". Power at the SESOI "
                 "qualifies an *inconclusive* or a *does not hold*; it does not weaken a "
-                "*holds*, which cleared its test. " + _undecidable(fam) +
+                "*holds*, which cleared its test. " + _fragile(fam) + _undecidable(fam)
+                + _calibration_moved(fam) +
                 "Checks and the tour are not counted.")
     out = head + ["## Headline", "", headline, ""] + not_in
     parts = ((family, "Primary findings (one Holm family)"),
@@ -527,6 +534,44 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
     return out
 
 
+def _fragile(fam: Any) -> str:
+    """The headline's sentence on positive primary verdicts that a fresh run with the
+    same seed count would read again with probability below 0.8 (the replication
+    column): valid rejections that sit near Holm's level (methods review 3, B1)."""
+    from . import claims as C
+
+    if "replication" not in fam:
+        return ""
+    pos = fam[fam["verdict"].isin(list(C.POSITIVE_VERDICTS.values()))]
+    weak = pos[pos["replication"] < C.POWER_TARGET]
+    if weak.empty:
+        return ""
+    rows = ", ".join(f"`{r.claim}` ({r.replication:.2f})" for r in weak.itertuples())
+    return (f"**{len(weak)} of the {len(pos)} positive verdicts may not replicate**: a "
+            f"fresh run with the same seeds would read them again with probability below "
+            f"{C.POWER_TARGET:g} ({rows}). ")
+
+
+def _calibration_moved(fam: Any) -> str:
+    """The headline's sentence on the calibrated primaries whose verdict under the
+    cheap attack alone differs from the calibrated one: the attack's bias (or the
+    calibration's uncertainty), not the loss alone, made the cheap reading (methods
+    review 3, B3)."""
+    if "cheap_verdict" not in fam:
+        return ""
+    moved = fam[(fam["cheap_verdict"].fillna("") != "")
+                & (fam["cheap_verdict"] != fam["verdict"])]
+    if moved.empty:
+        return ""
+    from . import claims as C
+
+    rows = "; ".join(f"`{r.claim}` reads *{r.cheap_verdict}* under {r.decided_by} alone "
+                     f"and *{r.verdict}* as estimated under standard AutoAttack (minus a "
+                     f"differential of {C.get_claim(r.claim).fmt(r.cal_mean)}, with its "
+                     "variance)" for r in moved.itertuples())
+    return f"**The calibration changed {len(moved)} primary reading(s)**: {rows}. "
+
+
 def _undecidable(fam: Any) -> str:
     """The headline's sentence on the calibrated primary rows whose power no seed count
     of the main comparison raises to the target: the calibration's seeds cap their
@@ -539,6 +584,8 @@ def _undecidable(fam: Any) -> str:
                  & fam["sd"].notna()]
     if capped.empty:
         return ""
+    from . import claims as C
+
     seeds = sorted({int(n) for n in capped["cal_seeds"]})
     names = ", ".join(f"`{c}`" for c in capped["claim"])
     if max(seeds) <= 2:
@@ -547,12 +594,20 @@ def _undecidable(fam: Any) -> str:
                 f"of freedom, the calibration's {' or '.join(map(str, seeds))} seeds less "
                 "one, so even an effect many times the SESOI would rarely clear Holm's "
                 f"level; this run decides the other {len(fam) - len(capped)}. ")
+    need = ""
+    if "effect_for_power" in capped:
+        eff = capped["effect_for_power"].dropna()
+        if not eff.empty:
+            ratio = [r.effect_for_power / C.get_claim(r.claim).sesoi
+                     for r in capped.itertuples() if math.isfinite(r.effect_for_power)]
+            need = (f" At this design they detect an effect with power 0.8 only from "
+                    f"{eff.min():.3g} to {eff.max():.3g} (in each row's units), "
+                    f"{min(ratio):.0f}-{max(ratio):.0f} times their SESOI.")
     return (f"**{len(capped)} of them cannot reach power {0.8:g} by adding seeds**: {names} "
             "subtract a differential measured on the calibration's "
             f"{' or '.join(map(str, seeds))} seeds, which caps their degrees of freedom "
             "and fixes that part of their variance; only a larger calibration (the "
-            "`confirm` profile's) raises their power, though an effect well above the "
-            "SESOI can decide them here. ")
+            "`confirm` profile's) raises their power." + need + " ")
 
 
 def _verdict_counts(rows: Any) -> str:

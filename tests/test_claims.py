@@ -937,3 +937,13 @@ def test_a_users_claims_module_is_loaded_by_name_and_the_report_names_undeclared
         "evidence": [{"claim": "mine-env", "values": {"0": 1.0, "1": 2.0}}]}))
     report = write_gallery(figs, "quick")[1].read_text()
     assert "**Not in this report**: evidence for `mine-env`" in report, report[:600]
+
+
+def test_effect_for_power_is_where_the_design_power_reaches_the_target():
+    """The smallest effect a design detects with power 0.8 (methods review 3, A8): the
+    design power there is 0.8; a calibrated row's fixed variance and capped df raise it."""
+    e = C.effect_for_power(1.0, 5, "greater", alpha=0.05 / 19)
+    assert C.design_power(1.0, 5, e, "greater", alpha=0.05 / 19) == pytest.approx(0.8, abs=1e-6)
+    capped = C.effect_for_power(1.0, 5, "greater", alpha=0.05 / 19, image_var=4.0, df_cap=4)
+    assert capped > e
+    assert math.isnan(C.effect_for_power(1.0, 5, "equivalent"))

@@ -196,3 +196,11 @@ def test_code_since_the_freeze_reads_the_history():
     assert P.code_since(freeze, [{"commit": "b2a86a226c91", "dirty": True}])[0] is False
     assert P.code_since(freeze, [{"commit": "unknown (not a git checkout)"}])[0] is None
     assert P.code_since(freeze, [{"commit": "f" * 12, "dirty": False}])[0] is None
+    # The process that writes the report applies the rule: its code counts too (methods
+    # review 3, A2): a report written again after an edit to the rule is not frozen.
+    run = [{"commit": "b2a86a226c91", "dirty": False}]
+    changed, why = P.code_since(freeze, run, writer={"commit": "87b6d0a", "dirty": False})
+    assert changed is False and "writer" in why
+    assert P.code_since(freeze, run, writer={"commit": "b2a86a2", "dirty": True})[0] is False
+    assert P.code_since(freeze, run, writer={"commit": "b2a86a2", "dirty": False})[0] is True
+    assert set(P.writer_block()) == {"commit", "dirty"}

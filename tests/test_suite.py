@@ -92,3 +92,25 @@ def test_the_longest_recorded_notebook_runs_first(tmp_path, monkeypatch):
     suite.run_suite("smoke", fig_dir=tmp_path / "fig", jobs=1, notebook_dir=tmp_path)
     assert order == ["98_b", "99_c", "97_a"]
     assert json.loads(times.read_text())["98_b"] == 3.0
+
+
+def test_headline_names_fragile_positives_and_calibrations_that_moved_a_verdict():
+    """Methods review 3, B1 and B3: the headline lists positive primaries a fresh run
+    would read again with probability below 0.8, and calibrated primaries whose cheap
+    attack alone read otherwise."""
+    import pandas as pd
+
+    from drsl_utils import suite
+
+    fam = pd.DataFrame({
+        "claim": ["drsl-harder-dlr", "seguin-logit-gap", "drsl-noise-pair"],
+        "verdict": ["inconclusive", "holds", "holds"],
+        "replication": [0.01, 0.99, 0.59],
+        "cheap_verdict": ["holds", "", ""], "decided_by": ["apgd-dlr", "", ""],
+        "cal_mean": [1.7, float("nan"), float("nan")]})
+    text = suite._fragile(fam)
+    assert "1 of the 2 positive verdicts" in text and "`drsl-noise-pair` (0.59)" in text
+    assert "seguin-logit-gap" not in text
+    moved = suite._calibration_moved(fam)
+    assert "`drsl-harder-dlr` reads *holds* under apgd-dlr alone" in moved
+    assert "+1.7 pp" in moved and "noise-pair" not in moved
