@@ -548,7 +548,7 @@ def _fragile(fam: Any) -> str:
         return ""
     rows = ", ".join(f"`{r.claim}` ({r.replication:.2f})" for r in weak.itertuples())
     return (f"**{len(weak)} of the {len(pos)} positive verdicts may not replicate**: a "
-            f"fresh run with the same seeds would read them again with probability below "
+            f"fresh run with as many new seeds would read them again with probability below "
             f"{C.POWER_TARGET:g} ({rows}). ")
 
 
