@@ -157,9 +157,19 @@ def moments(per_seed: Sequence[float] | np.ndarray, image_var: float, n_images: 
 def _larger_bound(se: float, floor: float, df: float) -> tuple[float, float]:
     """``(se, df)``: the t term, or the normal floor where its bound at
     :data:`FLOOR_LEVEL` is the wider (the module docstring)."""
-    if floor * float(sps.norm.isf(1 - FLOOR_LEVEL)) > _t(1 - FLOOR_LEVEL, df) * se:
+    if bool(_floor_wins(se, floor, df, FLOOR_LEVEL)):
         return floor, math.inf
     return se, df
+
+
+def _floor_wins(se: np.ndarray | float, floor: np.ndarray | float, df: np.ndarray | float,
+                level: float) -> np.ndarray:
+    """Where the floor's normal bound at ``level`` is wider than the t term's (``df``
+    below 1 counts as 1; the callers mask fewer than two seeds): the one switch of
+    :func:`moments` and :func:`cell_moments`."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_q = sps.t.isf(1 - level, np.maximum(df, 1.0))
+    return np.asarray(floor) * float(sps.norm.isf(1 - level)) > t_q * np.asarray(se)
 
 
 def count_se(n_up: float, n_down: float, cells: int, level: float = FLOOR_LEVEL
@@ -182,8 +192,16 @@ def exact_bound(k: float, cells: int, level: float) -> float:
     NaN without cells)."""
     if cells <= 0:
         return math.nan
-    k = min(max(float(k), 0.0), float(cells))
-    return 1.0 if k >= cells else float(sps.beta.ppf(level, k + 1, cells - k))
+    return float(_cp_upper(np.float64(k), np.float64(cells), level))
+
+
+def _cp_upper(k: np.ndarray, total: np.ndarray, level: float) -> np.ndarray:
+    """:func:`exact_bound`, elementwise, for ``total > 0`` (``k`` clipped to
+    ``[0, total]``)."""
+    k = np.clip(k, 0.0, total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k >= total, 1.0,
+                        sps.beta.ppf(level, k + 1, np.maximum(total - k, 1e-300)))
 
 
 def cell_moments(cells: np.ndarray, level: float = FLOOR_LEVEL
@@ -213,9 +231,7 @@ def cell_moments(cells: np.ndarray, level: float = FLOOR_LEVEL
     floor = _count_se_array(up, down, total, level)
     se_t = np.sqrt(v_seed + v_img)
     df_t = n - 1.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t_q = sps.t.isf(1 - level, np.maximum(df_t, 1.0))
-    use_floor = floor * float(sps.norm.isf(1 - level)) > t_q * se_t
+    use_floor = _floor_wins(se_t, floor, df_t, level)
     se = np.where(n >= 2, np.where(use_floor, floor, se_t), np.nan)
     df = np.where(n >= 2, np.where(use_floor, np.inf, df_t), np.nan)
     return mean, se, df
@@ -230,10 +246,9 @@ def _count_se_array(up: np.ndarray, down: np.ndarray, total: np.ndarray,
     z = float(sps.norm.ppf(level))
     with np.errstate(invalid="ignore", divide="ignore"):
         def side(k: np.ndarray) -> np.ndarray:
-            k = np.clip(k, 0.0, total)
-            upper = np.where(k >= total, 1.0,
-                             sps.beta.ppf(level, k + 1, np.maximum(total - k, 1e-300)))
-            return np.where(total > 0, np.maximum(upper - k / total, 0.0) / z, 0.0)
+            upper = _cp_upper(k, total, level)
+            return np.where(total > 0, np.maximum(upper - np.clip(k, 0.0, total) / total,
+                                                  0.0) / z, 0.0)
         return np.hypot(side(up), side(down))
 
 
