@@ -150,7 +150,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .calibration import Differential
+from .calibration import Differential, exact_bound
 from .registry import Registry
 from .runtime import check_choice
 
@@ -973,7 +973,9 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         ``cal_seeds``, ``cal_images``, ``calibrated_low``, ``calibrated_high`` (the
         row's bounds, kept under these names for the report), ``cal_flag`` (standard
         AutoAttack beats the cheap attack on the claimed side by more than half the
-        SESOI, upper bound) and ``calibration`` (as text).
+        SESOI, upper bound), ``cal_clearable`` (False where the design cannot clear the
+        flag: the exact bound at zero discordant cells already exceeds SESOI / 2) and
+        ``calibration`` (as text).
     """
     ev = _evaluate(evidence, alpha, family, calibrations)
     cheap = _evaluate(evidence, alpha, family) if calibrations else ev
@@ -1092,7 +1094,7 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
         "cheap_high": math.nan, "cheap_verdict": "", "cal_mean": math.nan,
         "cal_low": math.nan, "cal_high": math.nan, "cal_seeds": 0, "cal_images": 0,
         "calibrated_low": math.nan, "calibrated_high": math.nan, "cal_flag": False,
-        "calibration": ""}
+        "cal_clearable": True, "calibration": ""}
     cal = r.get("cal")
     if cal is None:
         if _is_robustness(c) and verdict != "not run":
@@ -1111,6 +1113,12 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
     sign = 1.0 if c.direction == "greater" else -1.0
     u_claimed = hi if sign > 0 else -lo  # the bias in the claim's favour, upper bound
     flag = bool(math.isfinite(u_claimed) and u_claimed > c.sesoi / 2)
+    # The design's own limit (methods review 3, A1): the exact bound at zero discordant
+    # cells is the smallest claimed-side bound any data can give; below it, the flag
+    # cannot read "no" whatever the calibration shows.
+    cells = diff.n_images * len(diff.values)
+    floor_u = exact_bound(0, cells, 1 - alpha) * abs(c.scale)
+    clearable = bool(not math.isfinite(floor_u) or floor_u <= c.sesoi / 2)
     cheap_v = cheap["verdicts"][i]
     cheap_v = c.printed(cheap_v)
     d = c.digits
@@ -1122,6 +1130,9 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
     if flag:
         text += (f"; flagged: standard AutoAttack beats {diff.attack} on the claimed "
                  f"side by up to {c.fmt(u_claimed, False)}, more than half the SESOI")
+        if not clearable:
+            text += (f" (at {cells} cells no calibration can clear it: zero discordant "
+                     f"cells still bound it at {c.fmt(floor_u, False)})")
     if cheap_v != row["verdict"]:
         text += f"; the cheap attack alone read '{cheap_v}'"
     cheap_t = TestResult(int(r["n"]), ch_row["mean"], r["sd"], ch_row["se"], ch_row["df"],
@@ -1138,7 +1149,7 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
                  "cal_mean": m_d, "cal_low": lo, "cal_high": hi,
                  "cal_seeds": len(diff.values), "cal_images": diff.n_images,
                  "calibrated_low": row["low"], "calibrated_high": row["high"],
-                 "cal_flag": flag, "calibration": text})
+                 "cal_flag": flag, "cal_clearable": clearable, "calibration": text})
     return cols
 
 

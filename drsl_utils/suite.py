@@ -520,7 +520,7 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
                 f"{c.fmt(r.cal_mean)} [{r.cal_low:+.{d}f}, {r.cal_high:+.{d}f}] "
                 f"({r.cal_seeds} seeds x {r.cal_images} images) | "
                 f"[{r.calibrated_low:+.{d}f}, {r.calibrated_high:+.{d}f}] | "
-                f"**{r.verdict}** ({r.cheap_verdict}) | {'yes' if r.cal_flag else 'no'} |")
+                f"**{r.verdict}** ({r.cheap_verdict}) | {_flag_text(r)} |")
         out.append("")
     if not overstatement.empty:
         out += ["| model | attack | eps | seeds x images | robust, cheap | "
@@ -532,6 +532,14 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
                        f"{100 * r.high:+.1f}] |")
         out.append("")
     return out
+
+
+def _flag_text(r: Any) -> str:
+    """The calibration table's *flagged* cell: yes or no, and where the design cannot
+    clear the flag at all (``cal_clearable``), that it is so for any data."""
+    if not r.cal_flag:
+        return "no"
+    return "yes" if getattr(r, "cal_clearable", True) else "yes (for any data at this size)"
 
 
 def _fragile(fam: Any) -> str:

@@ -122,7 +122,8 @@ def test_zero_discordant_images_do_not_give_a_zero_width_interval():
     assert se == pytest.approx(100 * math.sqrt(2) * upper_cp / sps.norm.ppf(0.95))
     assert diff.interval().high > 0 > diff.interval().low
     # The differential's own bound is the exact one, 0.75 pp at 0 of 400: below the
-    # flag's threshold of a 2 pp SESOI (1 pp), so a calibration can read "not flagged".
+    # flag's threshold of a 2 pp SESOI (1 pp), so a calibration can read "not flagged"
+    # (at a 1 pp SESOI it cannot: claims' cal_clearable says so, methods review 3, A1).
     assert diff.bound("upper", 0.95, 100.0) == pytest.approx(100 * upper_cp)
     assert diff.bound("lower", 0.95, 100.0) == pytest.approx(-100 * upper_cp)
     old = K.Differential.from_json({k: v for k, v in diff.to_json().items()

@@ -18,6 +18,7 @@ import pytest
 from scipy import stats as sps
 
 from drsl_utils import claims as C
+from drsl_utils.calibration import Differential
 from drsl_utils.claims import Claim, Evidence, assess, holm, holm_multipliers, t_test
 
 QUICK_SEEDS = (5, 8)  # the quick profile's seed counts (sweeps, and CE/GCE/DRSL)
@@ -762,6 +763,22 @@ def test_a_calibrated_row_is_tested_on_the_standard_autoattack_effect():
     assert big["verdict"] in ("inconclusive", "does not hold")
     assert big["cheap_verdict"] == "holds"
     assert big["cal_flag"] and "cheap attack alone read 'holds'" in big["calibration"]
+
+
+def test_a_flag_the_design_cannot_clear_says_so():
+    """Methods review 3, A1: at 200 cells even zero discordant cells bound the
+    differential at 1.5 pp (one-sided 95 %), above half a 2 pp SESOI; the row is flagged
+    for any data, and its text and ``cal_clearable`` say so. At 300 x 5 cells the
+    bound (0.2 pp) is below it, and an unbiased calibration reads unflagged."""
+    ev = [_cal_evidence()]
+    zero = {s: 0.0 for s in range(5)}
+    small = C.calibrate(ev, {"drsl-harder-dlr": Differential(
+        "apgd-dlr", "autoattack-standard", "DRSL", "CE", 0.05, zero, 0.0, 40, 0, 0)}).iloc[0]
+    assert small["cal_flag"] and not small["cal_clearable"]
+    assert "at 200 cells no calibration can clear it" in small["calibration"]
+    big = C.calibrate(ev, {"drsl-harder-dlr": Differential(
+        "apgd-dlr", "autoattack-standard", "DRSL", "CE", 0.05, zero, 0.0, 300, 0, 0)}).iloc[0]
+    assert not big["cal_flag"] and big["cal_clearable"]
 
 
 def test_calibrated_p_values_enter_holms_step_down():
