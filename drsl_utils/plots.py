@@ -1033,12 +1033,16 @@ def plot_table(df: pd.DataFrame, *, title: str | None = None, index: bool = True
     """Render a (formatted) table, e.g. :func:`stats.format_seed_table`, as a figure.
 
     Column widths follow the longest entry; the header is shaded and bold, body rows
-    alternate in light grey.
+    alternate in light grey. ``index``: draw the index as the first column, unless it is
+    pandas' default unnamed 0..n-1 range, which carries nothing.
     """
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"df must be a pandas DataFrame, got {type(df).__name__}")
     if df.empty:
         raise ValueError("df is empty")
+    default = (isinstance(df.index, pd.RangeIndex) and df.index.name is None
+               and df.index.start == 0 and df.index.step == 1)
+    index = index and not default
     frame = df.reset_index() if index else df
     header = [str(c) for c in frame.columns]
     body = [[str(v) for v in row] for row in frame.itertuples(index=False)]

@@ -439,3 +439,17 @@ def test_logit_gap_before_after_draws_clean_and_adversarial_per_model(tiny):
         plots.plot_logit_gap_before_after(two, "pgd", 0.1, quantities=("entropy",))
     with pytest.raises(ValueError, match="eps"):
         plots.plot_logit_gap_before_after(two, "pgd", 0.3)
+
+
+def test_plot_table_drops_the_default_range_index():
+    """A frame with pandas' unnamed 0..n-1 index (12_attack_calibration's rows) draws no
+    'index' column; a named index is drawn as the first column."""
+    rows = pd.DataFrame({"model": ["CE", "DRSL"], "robust": ["35.3", "43.0"]})
+    def texts(fig):
+        return {c.get_text().get_text() for c in fig.axes[0].tables[0].get_celld().values()}
+
+    plain = plots.plot_table(rows)
+    assert "index" not in texts(plain) and "0" not in texts(plain)
+    named = plots.plot_table(rows.set_index("model"))
+    assert {"model", "CE", "robust"} <= texts(named)
+    plt.close("all")
