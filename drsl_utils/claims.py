@@ -902,10 +902,14 @@ def _calibrated_moments(claim: Claim, row: dict[str, Any], diff: Differential
     The cheap attack's effect ``m`` (over the row's seeds) minus the calibrated
     differential ``m_d`` (:func:`calibration.differential`, the same ``a - b``, in
     display units) estimates the effect under standard AutoAttack:
-    ``theta* = m - m_d``, ``se* = sqrt(se^2 + se_d^2)``, ``df* = min(df, df_d)`` (each
-    ``n - 1``; the smaller is conservative, where Welch-Satterthwaite with a few-df
-    component is not; ``df_d`` is infinite where the differential's exact-count floor
-    decides, :func:`calibration.moments`, so then ``df* = df``). The two are treated as independent; when the calibration's
+    ``theta* = m - m_d``, ``se* = sqrt(se^2 + se_d^2)``,
+    ``df* = min(n - 1, n_cal - 1)`` (the smaller is conservative, where
+    Welch-Satterthwaite with a few-df component is not). ``df*`` keeps the calibration's
+    ``n_cal - 1`` also where its exact-count floor decides ``se_d``
+    (:func:`calibration.moments`, which reads that floor on a normal reference): the
+    switch is made at 95 %, not at the row's Holm level, and with ``df* = n - 1`` the
+    calibrated bound could come out up to about 6 % narrower than the t term it replaced
+    (methods review 3, A4; rule v7). The two are treated as independent; when the calibration's
     seeds are among the row's, both carry the cheap attack's own effect on the shared
     models; their covariance is assumed not to be negative (then the sum of variances
     is conservative), not shown: its sign depends on whether the attack's bias moves
@@ -924,7 +928,7 @@ def _calibrated_moments(claim: Claim, row: dict[str, Any], diff: Differential
         return out
     mean = row["mean"] - m_d
     se = math.sqrt(row["se"] ** 2 + se_d**2)
-    df = min(row["df"], df_d)
+    df = min(row["df"], len(diff.values) - 1.0)
     p_h, p_n, p_r = (float(a) for a in _pvalues(np.float64(mean), np.float64(se),
                                                 np.float64(df), claim.direction,
                                                 claim.sesoi))
@@ -1400,7 +1404,7 @@ def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
 #: The rule's choices, as data: they enter the declaration's hash, so a change to how a
 #: verdict is decided changes the hash like a change to a claim does.
 RULE: dict[str, Any] = {
-    "version": 6,
+    "version": 7,
     "alpha": ALPHA,
     "power_target": POWER_TARGET,
     "tests": "one-sample t over per-seed values, df n - 1, se^2 = sd^2/n + image_var",
@@ -1413,10 +1417,10 @@ RULE: dict[str, Any] = {
     "equivalence": "TOST; not equivalent: min(1, 2 min(p_above, p_below))",
     "calibration": "robustness rows with a calibration test theta* = m - m_d (cheap "
                    "effect minus the calibrated differential), se* = sqrt(se^2 + se_d^2), "
-                   "df min(n - 1, df_d); se_d the seed + image t term (df_d n_cal - 1), "
-                   "or where its one-sided 95 % bound is the wider the exact-count floor "
-                   "(Clopper-Pearson 95 % bounds of the discordant counts / z, df_d "
-                   "infinite, never times a t quantile); theta*'s p-values enter Holm; "
+                   "df min(n - 1, n_cal - 1) (also where the floor decides); se_d the "
+                   "seed + image t term, or where its one-sided 95 % bound is the wider "
+                   "the exact-count floor (Clopper-Pearson 95 % bounds of the discordant "
+                   "counts / z, never times a t quantile); theta*'s p-values enter Holm; "
                    "flagged when the differential's one-sided 1 - alpha upper bound on "
                    "the claimed side (the wider of its t bound and the exact "
                    "Clopper-Pearson bound of the discordant count on that side) > SESOI / 2",

@@ -736,7 +736,7 @@ def _cal_evidence(cid="drsl-harder-dlr", centre=0.07, n=8):
 
 
 def test_a_calibrated_row_is_tested_on_the_standard_autoattack_effect():
-    """theta* = m - m_d, se* = sqrt(se^2 + se_d^2), df* = min(df, df_d); the p-values,
+    """theta* = m - m_d, se* = sqrt(se^2 + se_d^2), df* = min(n - 1, n_cal - 1); the p-values,
     bounds, verdict and replication all come from them (methods review M2)."""
     ev = [_cal_evidence()]
     diff = _diff({s: 0.004 + 0.001 * s for s in range(5)}, 1e-6)
@@ -763,6 +763,18 @@ def test_a_calibrated_row_is_tested_on_the_standard_autoattack_effect():
     assert big["verdict"] in ("inconclusive", "does not hold")
     assert big["cheap_verdict"] == "holds"
     assert big["cal_flag"] and "cheap attack alone read 'holds'" in big["calibration"]
+
+
+def test_the_calibrated_df_stays_the_calibrations_where_the_floor_decides():
+    """Methods review 3, A4 (rule v7): zero discordant cells make the exact-count floor
+    decide se_d on a normal reference, yet the row keeps df* = min(7, 4) = 4, not 7."""
+    ev = [_cal_evidence()]
+    zero = Differential("apgd-dlr", "autoattack-standard", "DRSL", "CE", 0.05,
+                        {s: 0.0 for s in range(5)}, 0.0, 60, 0, 0)
+    assert zero.moments(100.0)[2] == math.inf  # the floor decided
+    row = C.calibrate(ev, {"drsl-harder-dlr": zero}).iloc[0]
+    assert row["df"] == 4
+    assert row["p_holds"] == pytest.approx(sps.t.sf(row["mean"] / row["se"], 4))
 
 
 def test_a_flag_the_design_cannot_clear_says_so():
