@@ -36,6 +36,21 @@ def test_schedule_respects_dependencies():
                 assert started[key] >= finished[d], f"{key} started before {d} finished"
 
 
+def test_a_fresh_clone_starts_the_longest_chain_first():
+    """Without times of its own, the order follows COLD_COST along DEPENDS: 01 first
+    (everything waits on it), and 12, the longest notebook with no dependents, ahead of
+    the short ones that became ready with it (03, 05, 08)."""
+    paths = {k: Path(f"{k}_x.ipynb") for k in suite.COLD_COST}
+    got = suite.order(paths, {})
+    assert got[0] == "01" and set(got) == set(paths)
+    assert all(got.index("12") < got.index(k) for k in ("03", "05", "08", "11", "13"))
+    # Measured times take over, by stem (a costly 12 pulls 02 and 04, which it waits on,
+    # ahead of 06); an unknown notebook goes first.
+    paths["99"] = Path("99_new.ipynb")
+    got = suite.order(paths, {"12_x": 1e6})
+    assert got[:5] == ["99", "01", "02", "04", "12"]
+
+
 def test_schedule_reraises_a_failed_notebook():
     paths = {"00": Path("00_a.ipynb"), "01": Path("01_b.ipynb")}
 
