@@ -372,7 +372,13 @@ FORKING_PATHS = (
     "by any choice above. Read the two confirmatory runs together: on seeds 1000-1012 "
     "the 13 uncalibrated primaries read as here but for `drsl-same-accuracy-drsl` "
     "(*inconclusive* there) and the size label of `seguin-confidence-disagree` (*at "
-    "least the SESOI* there), and every calibrated primary was *inconclusive*.")
+    "least the SESOI* there), and every calibrated primary was *inconclusive*. After the "
+    "second confirmatory run (seeds 3000-3012, declaration `18d59a949a48a8b0`, rule v6) "
+    "and its methods review, whose verdicts were seen, rule v7 changed one thing: a "
+    "calibrated row keeps the calibration's n_cal - 1 degrees of freedom also where the "
+    "exact-count floor decides the differential's standard error (before, it then took "
+    "the row's own n - 1); this can only widen a bound. The `quick` profile then moved to "
+    "seeds 4000-4012 and a subset drawn with `subset_seed` 2 for this run.")
 
 
 def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = None,
