@@ -60,6 +60,7 @@ from .data import (
 from .errors import ShapeError, check_input_shape, check_labels, check_pixels
 from .losses import LOSSES, get_loss
 from .models import MODELS, build_model, predict_logits
+from .resources import torch_threads, train_threads
 from .runtime import check_choice, module_device, resolve_device, seeded
 
 __all__ = [
@@ -408,6 +409,12 @@ def train(config: TrainConfig, *, device: str | torch.device = "auto",
         return blob, model
 
     def compute() -> tuple[dict[str, Any], nn.Module]:
+        # On the CPU a model trains with a fixed thread count, so the same configuration
+        # gives the same model on any core count (resources.TRAIN_THREADS).
+        with torch_threads(train_threads() if dev.type == "cpu" else None):
+            return _compute()
+
+    def _compute() -> tuple[dict[str, Any], nn.Module]:
         from .executor import current_job_id
 
         check_training_inputs(config, data_root)

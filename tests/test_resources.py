@@ -96,3 +96,21 @@ def test_a_local_worker_and_a_notebook_kernel_see_the_same_caps(tmp_path, monkey
     # The suite recorded how long the kernel took, for ordering the next run.
     times = json.loads((tmp_path / "executed" / "times.json").read_text())
     assert list(times) == ["99_probe"] and times["99_probe"] > 0
+
+
+def test_torch_threads_sets_and_restores(monkeypatch, request):
+    request.addfinalizer(functools.partial(torch.set_num_threads, torch.get_num_threads()))
+    torch.set_num_threads(2)
+    with resources.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    with resources.torch_threads(None):
+        assert torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match="threads=0"):
+        with resources.torch_threads(0):
+            pass
+    monkeypatch.setenv("DRSL_TRAIN_THREADS", "3")
+    assert resources.train_threads() == 3
+    monkeypatch.setenv("DRSL_TRAIN_THREADS", "x")
+    with pytest.raises(ValueError, match="DRSL_TRAIN_THREADS"):
+        resources.train_threads()

@@ -30,6 +30,32 @@ def test_deterministic_on_cpu(tmp_path):
     assert c.history != a.history
 
 
+def test_a_cpu_model_does_not_depend_on_the_thread_count(tmp_path, monkeypatch, request):
+    """The same configuration trains the same model with 1 and with 2 torch threads in
+    the process (training pins resources.TRAIN_THREADS); the control shows the pin is
+    what makes them equal: trained at 1 and 2 threads, the models differ."""
+    from drsl_utils import resources
+
+    request.addfinalizer(lambda n=torch.get_num_threads(): torch.set_num_threads(n))
+    # Full Fashion-MNIST, one epoch: the smallest setting measured where 1 and 2 threads
+    # diverge (digits and a 6,000-image subset train identically either way).
+    cfg = TrainConfig(loss="gce", epochs=1)
+
+    def weights(process_threads: int, tag: str) -> torch.Tensor:
+        torch.set_num_threads(process_threads)
+        model = train(cfg, cache_dir=tmp_path / tag, progress=False, device="cpu").model
+        assert torch.get_num_threads() == process_threads  # restored after training
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    monkeypatch.delenv("DRSL_TRAIN_THREADS", raising=False)
+    assert resources.train_threads() == resources.TRAIN_THREADS == 1
+    assert torch.equal(weights(2, "two"), weights(1, "one"))
+    monkeypatch.setenv("DRSL_TRAIN_THREADS", "2")
+    two = weights(1, "override2")
+    monkeypatch.setenv("DRSL_TRAIN_THREADS", "1")
+    assert not torch.equal(two, weights(2, "override1"))
+
+
 def test_training_leaves_global_rng(tmp_path):
     state = torch.get_rng_state()
     train(SMALL, cache_dir=tmp_path, progress=False, device="cpu")
