@@ -242,7 +242,7 @@ def _sweep_layout(core: SweepCore, title: str) -> dict[str, Any]:
 
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
         f"robust accuracy along {core.sweep}", "p2 of clean-correct samples",
-        "successes landing on the runner-up"))
+        "share landing on the runner-up"))
     fig.update_layout(height=380, margin=dict(l=40, r=20, t=50, b=40),
                       template="simple_white", bargap=0.05, barmode="overlay",
                       showlegend=True, legend=dict(orientation="h", y=-0.3))
