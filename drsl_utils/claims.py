@@ -195,6 +195,7 @@ __all__ = [
     "per_seed",
     "image_variance",
     "describe",
+    "signed",
     "RULE",
     "declaration",
     "declaration_hash",
@@ -308,11 +309,33 @@ class Claim:
         return DETECTION_LABELS.get(verdict, verdict) if self.detection else verdict
 
     def fmt(self, value: float, sign: bool = True) -> str:
-        """A display-unit number with the claim's digits and units."""
+        """A display-unit number with the claim's digits and units (signed through
+        :func:`signed`: never "-0.0" or "+0.0")."""
         if value is None or not math.isfinite(value):
             return "nan"
-        text = f"{value:+.{self.digits}f}" if sign else f"{value:.{self.digits}f}"
+        text = signed(value, self.digits) if sign else f"{value:.{self.digits}f}"
         return f"{text} {self.units}".rstrip() if self.units else text
+
+
+#: Below this magnitude a value is read as an exact zero (floating-point noise, e.g. a
+#: differential of identical per-seed values), printed unsigned.
+_ZERO_TOL = 1e-12
+
+
+def signed(value: float, digits: int) -> str:
+    """``value`` with a sign and ``digits`` decimals, honest about its sign (methods
+    review 4): an exact zero (below :data:`_ZERO_TOL`) prints unsigned, ``0.0``; a
+    nonzero value that would round to zero at ``digits`` gets as many more decimals as
+    show its first nonzero digit (``-0.049`` at one decimal prints ``-0.05``, not
+    ``-0.0``). Other values print as ``f"{value:+.{digits}f}"``; so do NaN and inf."""
+    v, d = float(value), max(int(digits), 0)
+    if not math.isfinite(v):
+        return f"{v:+.{d}f}"
+    if abs(v) < _ZERO_TOL:
+        return f"{0.0:.{d}f}"
+    while float(f"{abs(v):.{d}f}") == 0.0:
+        d += 1
+    return f"{v:+.{d}f}"
 
 
 @dataclass
@@ -936,6 +959,17 @@ def _calibrated_moments(claim: Claim, row: dict[str, Any], diff: Differential
     return out
 
 
+def _calibrated_df_cap(cal: Mapping[str, Any]) -> float:
+    """The degrees of freedom a calibration caps a row at: ``n_cal - 1``, the same cap
+    :func:`_calibrated_moments` puts on the test, whether the differential's se is the
+    seed + image t term or the exact-count floor (on a normal reference, ``df`` infinite;
+    methods review 3, A4, rule v7). Power, seeds needed and the detectable effect use it
+    (methods review 4, rule v8: they used the floor's infinite df, i.e. the row's
+    ``n - 1``). With fewer than two calibration seeds, the calibration's own df (NaN)."""
+    n_cal = len(cal["diff"].values)
+    return n_cal - 1.0 if n_cal >= 2 else float(cal["df"])
+
+
 def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
            family: Sequence[str] | None = None,
            calibrations: Mapping[str, Differential] | None = None) -> pd.DataFrame:
@@ -978,8 +1012,15 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         row's bounds, kept under these names for the report), ``cal_flag`` (standard
         AutoAttack beats the cheap attack on the claimed side by more than half the
         SESOI, upper bound), ``cal_clearable`` (False where the design cannot clear the
-        flag: the exact bound at zero discordant cells already exceeds SESOI / 2) and
-        ``calibration`` (as text).
+        flag: the exact bound at zero discordant cells already exceeds SESOI / 2),
+        ``cal_se`` (the differential's standard error), ``cal_cells`` (seeds x
+        images), ``cal_clear_max`` (the most discordant cells on the claimed side at
+        which the flag can still read no; -1 where it cannot),
+        ``cal_estimate_verdict`` (the calibrated estimate read on the cheap attack's
+        own se, df and Holm multipliers), ``cal_moved_by`` (why the calibrated verdict
+        differs from the cheap attack's: ``differential``, ``variance``, ``differential
+        and variance``, or empty where they agree; wording only) and ``calibration``
+        (as text).
     """
     ev = _evaluate(evidence, alpha, family, calibrations)
     cheap = _evaluate(evidence, alpha, family) if calibrations else ev
@@ -1003,7 +1044,10 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         level = alpha / m_family if in_fam else alpha
         cal = r["cal"]
         extra = r["image_var"] + (cal["se"] ** 2 if cal and math.isfinite(cal["se"]) else 0.0)
-        df_cap = cal["df"] if cal else math.inf
+        # The same df cap as the test (rule v7's df* = min(n - 1, n_cal - 1), kept also
+        # where the exact-count floor decides se_d and cal["df"] is infinite): power,
+        # seeds needed and the detectable effect use it too (methods review 4; rule v8).
+        df_cap = _calibrated_df_cap(cal) if cal else math.inf
         fresh = fresh_run_probabilities(r["mean"], r["sd"], n, c.direction, c.sesoi, kh, kn,
                                         alpha, fixed_var=extra, df=r["df"], k_rev=kr)
         power = design_power(r["sd"], n, c.sesoi, c.direction, alpha=level,
@@ -1098,7 +1142,8 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
         "cheap_high": math.nan, "cheap_verdict": "", "cal_mean": math.nan,
         "cal_low": math.nan, "cal_high": math.nan, "cal_seeds": 0, "cal_images": 0,
         "calibrated_low": math.nan, "calibrated_high": math.nan, "cal_flag": False,
-        "cal_clearable": True, "calibration": ""}
+        "cal_clearable": True, "cal_se": math.nan, "cal_cells": 0, "cal_clear_max": -1,
+        "cal_estimate_verdict": "", "cal_moved_by": "", "calibration": ""}
     cal = r.get("cal")
     if cal is None:
         if _is_robustness(c) and verdict != "not run":
@@ -1123,13 +1168,31 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
     cells = diff.n_images * len(diff.values)
     floor_u = exact_bound(0, cells, 1 - alpha) * abs(c.scale)
     clearable = bool(not math.isfinite(floor_u) or floor_u <= c.sesoi / 2)
+    clear_max = _clear_max(cells, abs(c.scale), c.sesoi / 2, 1 - alpha)
     cheap_v = cheap["verdicts"][i]
     cheap_v = c.printed(cheap_v)
+    # Why the calibrated verdict differs from the cheap attack's (methods review 4): the
+    # estimate theta* read on the cheap attack's own precision (its se, df and Holm
+    # multipliers). Reading as the cheap attack did, the differential's variance (and
+    # the calibration's df) moved the verdict; reading as the calibrated row does, the
+    # differential itself (the attack's bias) did. Wording only: no verdict uses it.
+    if ch_row.get("exact"):
+        est_v = _exact_verdict(r["mean"], c)
+    elif int(r["n"]) >= 2 and math.isfinite(ch_row["se"]):
+        p_h, p_n, p_r = _pvalues(np.float64(r["mean"]), np.float64(ch_row["se"]),
+                                 np.float64(ch_row["df"]), c.direction, c.sesoi)
+        est_v = str(decide(p_h, p_n, p_r, c.direction, kh, kn, alpha, cheap["k_rev"][i]))
+    else:
+        est_v = cheap["verdicts"][i]
+    est_v = c.printed(est_v)
+    moved_by = ("" if cheap_v == row["verdict"] else "variance" if est_v == cheap_v
+                else "differential" if est_v == row["verdict"]
+                else "differential and variance")
     d = c.digits
     text = (f"decided by {diff.attack} calibrated against standard AutoAttack "
             f"({diff.n_images} images x {len(diff.values)} seeds): the cheap attack's "
             f"{c.fmt(ch_row['mean'])} minus its differential {c.fmt(m_d)} "
-            f"[{lo:+.{d}f}, {hi:+.{d}f}] (one-sided {_conf(1 - alpha)} each) is "
+            f"[{signed(lo, d)}, {signed(hi, d)}] (one-sided {_conf(1 - alpha)} each) is "
             f"tested, {c.fmt(r['mean'])} on {_df_text(r['df'])}")
     if flag:
         text += (f"; flagged: standard AutoAttack beats {diff.attack} on the claimed "
@@ -1153,8 +1216,30 @@ def _calibration_columns(c: Claim, r: Mapping[str, Any], verdict: str,
                  "cal_mean": m_d, "cal_low": lo, "cal_high": hi,
                  "cal_seeds": len(diff.values), "cal_images": diff.n_images,
                  "calibrated_low": row["low"], "calibrated_high": row["high"],
-                 "cal_flag": flag, "cal_clearable": clearable, "calibration": text})
+                 "cal_flag": flag, "cal_clearable": clearable, "cal_se": cal["se"],
+                 "cal_cells": cells, "cal_clear_max": clear_max,
+                 "cal_estimate_verdict": est_v, "cal_moved_by": moved_by,
+                 "calibration": text})
     return cols
+
+
+def _clear_max(cells: int, scale: float, limit: float, level: float) -> int:
+    """The most discordant cells on the claimed side at which the exact bound (display
+    units) stays at or below ``limit`` (SESOI / 2): above it the flag fires whatever
+    the t bound reads. -1 where even zero cells exceed it (the flag cannot clear), or
+    without cells."""
+    if cells <= 0:
+        return -1
+    ok = lambda k: exact_bound(k, cells, level) * scale <= limit  # noqa: E731
+    if not ok(0):
+        return -1
+    lo, hi = 0, cells  # ok(lo); the bound grows with k
+    if ok(hi):
+        return cells
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
 
 
 def _df_text(df: float) -> str:
@@ -1195,7 +1280,7 @@ def _interval_text(claim: Claim, low: float, high: float, cl: float, ch: float) 
     """``[+5.6, +8.3] (one-sided 99.55 % / 99.74 %)``, or ``(90 % two-sided)`` when the
     two bounds share a level."""
     d = claim.digits
-    span = f"[{low:+.{d}f}, {high:+.{d}f}]"
+    span = f"[{signed(low, d)}, {signed(high, d)}]"
     if abs(cl - ch) < 1e-12:
         return f"{span} ({_conf(2 * cl - 1)} two-sided)"
     return f"{span} (one-sided {_conf(cl)} / {_conf(ch)})"
@@ -1404,7 +1489,7 @@ def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
 #: The rule's choices, as data: they enter the declaration's hash, so a change to how a
 #: verdict is decided changes the hash like a change to a claim does.
 RULE: dict[str, Any] = {
-    "version": 7,
+    "version": 8,
     "alpha": ALPHA,
     "power_target": POWER_TARGET,
     "tests": "one-sample t over per-seed values, df n - 1, se^2 = sd^2/n + image_var",
@@ -1435,12 +1520,26 @@ RULE: dict[str, Any] = {
     "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test "
               "(k_rev for a reversed row's opposite-side bound)",
     "power": "design power at the SESOI at alpha / m in the family (alpha outside), "
-             "range from the sd's 95 % chi-square interval",
+             "range from the sd's 95 % chi-square interval; a calibrated row's df capped "
+             "at the test's n_cal - 1 (also where the floor decides)",
     "verdicts": list(VERDICTS),
     "replication": "Monte Carlo predictive (10^4 draws, seed 0): sigma^2 from its scaled "
                    "inverse chi-square, fresh mean m + sqrt(2 sigma^2/n) Z, fresh sd from "
                    "chi-square; image subset and calibration reused; same multipliers",
     "seeds_needed": "power 0.8 at the SESOI, sd from its 95 % chi-square interval",
+    "changes": "v8 (methods review 4 of the third confirmatory report): power, seeds "
+               "needed and the detectable effect of a calibrated row use the test's df* "
+               "= min(n - 1, n_cal - 1) also where the exact-count floor decides the "
+               "differential's se (they used n - 1); the rest is presentation: signed "
+               "numbers never print -0.0 or +0.0 for a nonzero value (more decimals) and "
+               "an exact zero prints 0.0; the headline's fragile positives show their "
+               "leave-one-seed-out agreement; the headline words a calibrated reading "
+               "that differs from the cheap attack's by cause (the differential moved the "
+               "estimate, or only the calibration's variance undecided it); calibrated "
+               "rows' estimand says the verdict is on the effect estimated under standard "
+               "AutoAttack; a note under the calibration table counts the flag and says, "
+               "from the data, when its size makes it fire on every calibrated row. No "
+               "verdict moves; only power text can",
 }
 
 _DECLARED_FIELDS = ("id", "notebook", "statement", "estimand", "direction", "sesoi",

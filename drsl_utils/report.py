@@ -184,7 +184,9 @@ class Report:
 def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
     """A readable view of :func:`claims.assess` (or :func:`claims.evidence_frame`) rows.
 
-    Columns: ``claim`` (the statement), ``estimand`` (with the SESOI), ``measured``,
+    Columns: ``claim`` (the statement), ``estimand`` (with the SESOI; a calibrated
+    row's says that its verdict is on the effect estimated under standard AutoAttack,
+    the cheap attack's effect minus the calibrated differential), ``measured``,
     ``seeds``, ``bounds`` (the interval that matches the decision, with each bound's
     confidence), ``p`` (the p-value behind the verdict: Holm-adjusted in the family,
     marked *unadjusted* outside it; the one against "no effect" for *holds*,
@@ -221,8 +223,15 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
             if spec.detection:  # methods review 2, point 7: which alternative
                 power += (" against an effect of the SESOI; the context gives the test's "
                           "power against a stated alternative")
+        estimand = spec.estimand
+        attack = getattr(r, "decided_by", "") or ""
+        if isinstance(attack, str) and attack:
+            # The verdict is on the effect estimated under standard AutoAttack, not on
+            # the cheap attack's the estimand names (methods review 4).
+            estimand += (f", estimated under standard AutoAttack (the {attack} effect "
+                         "minus its calibrated differential)")
         rows.append({"claim": spec.statement,
-                     "estimand": f"{spec.estimand} (SESOI {spec.fmt(spec.sesoi, False)})",
+                     "estimand": f"{estimand} (SESOI {spec.fmt(spec.sesoi, False)})",
                      "measured": r.measured, "seeds": r.n_seeds, "bounds": r.interval,
                      "p": (_fmt_p(p) + ("" if r.in_family else " (unadjusted)")) if run
                      else "–",
@@ -544,7 +553,7 @@ def _num(value: Any, digits: Any, units: Any, sign: bool = True) -> str:
         v, d = float(value) if isinstance(value, (int, float)) else math.nan, 2
     if not math.isfinite(v):
         return "–"
-    text = f"{v:+.{d}f}" if sign else f"{v:.{d}f}"
+    text = C.signed(v, d) if sign else f"{v:.{d}f}"
     return f"{text} {units}" if isinstance(units, str) and units else text
 
 

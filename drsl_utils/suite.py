@@ -552,20 +552,20 @@ def _calibration_section(table: Any, overstatement: Any) -> list[str]:
             d = c.digits
             out.append(
                 f"| `{r.claim}` | {r.decided_by} | "
-                f"[{r.cheap_low:+.{d}f}, {r.cheap_high:+.{d}f}] | "
-                f"{c.fmt(r.cal_mean)} [{r.cal_low:+.{d}f}, {r.cal_high:+.{d}f}] "
+                f"[{C.signed(r.cheap_low, d)}, {C.signed(r.cheap_high, d)}] | "
+                f"{c.fmt(r.cal_mean)} [{C.signed(r.cal_low, d)}, {C.signed(r.cal_high, d)}] "
                 f"({r.cal_seeds} seeds x {r.cal_images} images) | "
-                f"[{r.calibrated_low:+.{d}f}, {r.calibrated_high:+.{d}f}] | "
+                f"[{C.signed(r.calibrated_low, d)}, {C.signed(r.calibrated_high, d)}] | "
                 f"**{r.verdict}** ({r.cheap_verdict}) | {_flag_text(r)} |")
-        out.append("")
+        out += ["", _flag_note(rows), ""]
     if not overstatement.empty:
         out += ["| model | attack | eps | seeds x images | robust, cheap | "
                 "robust, standard AA | overstatement (pp) |", "|---|---|---|---|---|---|---|"]
         for r in overstatement.itertuples(index=False):
             out.append(f"| {r.model} | {r.attack} | {r.eps:g} | {r.n_seeds} x {r.n_images} | "
                        f"{100 * r.robust_cheap:.1f} | {100 * r.robust_reference:.1f} | "
-                       f"{100 * r.overstatement:+.1f} [{100 * r.low:+.1f}, "
-                       f"{100 * r.high:+.1f}] |")
+                       f"{C.signed(100 * r.overstatement, 1)} "
+                       f"[{C.signed(100 * r.low, 1)}, {C.signed(100 * r.high, 1)}] |")
         out.append("")
     return out
 
@@ -578,10 +578,50 @@ def _flag_text(r: Any) -> str:
     return "yes" if getattr(r, "cal_clearable", True) else "yes (for any data at this size)"
 
 
+def _flag_note(rows: Any) -> str:
+    """The note under the calibration table on how often the flag fired, and what the
+    calibration's size allows (methods review 4): counted from the rows, not written
+    for one profile. It says how many rows no data could clear (``cal_clearable``) and
+    how few discordant cells on the claimed side the others allow (``cal_clear_max``);
+    where every row is one or the other at zero cells, the flag fires on a single
+    discordant cell, and the note says to expect it on every calibrated row."""
+    k = len(rows)
+    if k == 0:
+        return ""
+    flagged = int(rows["cal_flag"].astype(bool).sum())
+    has = {"cal_clearable", "cal_clear_max", "cal_cells"} <= set(rows.columns)
+    sizes = " or ".join(sorted({f"{int(a)} seeds x {int(b)} images" for a, b in
+                                zip(rows["cal_seeds"], rows["cal_images"])}))
+    text = f"The flag fired on {flagged} of {k} calibrated row(s)"
+    if not has:
+        return text + "."
+    clearable = rows["cal_clearable"].astype(bool)
+    stuck = int((~clearable).sum())
+    rest = rows[clearable]
+    parts = []
+    if stuck:
+        parts.append(f"no data could clear it on {stuck} of them (zero discordant cells "
+                     "still bound the differential above half the SESOI)")
+    if len(rest):
+        most = sorted({int(m) for m in rest["cal_clear_max"]})
+        cells = " or ".join(map(str, sorted({int(n) for n in rest["cal_cells"]})))
+        span = str(most[0]) if len(most) == 1 else f"{most[0]}-{most[-1]}"
+        parts.append(f"{'the other ' if stuck else ''}{len(rest)} can read unflagged only "
+                     f"with at most {span} discordant cell(s) of {cells} on the claimed "
+                     "side")
+    text += f". At {sizes}, " + ", and ".join(parts) + "."
+    if flagged == k and (len(rest) == 0 or int(rest["cal_clear_max"].max()) <= 0):
+        text += (" At this size the flag stays silent only where the two attacks agree on "
+                 "every claimed-side cell, if at all: expect it on every calibrated row, and read "
+                 "it as the calibration's size more than as any row's bias.")
+    return text
+
+
 def _fragile(fam: Any) -> str:
     """The headline's sentence on positive primary verdicts that a fresh run with the
     same seed count would read again with probability below 0.8 (the replication
-    column): valid rejections that sit near Holm's level (methods review 3, B1)."""
+    column): valid rejections that sit near Holm's level (methods review 3, B1), each
+    with its leave-one-seed-out agreement where the table has it (methods review 4)."""
     from . import claims as C
 
     if "replication" not in fam:
@@ -590,17 +630,38 @@ def _fragile(fam: Any) -> str:
     weak = pos[pos["replication"] < C.POWER_TARGET]
     if weak.empty:
         return ""
-    rows = ", ".join(f"`{r.claim}` ({r.replication:.2f})" for r in weak.itertuples())
+    rows = ", ".join(f"`{r.claim}` ({r.replication:.2f}{_loso_text(r)})"
+                     for r in weak.itertuples())
+    loso = ("; LOSO: in how many leave-one-seed-out resamples the verdict stands"
+            if "loso_n" in fam else "")
     return (f"**{len(weak)} of the {len(pos)} positive verdicts may not replicate**: a "
             f"fresh run with as many new seeds would read them again with probability below "
-            f"{C.POWER_TARGET:g} ({rows}). ")
+            f"{C.POWER_TARGET:g} ({rows}{loso}). ")
+
+
+def _loso_text(r: Any) -> str:
+    """``"; LOSO 0/5"``: a row's leave-one-seed-out agreement as the table's
+    replication column prints it (``"; LOSO n/a"`` with two seeds or fewer; empty
+    where the table carries none)."""
+    n = getattr(r, "loso_n", None)
+    if n is None:
+        return ""
+    seeds = getattr(r, "n_seeds", None)
+    if seeds is not None and seeds <= 2:
+        return "; LOSO n/a"
+    if not (isinstance(n, (int, float)) and math.isfinite(n) and n > 0):
+        return ""
+    return f"; LOSO {int(r.loso_agree)}/{int(n)}"
 
 
 def _calibration_moved(fam: Any) -> str:
     """The headline's sentence on the calibrated primaries whose verdict under the
-    cheap attack alone differs from the calibrated one: the attack's bias (or the
-    calibration's uncertainty), not the loss alone, made the cheap reading (methods
-    review 3, B3)."""
+    cheap attack alone differs from the calibrated one, worded by cause (methods review
+    3, B3; review 4): the *differential* (the attack's bias) moved the estimate across
+    a boundary (the estimate reads the calibrated verdict even on the cheap attack's own
+    precision), or the calibration's *variance* (and degrees of freedom) made the row
+    undecided while the estimate alone would still read as the cheap attack did
+    (``claims.assess``'s ``cal_moved_by``)."""
     if "cheap_verdict" not in fam:
         return ""
     moved = fam[(fam["cheap_verdict"].fillna("") != "")
@@ -609,11 +670,43 @@ def _calibration_moved(fam: Any) -> str:
         return ""
     from . import claims as C
 
-    rows = "; ".join(f"`{r.claim}` reads *{r.cheap_verdict}* under {r.decided_by} alone "
-                     f"and *{r.verdict}* as estimated under standard AutoAttack (minus a "
-                     f"differential of {C.get_claim(r.claim).fmt(r.cal_mean)}, with its "
-                     "variance)" for r in moved.itertuples())
-    return f"**The calibration changed {len(moved)} primary reading(s)**: {rows}. "
+    def why(r: Any) -> str:
+        c = C.get_claim(r.claim)
+        cause = getattr(r, "cal_moved_by", "") or ""
+        est = getattr(r, "cal_estimate_verdict", "") or ""
+        head = (f"`{r.claim}` reads *{r.cheap_verdict}* under {r.decided_by} alone and "
+                f"*{r.verdict}* as estimated under standard AutoAttack")
+        se = getattr(r, "cal_se", math.nan)
+        var = (f"the differential's variance (se {c.fmt(se, False)}; the row tested on "
+               f"{C._df_text(r.df)})" if isinstance(se, float) and math.isfinite(se)
+               else "the differential's variance")
+        shift = (f"the differential {c.fmt(r.cal_mean)} moves the estimate from "
+                 f"{c.fmt(r.cheap_mean)} to {c.fmt(r.mean)}"
+                 if hasattr(r, "cheap_mean") and hasattr(r, "mean") else
+                 f"the differential {c.fmt(r.cal_mean)} moves the estimate")
+        if cause == "variance":
+            return (f"{head}, through the calibration's variance, not a bias: "
+                    f"{shift}, which on the cheap attack's own precision would still read "
+                    f"*{est}*, but {var} is too large to decide")
+        if cause == "differential":
+            return (f"{head}, through the differential (the attack's bias): {shift}, "
+                    f"which reads *{est}* even on the cheap attack's own precision")
+        if cause:
+            return (f"{head}, through both: {shift} (on the cheap attack's own precision "
+                    f"*{est}*), and {var} makes it *{r.verdict}*")
+        return (f"{head} (minus a differential of {c.fmt(r.cal_mean)}, with its "
+                "variance)")
+
+    causes = list(moved["cal_moved_by"].fillna("")) if "cal_moved_by" in moved else []
+    n_diff = sum(1 for x in causes if x.startswith("differential"))
+    n_var = sum(1 for x in causes if x == "variance")
+    split = (f" ({n_diff} through the differential, the attack's bias moving the "
+             f"estimate across a boundary; {n_var} through the calibration's variance "
+             "alone, the estimate itself reading as the cheap attack did)"
+             if causes and all(causes) else "")
+    rows = "; ".join(why(r) for r in moved.itertuples())
+    return (f"**{len(moved)} calibrated primary reading(s) differ from the cheap attack's "
+            f"alone**{split}: {rows}. ")
 
 
 def _undecidable(fam: Any) -> str:

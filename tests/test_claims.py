@@ -777,6 +777,78 @@ def test_the_calibrated_df_stays_the_calibrations_where_the_floor_decides():
     assert row["p_holds"] == pytest.approx(sps.t.sf(row["mean"] / row["se"], 4))
 
 
+def test_power_of_a_floor_decided_calibrated_row_uses_the_tests_df():
+    """Methods review 4 (rule v8): where the exact-count floor decides se_d (df_d
+    infinite), power, seeds needed and the detectable effect use the test's df* =
+    min(n - 1, n_cal - 1) = 4, not the row's n - 1 = 7."""
+    ev = [_cal_evidence()]
+    zero = Differential("apgd-dlr", "autoattack-standard", "DRSL", "CE", 0.05,
+                        {s: 0.0 for s in range(5)}, 0.0, 60, 0, 0)
+    assert zero.moments(100.0)[2] == math.inf  # the floor decided
+    row = C.calibrate(ev, {"drsl-harder-dlr": zero}).iloc[0]
+    c = C.get_claim("drsl-harder-dlr")
+    n, level = int(row["n_seeds"]), C.ALPHA / len(C.declared_family())
+    extra = row["se"] ** 2 - row["sd"] ** 2 / n  # the image term plus se_d^2
+    kw = dict(alpha=level, image_var=extra)
+    assert row["power"] == pytest.approx(
+        C.design_power(row["sd"], n, c.sesoi, "greater", df_cap=4, **kw))
+    assert row["power"] < C.design_power(row["sd"], n, c.sesoi, "greater", **kw)
+    assert row["effect_for_power"] == pytest.approx(
+        C.effect_for_power(row["sd"], n, "greater", df_cap=4, **kw))
+    needed = C.seeds_needed(row["sd"], n, c.sesoi, "greater", df_cap=4, **kw)
+    got = tuple(None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+                for v in (row["seeds_needed_low"], row["seeds_needed"],
+                          row["seeds_needed_high"]))
+    assert got == needed
+
+
+def test_signed_numbers_never_print_a_signed_zero():
+    """Methods review 4: a claimed-side bound of -0.049 printed "-0.0"."""
+    assert C.signed(-0.049, 1) == "-0.05" and C.signed(0.049, 1) == "+0.05"
+    assert C.signed(-0.0004, 1) == "-0.0004"
+    assert C.signed(0.0, 1) == C.signed(-0.0, 1) == C.signed(1e-15, 1) == "0.0"
+    assert C.signed(0.0, 2) == "0.00"
+    assert C.signed(-5.46, 1) == "-5.5" and C.signed(0.26, 1) == "+0.3"
+    c = C.get_claim("sovr-raises-margins")
+    assert c.fmt(-0.049) == "-0.05 pp" and c.fmt(0.0) == "0.0 pp"
+    assert C._interval_text(c, -5.46, -0.049, 0.99, 0.99) == "[-5.5, -0.05] (98 % two-sided)"
+
+
+def test_the_calibration_columns_say_why_a_reading_moved():
+    """Methods review 4: a calibrated verdict that differs from the cheap attack's is
+    put down to the differential (the estimate alone, on the cheap attack's precision,
+    already reads the calibrated verdict) or to the calibration's variance (the estimate
+    alone would still read as the cheap attack did)."""
+    ev = [_cal_evidence()]
+    noisy = C.calibrate(ev, {"drsl-harder-dlr": _diff(
+        {s: 0.06 * (s % 2) - 0.03 for s in range(5)})}).iloc[0]
+    assert (noisy["cheap_verdict"], noisy["verdict"]) == ("holds", "inconclusive")
+    assert noisy["cal_estimate_verdict"] == "holds" and noisy["cal_moved_by"] == "variance"
+    assert noisy["cal_se"] == pytest.approx(_diff(
+        {s: 0.06 * (s % 2) - 0.03 for s in range(5)}).moments(100.0)[1])
+    biased = C.calibrate(ev, {"drsl-harder-dlr": _diff(
+        {s: 0.07 + 0.0001 * s for s in range(5)})}).iloc[0]
+    assert biased["cheap_verdict"] == "holds" and biased["verdict"] != "holds"
+    assert biased["cal_estimate_verdict"] == biased["verdict"]
+    assert biased["cal_moved_by"] == "differential"
+    same = C.calibrate(ev, {"drsl-harder-dlr": _diff(
+        {s: 0.004 + 0.001 * s for s in range(5)}, 1e-6)}).iloc[0]
+    assert same["verdict"] == same["cheap_verdict"] and same["cal_moved_by"] == ""
+
+
+def test_clear_max_counts_the_discordant_cells_a_flag_allows():
+    """At 300 cells (5 x 60) a 2 pp SESOI allows no discordant cell on the claimed side
+    (one already bounds the differential above 1 pp); a 1 pp SESOI none at all."""
+    assert C._clear_max(300, 100.0, 1.0, 0.95) == 0
+    assert C._clear_max(300, 100.0, 0.5, 0.95) == -1
+    many = C._clear_max(64_000, 100.0, 1.0, 0.95)
+    assert many > 100
+    from drsl_utils.calibration import exact_bound
+
+    assert exact_bound(many, 64_000, 0.95) * 100 <= 1.0 \
+        < exact_bound(many + 1, 64_000, 0.95) * 100
+
+
 def test_a_flag_the_design_cannot_clear_says_so():
     """Methods review 3, A1: at 200 cells even zero discordant cells bound the
     differential at 1.5 pp (one-sided 95 %), above half a 2 pp SESOI; the row is flagged

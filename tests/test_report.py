@@ -170,9 +170,33 @@ def test_attack_calibration_reaches_the_claims_report(tmp_path):
     assert "## Attack calibration" in text and "| DRSL | apgd-dlr | 0.05 | 2 x 300 |" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| `drsl-harder-dlr` | apgd-dlr"))
     assert "**inconclusive** (holds)" in row and row.endswith("| yes |")
+    # The note under the table counts the flag from the rows (methods review 4).
+    assert "The flag fired on 1 of 1 calibrated row(s). At 2 seeds x 300 images" in text
+    # The verdict is on the standard-AutoAttack estimate, and the estimand says so.
+    assert ("DRSL - CE, estimated under standard AutoAttack (the apgd-dlr effect minus "
+            "its calibrated differential) (SESOI 2.0 pp)") in text
     table = json.loads((tmp_path / "claims.json").read_text())
     rows = table["claims"] if isinstance(table, dict) else table
     entry = next(r for r in rows if r.get("id") == "drsl-harder-dlr")
     assert entry["verdict"] == "inconclusive" and entry["decided_by"] == "apgd-dlr"
     with pytest.raises(ValueError, match="is not valid; choose one of"):
         cal.attack_calibration(over, {"no-such-claim": big})
+
+
+def test_a_calibrated_rows_estimand_names_the_standard_autoattack_estimate():
+    """Methods review 4: a calibrated row's estimand names the cheap attack, but its
+    verdict is on the effect estimated under standard AutoAttack; an uncalibrated row's
+    estimand is the claim's as declared."""
+    from drsl_utils.calibration import Differential
+
+    ev = [C.Evidence("drsl-harder-dlr", VALUES),
+          C.Evidence("drsl-harder-square", VALUES)]
+    diff = Differential("apgd-dlr", "autoattack-standard", "DRSL", "CE", 0.05,
+                        {s: 0.004 + 0.001 * s for s in range(5)}, 1e-6, 300)
+    view = verdict_table(C.calibrate(ev, {"drsl-harder-dlr": diff}))
+    spec = C.get_claim("drsl-harder-dlr")
+    assert view.loc[0, "estimand"] == (
+        f"{spec.estimand}, estimated under standard AutoAttack (the apgd-dlr effect minus "
+        "its calibrated differential) (SESOI 2.0 pp)")
+    square = C.get_claim("drsl-harder-square")
+    assert view.loc[1, "estimand"] == f"{square.estimand} (SESOI {square.fmt(square.sesoi, False)})"

@@ -111,21 +111,68 @@ def test_the_longest_recorded_notebook_runs_first(tmp_path, monkeypatch):
 
 def test_headline_names_fragile_positives_and_calibrations_that_moved_a_verdict():
     """Methods review 3, B1 and B3: the headline lists positive primaries a fresh run
-    would read again with probability below 0.8, and calibrated primaries whose cheap
-    attack alone read otherwise."""
+    would read again with probability below 0.8, with their leave-one-seed-out
+    agreement (review 4), and calibrated primaries whose cheap attack alone read
+    otherwise, by cause (review 4)."""
     import pandas as pd
 
     from drsl_utils import suite
 
+    nan = float("nan")
     fam = pd.DataFrame({
         "claim": ["drsl-harder-dlr", "seguin-logit-gap", "drsl-noise-pair"],
         "verdict": ["inconclusive", "holds", "holds"],
-        "replication": [0.01, 0.99, 0.59],
+        "replication": [0.01, 0.99, 0.59], "n_seeds": [8, 5, 5],
+        "loso_agree": [8, 5, 0], "loso_n": [8, 5, 5],
         "cheap_verdict": ["holds", "", ""], "decided_by": ["apgd-dlr", "", ""],
-        "cal_mean": [1.7, float("nan"), float("nan")]})
+        "cal_mean": [1.7, nan, nan], "cheap_mean": [7.1, nan, nan],
+        "mean": [5.4, nan, nan], "df": [4.0, nan, nan], "cal_se": [3.4, nan, nan],
+        "cal_estimate_verdict": ["holds", "", ""], "cal_moved_by": ["variance", "", ""]})
     text = suite._fragile(fam)
-    assert "1 of the 2 positive verdicts" in text and "`drsl-noise-pair` (0.59)" in text
+    assert "1 of the 2 positive verdicts" in text
+    assert "`drsl-noise-pair` (0.59; LOSO 0/5)" in text
     assert "seguin-logit-gap" not in text
     moved = suite._calibration_moved(fam)
     assert "`drsl-harder-dlr` reads *holds* under apgd-dlr alone" in moved
     assert "+1.7 pp" in moved and "noise-pair" not in moved
+    assert "changed" not in moved
+    assert "through the calibration's variance, not a bias" in moved
+    assert "from +7.1 pp to +5.4 pp" in moved and "se 3.4 pp" in moved
+    assert "would still read *holds*" in moved and "4 df" in moved
+    assert "0 through the differential" in moved and "1 through the calibration's" in moved
+    biased = fam.assign(cal_estimate_verdict=["inconclusive", "", ""],
+                        cal_moved_by=["differential", "", ""])
+    moved = suite._calibration_moved(biased)
+    assert "through the differential (the attack's bias)" in moved
+    assert "reads *inconclusive* even on the cheap attack's own precision" in moved
+    # A table without LOSO columns names the rows as before.
+    assert "`drsl-noise-pair` (0.59)" in suite._fragile(
+        fam.drop(columns=["loso_agree", "loso_n"]))
+
+
+def test_the_flag_note_is_counted_from_the_rows():
+    """Methods review 4: at 5 seeds x 60 images the flag fired on every calibrated row;
+    the note under the calibration table says so from the data, and only then says to
+    expect it on every row."""
+    import pandas as pd
+
+    from drsl_utils import suite
+
+    rows = pd.DataFrame({"cal_flag": [True, True, True], "cal_clearable": [True, False, True],
+                         "cal_clear_max": [0, -1, 0], "cal_cells": [300, 300, 300],
+                         "cal_seeds": [5, 5, 5], "cal_images": [60, 60, 60]})
+    text = suite._flag_note(rows)
+    assert text.startswith("The flag fired on 3 of 3 calibrated row(s). At 5 seeds x 60 "
+                           "images, no data could clear it on 1 of them")
+    assert "the other 2 can read unflagged only with at most 0 discordant cell(s) of 300" \
+        in text
+    assert "expect it on every calibrated row" in text
+    big = pd.DataFrame({"cal_flag": [True, False], "cal_clearable": [True, True],
+                        "cal_clear_max": [180, 180], "cal_cells": [64_000, 64_000],
+                        "cal_seeds": [64, 64], "cal_images": [1000, 1000]})
+    text = suite._flag_note(big)
+    assert text.startswith("The flag fired on 1 of 2 calibrated row(s). At 64 seeds x "
+                           "1000 images, 2 can read unflagged only with at most 180")
+    assert "expect" not in text
+    # Every row flagged, but a large calibration could have cleared them: no "expect".
+    assert "expect" not in suite._flag_note(big.assign(cal_flag=[True, True]))
