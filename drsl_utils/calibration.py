@@ -481,9 +481,11 @@ def beats_by_more_than(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
 def summary_rows(table: pd.DataFrame, *, scale: float = 100.0, digits: int = 1
                  ) -> list[dict[str, Any]]:
     """:func:`overstatement_table` as display rows (percentage points by default)."""
+    from .claims import signed  # claims imports this module
+
     out = []
     for r in table.itertuples(index=False):
-        f = lambda v: f"{v * scale:+.{digits}f}"  # noqa: E731
+        f = lambda v: signed(v * scale, digits)  # noqa: E731
         out.append({"model": r.model, "attack": r.attack, "seeds": r.n_seeds,
                     "images": r.n_images,
                     "robust (cheap)": f"{r.robust_cheap * scale:.{digits}f}",
