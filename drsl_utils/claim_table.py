@@ -214,11 +214,12 @@ def _claims() -> list[Claim]:
     both = "on the test samples PGD flipped in both CE and DRSL of the seed"
     c += [
         Claim("drsl-umap-tips", "05_umap_adversarial_clusters", "DRSL slides (finding 5)",
-              "DRSL's successful adversarial examples sit closer to the centre of their "
-              "adversarial class's cluster than CE's, which spread further out (the slides: "
-              "DRSL's are 'concentrated at the tip of clusters', the others' 'diffused'). "
-              "Measured as that concentration, not as a tip shape: the distance to the "
-              f"adversarial-class centroid in cluster radii, {both}.",
+              "Our concentration reading of DRSL finding 5: DRSL's successful adversarial "
+              "examples sit closer to the centre of their adversarial class's cluster than "
+              "CE's, which spread further out. The slides say DRSL's are 'concentrated at "
+              "the tip of clusters', the others' 'diffused'; a tip, if anything, lies away "
+              "from the centre, so this row tests our reading, not the tip: the distance "
+              f"to the adversarial-class centroid in cluster radii, {both}.",
               "mean distance of successful PGD examples to their adversarial-class "
               "centroid in each model's 2-D UMAP embedding, in RMS cluster radii, samples flipped in both "
               "models, DRSL - CE", "less", 0.2,

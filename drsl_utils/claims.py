@@ -351,6 +351,12 @@ class Evidence:
         image_var: the variance (raw units squared) of the across-seed mean that comes
             from a fixed image subset shared by all seeds (:func:`image_variance`); 0
             for rows on the full test set or with no image sampling.
+        alt_power: for a detection claim (``Claim.detection``), the test's power against
+            the stated alternative the notebook computed (e.g. the dip test's power
+            against a stated two-peaked mixture); None where not given. The report's
+            power column and its underpowered count use it for a detection row
+            (methods review 5, 4a; rule v9).
+        alternative: that alternative, as text (e.g. ``"0.7 N(0,1) + 0.3 N(3,1)"``).
     """
 
     claim: str
@@ -359,6 +365,8 @@ class Evidence:
     notebook: str = ""
     profile: str = ""
     image_var: float = 0.0
+    alt_power: float | None = None
+    alternative: str = ""
 
     def __post_init__(self) -> None:
         get_claim(self.claim)
@@ -367,6 +375,12 @@ class Evidence:
         if not (math.isfinite(self.image_var) and self.image_var >= 0):
             raise ValueError(f"image_var={self.image_var!r} for claim {self.claim!r}: must "
                              "be a finite number >= 0")
+        if self.alt_power is not None:
+            self.alt_power = float(self.alt_power)
+            if not (math.isfinite(self.alt_power) and 0.0 <= self.alt_power <= 1.0):
+                raise ValueError(f"alt_power={self.alt_power!r} for claim {self.claim!r}: "
+                                 "must be a probability or None")
+        self.alternative = str(self.alternative or "")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -377,7 +391,8 @@ class Evidence:
     def from_json(cls, data: Mapping[str, Any]) -> Evidence:
         return cls(data["claim"], {int(k): v for k, v in data["values"].items()},
                    data.get("detail", ""), data.get("notebook", ""), data.get("profile", ""),
-                   data.get("image_var", 0.0))
+                   data.get("image_var", 0.0), data.get("alt_power"),
+                   data.get("alternative", ""))
 
 
 # ----------------------------------------------------------------------------- tests
@@ -621,6 +636,8 @@ def fresh_run_probabilities(mean: np.ndarray, sd: np.ndarray, n: np.ndarray,
                             fixed_var: np.ndarray | float = 0.0,
                             df: np.ndarray | float | None = None,
                             k_rev: np.ndarray | float | None = None,
+                            cal_var: np.ndarray | float = 0.0,
+                            cal_df: np.ndarray | float = np.nan,
                             draws: int = REPLICATION_DRAWS, seed: int = 0
                             ) -> dict[str, np.ndarray]:
     """The predictive probability of each verdict in a fresh run with the same seed
@@ -632,9 +649,16 @@ def fresh_run_probabilities(mean: np.ndarray, sd: np.ndarray, n: np.ndarray,
     plus the fresh run's own); the fresh sd ``sd'^2 = sigma^2 chi2'_{n-1} / (n-1)``;
     ``se' = sqrt(sd'^2 / n + fixed_var)``; then the rule's tests at the row's
     multipliers and ``df`` (default ``n - 1``) decide, exactly as :func:`decide` does.
-    The fresh run **reuses the image subset and the calibration** (they are fixed by
-    the profile), so their variance ``fixed_var`` enters each fresh standard error but
-    does not move ``m'``. Treating the fresh sd as today's (the old closed form) made
+    The fresh run **reuses the image subset** (fixed by the profile), so its variance
+    ``fixed_var`` enters each fresh standard error but does not move ``m'``. A
+    calibrated row's fresh run **re-measures the calibration's differential** on its own
+    models (methods review 5, 8; rule v9): with ``cal_var`` (``se_d^2``) and ``cal_df``
+    (``n_cal - 1``), per draw ``sigma_d^2 = cal_df se_d^2 / chi2_{cal_df}``, the fresh
+    estimate moves by ``- sqrt(2 sigma_d^2) Z_d`` (the differential is subtracted) and
+    its fresh ``se_d'^2 = sigma_d^2 chi2'_{cal_df} / cal_df`` enters ``se'`` (an upper
+    case: the calibration's images stay fixed). These draws come from a stream of their
+    own (``seed`` and 1), so rows without a calibration (``cal_var`` 0 or ``cal_df``
+    not finite) get exactly the numbers they got before. Treating the fresh sd as today's (the old closed form) made
     the number overconfident where a small observed sd both raised it and was the
     reason for it. Seeded: the same inputs give the same numbers.
 
@@ -645,9 +669,13 @@ def fresh_run_probabilities(mean: np.ndarray, sd: np.ndarray, n: np.ndarray,
     check_choice("direction", direction, DIRECTIONS)
     arrays = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in (
         mean, sd, n, k_holds, k_not, fixed_var, np.nan if df is None else df,
-        k_not if k_rev is None else k_rev)))
+        k_not if k_rev is None else k_rev, cal_var, cal_df)))
     shape = arrays[0].shape
-    m, sd_, n_, k_h, k_n, fv, df_, k_r = (a.reshape(-1).copy() for a in arrays)
+    m, sd_, n_, k_h, k_n, fv, df_, k_r, cv, cdf = (a.reshape(-1).copy() for a in arrays)
+    redraw = np.isfinite(cv) & (cv > 0) & np.isfinite(cdf) & (cdf >= 1)
+    # Without a re-drawn calibration, its variance (if any) is a fixed term.
+    fv = np.where(redraw | ~np.isfinite(cv), fv, fv + cv)
+    cv = np.where(redraw, cv, 0.0)
     if df is None:
         df_ = n_ - 1.0
     labels = (EQUIVALENCE_VERDICTS if direction == "equivalent"
@@ -655,11 +683,13 @@ def fresh_run_probabilities(mean: np.ndarray, sd: np.ndarray, n: np.ndarray,
     out = {v: np.full(m.shape, np.nan) for v in labels}
     ok = np.flatnonzero(np.isfinite(m) & np.isfinite(sd_) & (n_ >= 2) & ~np.isnan(df_))
     rng = np.random.default_rng(seed)
+    rng_cal = np.random.default_rng([seed, 1])
     chunk = max(1, 2_000_000 // max(1, draws))
     for start in range(0, ok.size, chunk):
         idx = ok[start:start + chunk]
         probs = _fresh_draws(rng, m[idx], sd_[idx], n_[idx], k_h[idx], k_n[idx],
-                             k_r[idx], fv[idx], df_[idx], direction, sesoi, alpha, draws)
+                             k_r[idx], fv[idx], df_[idx], direction, sesoi, alpha, draws,
+                             rng_cal=rng_cal, cal_var=cv[idx], cal_df=cdf[idx])
         for v in labels:
             out[v][idx] = probs[v]
     return {v: a.reshape(shape) for v, a in out.items()}
@@ -668,7 +698,9 @@ def fresh_run_probabilities(mean: np.ndarray, sd: np.ndarray, n: np.ndarray,
 def _fresh_draws(rng: np.random.Generator, m: np.ndarray, sd: np.ndarray, n: np.ndarray,
                  k_h: np.ndarray, k_n: np.ndarray, k_r: np.ndarray, fixed_var: np.ndarray,
                  df: np.ndarray,
-                 direction: str, sesoi: float, alpha: float, draws: int
+                 direction: str, sesoi: float, alpha: float, draws: int, *,
+                 rng_cal: np.random.Generator | None = None,
+                 cal_var: np.ndarray | None = None, cal_df: np.ndarray | None = None
                  ) -> dict[str, np.ndarray]:
     """One chunk of rows of :func:`fresh_run_probabilities` (rows x draws)."""
     col = (lambda a: a[:, None])  # noqa: E731
@@ -677,7 +709,17 @@ def _fresh_draws(rng: np.random.Generator, m: np.ndarray, sd: np.ndarray, n: np.
     sigma2 = col(sd**2) * dof / rng.chisquare(np.broadcast_to(dof, size))
     fresh_mean = col(m) + np.sqrt(2.0 * sigma2 / col(n)) * rng.standard_normal(size)
     fresh_var = sigma2 * rng.chisquare(np.broadcast_to(dof, size)) / dof
-    se = np.sqrt(fresh_var / col(n) + col(fixed_var))
+    se2 = fresh_var / col(n) + col(fixed_var)
+    redo = (np.flatnonzero(cal_var > 0) if cal_var is not None and rng_cal is not None
+            else np.array([], dtype=int))
+    if redo.size:
+        # The calibrated rows' fresh differential (methods review 5, 8; rule v9).
+        cdof = col(cal_df[redo])
+        csize = (redo.size, draws)
+        sig_d2 = col(cal_var[redo]) * cdof / rng_cal.chisquare(np.broadcast_to(cdof, csize))
+        fresh_mean[redo] -= np.sqrt(2.0 * sig_d2) * rng_cal.standard_normal(csize)
+        se2[redo] += sig_d2 * rng_cal.chisquare(np.broadcast_to(cdof, csize)) / cdof
+    se = np.sqrt(se2)
     c_h = col(_crit(alpha / k_h, df))
     if direction == "equivalent":
         c_ne = col(_crit(alpha / (2 * k_n), df))
@@ -1001,9 +1043,11 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         ``power`` (design power at the SESOI), ``seeds_needed_low``, ``seeds_needed``,
         ``seeds_needed_high`` (for power 0.8), ``effect_for_power`` (a family member's
         smallest effect detected with power 0.8 at this design,
-        :func:`effect_for_power`), ``underpowered`` (a family member below
-        0.8), ``measured``, ``interval`` and ``note`` (as text, all units display
-        units), and the calibration's columns (NaN, 0 or empty without one):
+        :func:`effect_for_power`), ``alt_power``, ``alternative`` (a detection
+        claim's power against the stated alternative its evidence gives, NaN and empty
+        otherwise), ``underpowered`` (a family member below 0.8: ``alt_power`` where a
+        detection row has it, else ``power``), ``measured``, ``interval`` and
+        ``note`` (as text, all units display units), and the calibration's columns (NaN, 0 or empty without one):
         ``decided_by`` (the cheap attack), ``cheap_mean``, ``cheap_low``,
         ``cheap_high``, ``cheap_verdict`` (the cheap attack's numbers alone, in a
         family where no row is calibrated), ``cal_mean``, ``cal_low``, ``cal_high``
@@ -1048,13 +1092,34 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         # where the exact-count floor decides se_d and cal["df"] is infinite): power,
         # seeds needed and the detectable effect use it too (methods review 4; rule v8).
         df_cap = _calibrated_df_cap(cal) if cal else math.inf
+        # A fresh run re-measures the calibration's differential on its own models: its
+        # estimate and se are re-drawn (df n_cal - 1), not held fixed (methods review 5,
+        # 8; rule v9).
+        cal_var = cal["se"] ** 2 if cal and math.isfinite(cal["se"]) else 0.0
+        n_cal = len(cal["diff"].values) if cal else 0
         fresh = fresh_run_probabilities(r["mean"], r["sd"], n, c.direction, c.sesoi, kh, kn,
-                                        alpha, fixed_var=extra, df=r["df"], k_rev=kr)
+                                        alpha, fixed_var=r["image_var"], df=r["df"],
+                                        k_rev=kr, cal_var=cal_var,
+                                        cal_df=n_cal - 1.0 if n_cal >= 2 else math.nan)
         power = design_power(r["sd"], n, c.sesoi, c.direction, alpha=level,
                              image_var=extra, df_cap=df_cap)
+        # The range: the sd's 95 % chi-square interval and, for a calibrated row, the
+        # differential's se over its own (n_cal - 1 df), the ends taken together
+        # (methods review 5, 4b; rule v9).
+        se_d_ends = (_sd_interval(math.sqrt(cal_var), n_cal) if cal_var > 0 and n_cal >= 2
+                     else (0.0, 0.0))
         power_range = [design_power(sd_end, n, c.sesoi, c.direction, alpha=level,
-                                    image_var=extra, df_cap=df_cap)
-                       for sd_end in _sd_interval(r["sd"], n)]
+                                    image_var=r["image_var"] + sed_end**2
+                                    if cal_var > 0 and n_cal >= 2 else extra,
+                                    df_cap=df_cap)
+                       for sd_end, sed_end in zip(_sd_interval(r["sd"], n), se_d_ends)]
+        # A detection claim's power against the alternative its notebook states
+        # (methods review 5, 4a; rule v9): the underpowered count uses it.
+        src = evidence[i] if i < ev["n_evidence"] else None
+        alt_power = (src.alt_power if c.detection and src is not None
+                     and src.alt_power is not None else math.nan)
+        alternative = src.alternative if src is not None and c.detection else ""
+        test_power = alt_power if math.isfinite(alt_power) else power
         needed = seeds_needed(r["sd"], n, c.sesoi, c.direction, alpha=level,
                               image_var=extra, df_cap=df_cap)
         decidable = (effect_for_power(r["sd"], n, c.direction, alpha=level, image_var=extra,
@@ -1085,13 +1150,18 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
             "power": power, "power_low": power_range[1], "power_high": power_range[0],
             "seeds_needed_low": needed[0], "seeds_needed": needed[1],
             "seeds_needed_high": needed[2], "effect_for_power": decidable,
-            "underpowered": bool(in_fam and math.isfinite(power) and power < POWER_TARGET),
+            "alt_power": alt_power, "alternative": alternative,
+            "underpowered": bool(in_fam and math.isfinite(test_power)
+                                 and test_power < POWER_TARGET),
             "measured": describe(c, t, math.sqrt(r["image_var"])),
             "interval": ("identical by construction" if r.get("exact") else
                          _interval_text(c, low, high, cl, ch) if n >= 2 else ""),
             "note": _note(c, t, v, low, high, in_fam, alpha, bool(r.get("exact")))}
         extra_note = _label_bound_note(c, r, v, ev["size"][i], ev["k_min"][i], kr, kn,
                                        alpha, low, high)
+        if c.detection and n >= 2 and not r.get("exact"):
+            extra_note = "; ".join(x for x in (extra_note, _detection_note(
+                c, v, low, high, alt_power, alternative)) if x)
         if extra_note:
             row["note"] = f"{row['note']}; {extra_note}" if row["note"] else extra_note
         row |= _calibration_columns(c, r, v, row, cheap, i, alpha)
@@ -1124,6 +1194,28 @@ def _label_bound_note(c: Claim, r: Mapping[str, Any], verdict: str, size: str,
                 f"reversal test at its own Holm level (one-sided "
                 f"{_conf(1 - alpha / max(k_rev, k_not))}: {c.fmt(b)}) does not reject")
     return ""
+
+
+def _detection_note(c: Claim, verdict: str, low: float, high: float, alt_power: float,
+                    alternative: str) -> str:
+    """A *not detected* row whose printed bound lies beyond zero, on the side opposite
+    to the claim (methods review 5, 8; rule v9): read naively, "shown below zero" looks
+    like evidence of absence. It is not: a detection test that finds nothing does not
+    show that there is nothing; the test's power against the stated alternative says how
+    much the miss means."""
+    if c.printed(verdict) != "not detected":
+        return ""
+    opposite = high if c.direction == "greater" else low
+    beyond = opposite < 0 if c.direction == "greater" else opposite > 0
+    if not (math.isfinite(opposite) and beyond):
+        return ""
+    side = "below" if c.direction == "greater" else "above"
+    text = (f"the bound {side} zero is not evidence of no effect (for a detection claim, "
+            "of absence): a test that finds nothing does not show that there is nothing")
+    if math.isfinite(alt_power):
+        alt = f" ({alternative})" if alternative else ""
+        text += f"; the test's power against the stated alternative{alt} is {alt_power:.2f}"
+    return text
 
 
 def _is_robustness(claim: Claim) -> bool:
@@ -1489,7 +1581,7 @@ def _check_models(df: pd.DataFrame, by: str, names: Iterable[str]) -> None:
 #: The rule's choices, as data: they enter the declaration's hash, so a change to how a
 #: verdict is decided changes the hash like a change to a claim does.
 RULE: dict[str, Any] = {
-    "version": 8,
+    "version": 9,
     "alpha": ALPHA,
     "power_target": POWER_TARGET,
     "tests": "one-sample t over per-seed values, df n - 1, se^2 = sd^2/n + image_var",
@@ -1520,14 +1612,33 @@ RULE: dict[str, Any] = {
     "bounds": "one-sided at 1 - alpha/k, k = Holm multiplier of the bound's own test "
               "(k_rev for a reversed row's opposite-side bound)",
     "power": "design power at the SESOI at alpha / m in the family (alpha outside), "
-             "range from the sd's 95 % chi-square interval; a calibrated row's df capped "
-             "at the test's n_cal - 1 (also where the floor decides)",
+             "range from the sd's 95 % chi-square interval (a calibrated row's se_d over "
+             "its own, n_cal - 1 df, with it); a calibrated row's df capped at the test's "
+             "n_cal - 1 (also where the floor decides); a detection row with its power "
+             "against a stated alternative counts underpowered by that power",
     "verdicts": list(VERDICTS),
     "replication": "Monte Carlo predictive (10^4 draws, seed 0): sigma^2 from its scaled "
                    "inverse chi-square, fresh mean m + sqrt(2 sigma^2/n) Z, fresh sd from "
-                   "chi-square; image subset and calibration reused; same multipliers",
+                   "chi-square; image subset reused; a calibrated row's differential "
+                   "re-drawn (sigma_d^2 scaled inverse chi-square on n_cal - 1 df, fresh "
+                   "estimate - sqrt(2 sigma_d^2) Z_d, fresh se_d from chi-square; own "
+                   "stream); same multipliers",
     "seeds_needed": "power 0.8 at the SESOI, sd from its 95 % chi-square interval",
-    "changes": "v8 (methods review 4 of the third confirmatory report): power, seeds "
+    "changes": "v9 (methods review 5 of the fourth confirmatory report): a calibrated "
+               "row's replication and same-verdict re-draw the calibration's differential "
+               "(estimate and se, n_cal - 1 df) in each Monte Carlo draw instead of "
+               "holding it fixed; a calibrated row's power range varies the "
+               "differential's se over its 95 % chi-square interval with the row's sd; a "
+               "detection claim's evidence may carry its power against a stated "
+               "alternative (Evidence.alt_power), which the power column shows and the "
+               "underpowered count uses; the rest is presentation: the header says what "
+               "the p column shows and that leave-one-seed-out keeps the calibration "
+               "whole, a not-detected row with a bound beyond zero gets a note, the "
+               "headline prints the detectable effect's SESOI multiples with one "
+               "decimal, and drsl-umap-tips's statement is labelled our reading. No "
+               "verdict moves; only the calibrated rows' printed replication and "
+               "same-verdict numbers, power ranges and the underpowered count can. "
+               "v8 (methods review 4 of the third confirmatory report): power, seeds "
                "needed and the detectable effect of a calibrated row use the test's df* "
                "= min(n - 1, n_cal - 1) also where the exact-count floor decides the "
                "differential's se (they used n - 1); the rest is presentation: signed "

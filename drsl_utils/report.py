@@ -102,7 +102,8 @@ class Report:
     # ------------------------------------------------------------------- claims
 
     def claim(self, claim_id: str, values: Mapping[int, float] | pd.Series,
-              detail: str = "", image_var: float = 0.0) -> None:
+              detail: str = "", image_var: float = 0.0, *,
+              alt_power: float | None = None, alternative: str = "") -> None:
         """Hand the per-seed values of a declared claim (``claims.CLAIMS``) to the
         report; a second call with the same id replaces the first.
 
@@ -114,6 +115,8 @@ class Report:
             image_var: for a row measured on a fixed image subset shared by every seed,
                 the image-sampling variance of the across-seed mean in raw units squared
                 (``claims.image_variance``); the rule adds it to the seed term.
+            alt_power, alternative: for a detection claim, the test's power against a
+                stated alternative and that alternative as text (``claims.Evidence``).
         """
         spec = C.get_claim(claim_id)
         if spec.notebook != self.notebook:
@@ -122,7 +125,7 @@ class Report:
         if isinstance(values, pd.Series):
             values = values.to_dict()
         item = C.Evidence(claim_id, dict(values), detail, self.notebook, self.profile,
-                          image_var)
+                          image_var, alt_power, alternative)
         self.evidence = [e for e in self.evidence if e.claim != claim_id] + [item]
 
     def attack_calibration(self, overstatement: pd.DataFrame,
@@ -190,10 +193,13 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
     ``seeds``, ``bounds`` (the interval that matches the decision, with each bound's
     confidence), ``p`` (the p-value behind the verdict: Holm-adjusted in the family,
     marked *unadjusted* outside it; the one against "no effect" for *holds*,
-    *negligible*, *equivalent* and *inconclusive* rows, the one against "at least the
-    SESOI" for the others), ``verdict``, ``replication`` (probability of a fresh
+    *negligible*, *equivalent* and *inconclusive* rows and a detection claim's
+    *detected* / *not detected*, the one against "at least the SESOI" for *does not
+    hold* and *not equivalent*, the reversal test's for *reversed*), ``verdict``, ``replication`` (probability of a fresh
     *holds*/*equivalent*; the row's own verdict's; leave-one-seed-out agreement when
-    present), ``power`` (at the SESOI; *underpowered* below 0.8 in the family),
+    present), ``power`` (at the SESOI; for a detection row whose evidence states its
+    power against an alternative, that power first, with the alternative named;
+    *underpowered* below 0.8 in the family),
     ``seeds needed`` (for power 0.8: the range from the sd's 95 % interval) and ``note``.
     """
     rows = []
@@ -219,10 +225,19 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
             lo, hi = getattr(r, "power_low", math.nan), getattr(r, "power_high", math.nan)
             if math.isfinite(lo) and math.isfinite(hi):
                 power += f" ({lo:.2f}-{hi:.2f})"
-            power += " (underpowered)" if r.underpowered else ""
-            if spec.detection:  # methods review 2, point 7: which alternative
-                power += (" against an effect of the SESOI; the context gives the test's "
-                          "power against a stated alternative")
+            alt = getattr(r, "alt_power", math.nan)
+            if spec.detection and alt is not None and math.isfinite(alt):
+                # methods review 5, 4a: the test's power against the stated alternative
+                # is the column (and decides underpowered); the SESOI's beside it.
+                named = getattr(r, "alternative", "") or "the stated alternative"
+                power = (f"{alt:.2f} against {named}"
+                         + (" (underpowered)" if r.underpowered else "")
+                         + f"; {power} against an effect of the SESOI")
+            else:
+                power += " (underpowered)" if r.underpowered else ""
+                if spec.detection:  # methods review 2, point 7: which alternative
+                    power += (" against an effect of the SESOI; the context gives the "
+                              "test's power against a stated alternative")
         estimand = spec.estimand
         attack = getattr(r, "decided_by", "") or ""
         if isinstance(attack, str) and attack:

@@ -134,7 +134,8 @@ report.claim("sovr-two-peaks", claims.per_seed(at_dips, "excess"),
              + ", ".join(f"{p:.2f}" for p in at_dips["p_value"])
              + f"; the test's power at this n: {power[3.0]:.2f} against 0.7 N(0,1) + "
              f"0.3 N(3,1) (two peaks, a shallow trough), {power[3.5]:.2f} against 0.7 N(0,1) "
-             "+ 0.3 N(3.5,1)")
+             "+ 0.3 N(3.5,1)",
+             alt_power=power[3.0], alternative="0.7 N(0,1) + 0.3 N(3,1)")
 report.claim("sovr-raises-margins", claims.paired(clean, "small_margin", "SOVR-AT", "PGD-AT"),
              detail="share of margins < 1: " + stats.describe_means(
                  clean, "small_margin", ["PGD-AT", "SOVR-AT"], scale=100, digits=1, unit="%"))

@@ -755,7 +755,8 @@ def test_a_calibrated_row_is_tested_on_the_standard_autoattack_effect():
     fresh = C.fresh_run_probabilities(
         row["mean"], row["sd"], row["n_seeds"], "greater",
         C.get_claim("drsl-harder-dlr").sesoi, row["k_holds"], row["k_not"],
-        fixed_var=row["se"] ** 2 - row["sd"] ** 2 / row["n_seeds"], df=row["df"])
+        fixed_var=row["se"] ** 2 - row["sd"] ** 2 / row["n_seeds"] - se_d**2,
+        df=row["df"], cal_var=se_d**2, cal_df=4.0)  # rule v9: the differential re-drawn
     assert row["replication"] == pytest.approx(float(fresh["holds"]))
     # A differential as large as the effect: no longer shown, and flagged.
     big = C.calibrate(ev, {"drsl-harder-dlr": _diff({s: 0.07 + 0.01 * (s % 2)
@@ -1048,3 +1049,116 @@ def test_effect_for_power_is_where_the_design_power_reaches_the_target():
     capped = C.effect_for_power(1.0, 5, "greater", alpha=0.05 / 19, image_var=4.0, df_cap=4)
     assert capped > e
     assert math.isnan(C.effect_for_power(1.0, 5, "equivalent"))
+
+
+# ------------------------------------------------- methods review 5 (rule v9)
+
+
+def test_rule_v9_names_its_changes():
+    assert C.RULE["version"] == 9
+    assert C.RULE["changes"].startswith("v9 (methods review 5")
+    assert "re-draw" in C.RULE["changes"] and "No verdict moves" in C.RULE["changes"]
+
+
+def test_evidence_carries_a_detection_claims_power_against_its_alternative():
+    e = Evidence("sovr-two-peaks", {0: -0.002, 1: -0.003}, alt_power=0.0,
+                 alternative="0.7 N(0,1) + 0.3 N(3,1)")
+    back = Evidence.from_json(e.to_json())
+    assert back == e and back.alt_power == 0.0
+    old = {k: v for k, v in e.to_json().items() if k not in ("alt_power", "alternative")}
+    assert Evidence.from_json(old).alt_power is None
+    assert Evidence.from_json(old).alternative == ""
+    with pytest.raises(ValueError, match="alt_power"):
+        Evidence("sovr-two-peaks", {0: 0.1}, alt_power=1.5)
+
+
+def test_a_detection_rows_underpowered_count_uses_the_stated_alternative():
+    """Methods review 5, 4a: power 1.00 against a dip of SESOI size, 0.00 against the
+    stated two-peaked mixture; the underpowered flag follows the latter."""
+    values = {s: -0.0025 + 1e-4 * (s - 2) for s in range(5)}
+    plain = C.assess([Evidence("sovr-two-peaks", values)]).iloc[0]
+    alt = C.assess([Evidence("sovr-two-peaks", values, alt_power=0.0,
+                             alternative="0.7 N(0,1) + 0.3 N(3,1)")]).iloc[0]
+    assert plain["power"] > 0.8 and not plain["underpowered"]
+    assert math.isnan(plain["alt_power"])
+    assert alt["power"] == pytest.approx(plain["power"])  # the SESOI's, kept
+    assert alt["alt_power"] == 0.0 and alt["underpowered"]
+    assert alt["verdict"] == plain["verdict"] == "not detected"
+
+
+def test_a_not_detected_row_with_a_bound_below_zero_says_it_is_no_evidence_of_absence():
+    """Methods review 5, 8: an upper bound below zero beside *not detected* is no
+    evidence of one peak; the note says so and gives the power against the alternative."""
+    values = {s: -0.0025 + 1e-4 * (s - 2) for s in range(5)}
+    row = C.assess([Evidence("sovr-two-peaks", values, alt_power=0.0,
+                             alternative="0.7 N(0,1) + 0.3 N(3,1)")]).iloc[0]
+    assert row["verdict"] == "not detected" and row["high"] < 0
+    assert "the bound below zero is not evidence of no effect" in row["note"]
+    assert ("the test's power against the stated alternative (0.7 N(0,1) + 0.3 N(3,1)) "
+            "is 0.00") in row["note"]
+    near = {s: 0.001 * (s - 2) for s in range(5)}  # bound above zero: no such note
+    row = C.assess([Evidence("sovr-two-peaks", near)]).iloc[0]
+    assert row["verdict"] == "not detected" and "not evidence of no effect" not in row["note"]
+
+
+def test_replication_re_draws_the_calibrations_differential():
+    """Methods review 5, 8: a fresh run re-measures the differential on its own models.
+    With it re-drawn, a calibrated row's replication of 'holds' moves toward 0.5
+    compared with holding it fixed; rows without a calibration get the same numbers."""
+    kw = dict(direction="greater", sesoi=2.0, k_holds=6.0, k_not=6.0, df=4.0)
+    m, sd, n, cal_var = 6.05, 2.7, 8, 1.945**2
+    fixed = C.fresh_run_probabilities(m, sd, n, fixed_var=cal_var, **kw)
+    redrawn = C.fresh_run_probabilities(m, sd, n, cal_var=cal_var, cal_df=4.0, **kw)
+    assert fixed["holds"] < redrawn["holds"] < 0.5
+    assert abs(redrawn["holds"] - 0.5) < abs(fixed["holds"] - 0.5)
+    # cal_df unknown: the variance is a fixed term, exactly as before.
+    same = C.fresh_run_probabilities(m, sd, n, cal_var=cal_var, **kw)
+    assert same["holds"] == fixed["holds"]
+    # A row above 0.5 moves down toward it.
+    hi_fixed = C.fresh_run_probabilities(14.0, sd, n, fixed_var=cal_var, **kw)["holds"]
+    hi_redrawn = C.fresh_run_probabilities(14.0, sd, n, cal_var=cal_var, cal_df=4.0,
+                                           **kw)["holds"]
+    assert 0.5 < hi_redrawn < hi_fixed
+    # In assess: an uncalibrated row next to a calibrated one is unchanged.
+    ev = [_cal_evidence(), _cal_evidence("drsl-harder-square")]
+    diff = _diff({s: 0.004 + 0.01 * (s % 2) for s in range(5)}, 1e-6)
+    cal = C.calibrate(ev, {"drsl-harder-dlr": diff}).set_index("claim")
+    plain = C.assess(ev).set_index("claim")
+    assert cal.loc["drsl-harder-square", "replication"] == \
+        plain.loc["drsl-harder-square", "replication"]
+    r = cal.loc["drsl-harder-dlr"]
+    held = C.fresh_run_probabilities(r["mean"], r["sd"], 8, "greater", 2.0, r["k_holds"],
+                                     r["k_not"], fixed_var=r["se"] ** 2 - r["sd"] ** 2 / 8,
+                                     df=r["df"], k_rev=r["k_rev"])["holds"]
+    assert abs(r["replication"] - 0.5) < abs(float(held) - 0.5)
+
+
+def test_a_calibrated_rows_power_range_varies_the_differentials_se_too():
+    """Methods review 5, 4b: the range takes the ends of the sd's and of se_d's 95 %
+    chi-square intervals (n - 1 and n_cal - 1 df) together."""
+    ev = [_cal_evidence()]
+    diff = _diff({s: 0.004 + 0.01 * (s % 2) for s in range(5)}, 1e-6)
+    r = C.calibrate(ev, {"drsl-harder-dlr": diff}).iloc[0]
+    c = C.get_claim("drsl-harder-dlr")
+    n, level = 8, C.ALPHA / len(C.declared_family())
+    se_d = r["cal_se"]
+    image = r["se"] ** 2 - r["sd"] ** 2 / n - se_d**2
+    sd_lo, sd_hi = C._sd_interval(r["sd"], n)
+    sed_lo, sed_hi = C._sd_interval(se_d, 5)
+    want_hi = C.design_power(sd_lo, n, c.sesoi, "greater", alpha=level,
+                             image_var=image + sed_lo**2, df_cap=4)
+    want_lo = C.design_power(sd_hi, n, c.sesoi, "greater", alpha=level,
+                             image_var=image + sed_hi**2, df_cap=4)
+    assert r["power_high"] == pytest.approx(want_hi)
+    assert r["power_low"] == pytest.approx(want_lo)
+    held_lo = C.design_power(sd_hi, n, c.sesoi, "greater", alpha=level,
+                             image_var=image + se_d**2, df_cap=4)
+    assert r["power_low"] < held_lo  # wider than with se_d held fixed
+
+
+def test_the_umap_tips_row_is_labelled_our_reading():
+    """Methods review 5, 7: it measures distance to the adversarial-class centroid, not
+    a tip; its statement says it is our reading, as the I-SCE rows do."""
+    c = C.get_claim("drsl-umap-tips")
+    assert c.statement.startswith("Our concentration reading of DRSL finding 5")
+    assert "centroid" in c.statement and c.primary

@@ -200,3 +200,23 @@ def test_a_calibrated_rows_estimand_names_the_standard_autoattack_estimate():
         "its calibrated differential) (SESOI 2.0 pp)")
     square = C.get_claim("drsl-harder-square")
     assert view.loc[1, "estimand"] == f"{square.estimand} (SESOI {square.fmt(square.sesoi, False)})"
+
+
+def test_a_detection_rows_power_column_names_its_stated_alternative(tmp_path):
+    """Methods review 5, 4a: the power column leads with the test's power against the
+    alternative the notebook states (and counts underpowered by it); the notebook's
+    ``report.claim`` records it in the meta."""
+    values = {s: -0.0025 + 1e-4 * (s - 2) for s in range(5)}
+    rep = Report("04_logit_gaps_and_margins", "quick", tmp_path)
+    rep.claim("sovr-two-peaks", values, alt_power=0.0, alternative="0.7 N(0,1) + 0.3 N(3,1)")
+    rep.finish()
+    (ev,) = load_evidence(tmp_path)
+    assert ev.alt_power == 0.0 and ev.alternative == "0.7 N(0,1) + 0.3 N(3,1)"
+    row = verdict_table(C.evidence_frame([ev])).iloc[0]
+    assert row["power"].startswith("0.00 against 0.7 N(0,1) + 0.3 N(3,1) (underpowered); ")
+    assert "against an effect of the SESOI" in row["power"]
+    assert row["verdict"] == "not detected"
+    assert "not evidence of no effect" in row["note"]
+    plain = verdict_table(C.evidence_frame([C.Evidence("sovr-two-peaks", values)])).iloc[0]
+    assert "(underpowered)" not in plain["power"]
+    assert "the context gives the test's power against a stated alternative" in plain["power"]

@@ -176,3 +176,34 @@ def test_the_flag_note_is_counted_from_the_rows():
     assert "expect" not in text
     # Every row flagged, but a large calibration could have cleared them: no "expect".
     assert "expect" not in suite._flag_note(big.assign(cal_flag=[True, True]))
+
+
+def test_the_header_says_what_p_shows_and_that_loso_keeps_the_calibration_whole(
+        monkeypatch):
+    """Methods review 5, 2 and 8: the header defines the p column (the Holm-adjusted p
+    of the test that decided the row, unadjusted outside the family) and says that
+    leave-one-seed-out keeps the calibration whole."""
+    from drsl_utils import claims as C
+    from drsl_utils import suite
+
+    monkeypatch.setattr(C, "confirmatory_status", lambda *a, **k: ("exploratory", "test"))
+    lines = suite.claims_report([], "quick")
+    text = " ".join(lines)
+    assert "**p**: the Holm-adjusted p-value of the test that decided the row" in text
+    assert "(p_holds) for *holds*" in text and "(p_not)" in text and "(p_rev" in text
+    assert "*(unadjusted)*" in text
+    assert "keeps the calibration whole" in text
+    assert "re-draws the differential" in text
+
+
+def test_the_detectable_effects_multiples_print_one_decimal():
+    """Methods review 5, 4c: 7.5-11.3 times the SESOI, not 8-11."""
+    import pandas as pd
+
+    from drsl_utils import suite
+
+    fam = pd.DataFrame({"claim": ["drsl-harder-dlr", "isce-harder-dlr"],
+                        "cal_seeds": [5, 5], "seeds_needed": [None, None],
+                        "sd": [2.7, 2.0], "effect_for_power": [15.1, 22.6]})
+    text = suite._undecidable(fam)
+    assert "from 15.1 to 22.6 (in each row's units), 7.5-11.3 times their SESOI" in text, text
