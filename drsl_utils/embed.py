@@ -7,7 +7,8 @@ models spread out, while DRSL's sit at the tips of the class clusters. This modu
   features into the same layout (:meth:`Embedding.transform`), or does both in one
   cached call (:func:`embed_clean_and_adv`);
 - draws one panel per model (:func:`plot_adversarial_umap`);
-- measures the picture (:func:`cluster_metrics`, :func:`cluster_metrics_table`).
+- measures the picture (:func:`cluster_metrics`, :func:`cluster_metrics_table`), with
+  the per-sample values behind the numbers (:func:`cluster_metrics_samples`).
 
 Caching: results live in ``<cache_dir>/embeddings/<code>/`` (``cache.py``: the folder
 carries a fingerprint of this module's code) under keys that hash the input bytes
@@ -68,6 +69,8 @@ __all__ = [
     "umap_panel",
     "cluster_metrics",
     "cluster_metrics_table",
+    "cluster_metrics_samples",
+    "SAMPLE_METRICS",
     "CLASS_COLORS",
 ]
 
@@ -534,6 +537,29 @@ def cluster_metrics(clean_2d: Any, clean_labels: Any, adv_2d: Any, adv_orig_inde
                    knn_adv_purity=np.nan, knn_true_purity=np.nan, shift=np.nan)
         return out
 
+    per = _per_sample(c2, lab, a2, orig, pred, k, centroids, radii, counts, clean_raw)
+    out.update(
+        true_dist=_nanmean(per["true_dist"]),
+        adv_dist=_nanmean(per["adv_dist"]),
+        true_radius_pct=float(per["true_radius_pct"].mean()),
+        knn_adv_purity=float(per["knn_adv_purity"].mean()),
+        knn_true_purity=float(per["knn_true_purity"].mean()),
+        shift=float(per["shift"].mean()),
+    )
+    return out
+
+
+#: The per-sample columns of :func:`cluster_metrics_samples`, in order.
+SAMPLE_METRICS = ("true_dist", "adv_dist", "true_radius_pct", "knn_true_purity",
+                  "knn_adv_purity", "shift")
+
+
+def _per_sample(c2: np.ndarray, lab: np.ndarray, a2: np.ndarray, orig: np.ndarray,
+                pred: np.ndarray, k: int, centroids: np.ndarray, radii: np.ndarray,
+                counts: np.ndarray, clean_raw: np.ndarray) -> dict[str, np.ndarray]:
+    """Each adversarial point's contribution to :func:`cluster_metrics` (``m >= 1``):
+    ``{metric: [m]}``, with the clean geometry (centroids, radii, neighbours) fixed."""
+    n, m = c2.shape[0], a2.shape[0]
     y = lab[orig]
     d_true = np.linalg.norm(a2 - centroids[y], axis=1)
     # centroids/radii of a class without clean points are NaN, so those drop out.
@@ -553,15 +579,15 @@ def cluster_metrics(clean_2d: Any, clean_labels: Any, adv_2d: Any, adv_orig_inde
     kk = min(k, n)
     _, idx = cKDTree(c2).query(a2, k=kk)
     neighbours = lab[np.asarray(idx).reshape(m, kk)]
-    out.update(
-        true_dist=_nanmean(d_true / radii[y]),
-        adv_dist=_nanmean(d_adv / radii[pred]),
-        true_radius_pct=float(pct.mean()),
-        knn_adv_purity=float((neighbours == pred[:, None]).mean()),
-        knn_true_purity=float((neighbours == y[:, None]).mean()),
-        shift=float(np.linalg.norm(a2 - c2[orig], axis=1).mean() / np.nanmean(radii)),
-    )
-    return out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "true_dist": d_true / radii[y],
+            "adv_dist": d_adv / radii[pred],
+            "true_radius_pct": pct,
+            "knn_true_purity": (neighbours == y[:, None]).mean(axis=1),
+            "knn_adv_purity": (neighbours == pred[:, None]).mean(axis=1),
+            "shift": np.linalg.norm(a2 - c2[orig], axis=1) / np.nanmean(radii),
+        }
 
 
 def _nanmean(values: np.ndarray) -> float:
@@ -635,6 +661,74 @@ def cluster_metrics_table(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel],
     df.index.name = "model"
     df["n_adv"] = df["n_adv"].astype(int)
     return df
+
+
+def cluster_metrics_samples(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel], *,
+                            k: int = 10, common: bool = False) -> pd.DataFrame:
+    """The per-sample values behind :func:`cluster_metrics_table`: one row per
+    adversarial point of each panel, for image-sampling variances
+    (``claims.image_variance(df, "adv_dist", "DRSL", "CE", population=...)``).
+
+    Columns: ``model`` (the panel's name), ``sample`` (the point's ``adv_orig_index``:
+    for the zoo's panels, ``experiments.umap_panels``, the ``sample`` column of the
+    attack records, i.e. the image's row in the fixed attacked test subset, the same
+    image for every model and seed), ``true_label``, ``adv_pred`` and one column per
+    metric of :data:`SAMPLE_METRICS`. ``common`` selects the samples as in
+    :func:`cluster_metrics_table`.
+
+    For each model, the mean of a column over its rows equals the table's metric (up to
+    float rounding); for ``true_dist`` and ``adv_dist`` the mean over the finite values,
+    as the table drops points whose class has no radius (NaN here). ``knn_*_purity`` is
+    the point's fraction of its ``k`` nearest clean neighbours with that label, so the
+    table's purity (the fraction over all point-neighbour pairs) is their plain mean.
+
+    The metrics are not plain means of independent per-sample values: the distances
+    are in units of each class's RMS radius and measured from its centroid, ``shift``
+    in units of the mean radius, the purities against the clean points' neighbourhoods,
+    and all of it in a UMAP layout fitted on the same attacked subset. The values here
+    hold that clean geometry (layout, centroids, radii, neighbours) fixed at the one
+    computed from the subset. An image variance built on them (the spread of these
+    contributions over the images) therefore covers which images' adversarial points
+    enter the mean, but not the geometry's own dependence on which images were drawn:
+    a fresh subset would also move the centroids and radii, the neighbour sets and the
+    layout. That part is left out, not bounded, so on that account the term is **not
+    conservative**: it understates the image term. The omitted part need not be small
+    next to what is kept: with about 100 clean points per class (1,000 images), a
+    centroid moves by about a tenth of a radius and a radius by several per cent, and
+    such an error shifts the distances of all of a class's adversarial points together,
+    so it does not average out over the points as the kept per-sample spread does (it
+    averages over the ten classes only, and differs between the two models of a paired
+    difference, so it does not cancel there either); the layout's dependence on the
+    subset is not estimated at all. ``claims.image_variance``'s own double-counting of
+    the seed-by-image interaction errs the other way; neither is shown to offset the
+    other.
+    """
+    items = _as_panels(panels)
+    if common:
+        shared = set.intersection(*(set(p.adv_orig_index.tolist()) for p in items))
+        items = [_keep_samples(p, shared) for p in items]
+    frames = []
+    for p in items:
+        if p.adv_pred is None:
+            raise ValueError(f"panel {p.name!r} has no adv_pred; metrics need it")
+        c2 = np.asarray(p.clean_2d, dtype=np.float64)
+        lab = np.asarray(p.clean_labels).astype(np.int64)
+        a2 = np.asarray(p.adv_2d, dtype=np.float64).reshape(-1, c2.shape[1])
+        orig = np.asarray(p.adv_orig_index).astype(np.int64).reshape(-1)
+        pred = np.asarray(p.adv_pred).astype(np.int64).reshape(-1)
+        cluster_metrics(c2, lab, a2, orig, pred, k=k)  # validates the panel
+        frame = pd.DataFrame({"model": p.name, "sample": orig, "true_label": lab[orig],
+                              "adv_pred": pred})
+        if len(orig):
+            n_classes = int(max(lab.max(), pred.max())) + 1
+            centroids, radii, counts = _class_geometry(c2, lab, n_classes)
+            clean_raw = np.linalg.norm(c2 - centroids[lab], axis=1)
+            per = _per_sample(c2, lab, a2, orig, pred, k, centroids, radii, counts,
+                              clean_raw)
+        else:
+            per = {name: np.zeros(0) for name in SAMPLE_METRICS}
+        frames.append(frame.assign(**{name: per[name] for name in SAMPLE_METRICS}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def plot_adversarial_umap(panels: Sequence[UmapPanel] | Mapping[str, UmapPanel], *,

@@ -72,7 +72,7 @@ report.figure(embed.plot_adversarial_umap(panels, class_names=ex.class_names(P))
 # ## The quantitative companion, over every seed
 
 # %%
-rows = []
+rows, per_sample = [], []
 for i, seed in enumerate(P.seeds):
     # The verdicts compare DRSL with CE; GCE is embedded on the figure seeds only.
     names = NAMES if i < len(P.seeds_figure) else ["CE", "DRSL"]
@@ -83,7 +83,10 @@ for i, seed in enumerate(P.seeds):
     pair = [p for p in seed_panels if p.name in ("CE", "DRSL")]
     rows.append(embed.cluster_metrics_table(pair, common=True).reset_index()
                 .assign(seed=seed, samples="flipped in CE and DRSL"))
+    # The values per sample behind those rows: the image term of the verdicts.
+    per_sample.append(embed.cluster_metrics_samples(pair, common=True).assign(seed=seed))
 metrics = pd.concat(rows, ignore_index=True)
+per_sample = pd.concat(per_sample, ignore_index=True)
 cols = ["n_adv", "true_dist", "adv_dist", "true_radius_pct", "knn_true_purity",
         "knn_adv_purity", "shift"]
 metrics.groupby(["samples", "model"], sort=False)[cols].agg(["mean", "std"]).round(2)
@@ -94,14 +97,22 @@ metrics.groupby(["samples", "model"], sort=False)[cols].agg(["mean", "std"]).rou
 # %%
 both = metrics[metrics["samples"] == "flipped in CE and DRSL"]
 n_both = f"{both.groupby('seed')['n_adv'].first().mean():.0f} samples per seed flipped in both"
+# Measured on the fixed attack subset: add its image-sampling variance, from the values
+# per sample with each seed's clean geometry held fixed (embed.cluster_metrics_samples
+# says what that leaves out).
+population = ex.test_population(P)
 report.claim("drsl-umap-tips", claims.paired(both, "adv_dist", "DRSL", "CE"),
              detail="distance to the adversarial-class centroid (RMS radii): "
              + stats.describe_means(both, "adv_dist", ["CE", "DRSL"], digits=2)
-             + f" ({n_both}; clean points average at most 1 by definition)")
+             + f" ({n_both}; clean points average at most 1 by definition)",
+             image_var=claims.image_variance(per_sample, "adv_dist", "DRSL", "CE",
+                                             population=population))
 report.claim("drsl-umap-purity", claims.paired(both, "knn_adv_purity", "DRSL", "CE"),
              detail="kNN purity of the adversarial class: "
              + stats.describe_means(both, "knn_adv_purity", ["CE", "DRSL"], digits=2)
-             + f" ({n_both})")
+             + f" ({n_both})",
+             image_var=claims.image_variance(per_sample, "knn_adv_purity", "DRSL", "CE",
+                                             population=population))
 report.finish()
 
 # %% [markdown]

@@ -7,6 +7,7 @@ numba's on-disk cache (enabled by ``embed.enable_numba_cache``) is warm.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import matplotlib
@@ -16,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -123,6 +125,66 @@ def test_plot_adversarial_umap_and_metrics_table(tmp_path):
     with pytest.raises(ValueError, match="class_names"):
         embed.plot_adversarial_umap(panels, class_names=["a"])
     plt.close("all")
+
+
+def _seed_pair(seed):
+    """CE and DRSL panels of one seed on a shared 500-image subset, each with its own
+    layout and its own successes (partly the same images)."""
+    rng = np.random.default_rng(100 + seed)
+    centres = rng.uniform(-15, 15, size=(10, 2))
+    labels = np.arange(500) % 10
+    panels = []
+    for name, scale in (("CE", 4.0), ("DRSL", 1.5)):
+        clean = centres[labels] + rng.normal(size=(500, 2))
+        orig = np.sort(rng.choice(500, 200, replace=False))
+        pred = (labels[orig] + rng.integers(1, 10, 200)) % 10
+        adv = centres[pred] + rng.normal(scale=scale, size=(200, 2))
+        panels.append(embed.UmapPanel(name, clean, labels, adv, orig, pred))
+    return panels
+
+
+@pytest.mark.parametrize("common", [False, True])
+def test_cluster_metrics_samples_average_to_the_table(common):
+    from drsl_utils import claims
+
+    tables, records = [], []
+    for seed in range(3):
+        pair = _seed_pair(seed)
+        tables.append(embed.cluster_metrics_table(pair, common=common).assign(seed=seed))
+        records.append(embed.cluster_metrics_samples(pair, common=common).assign(seed=seed))
+    table = pd.concat(tables).reset_index().set_index(["seed", "model"])
+    per = pd.concat(records, ignore_index=True)
+    assert list(per.columns[:4]) == ["model", "sample", "true_label", "adv_pred"]
+    assert set(embed.SAMPLE_METRICS) <= set(per.columns)
+    means = per.groupby(["seed", "model"])[list(embed.SAMPLE_METRICS)].mean()
+    counts = per.groupby(["seed", "model"]).size()
+    for col in embed.SAMPLE_METRICS:
+        np.testing.assert_allclose(means[col], table.loc[means.index, col], rtol=1e-12)
+    np.testing.assert_array_equal(counts, table.loc[counts.index, "n_adv"])
+    if common:  # the same images for both models of a seed
+        for _, g in per.groupby("seed"):
+            assert (set(g.loc[g["model"] == "CE", "sample"])
+                    == set(g.loc[g["model"] == "DRSL", "sample"]))
+    for value in ("adv_dist", "knn_adv_purity"):
+        var = claims.image_variance(per, value, "DRSL", "CE", population=5000)
+        assert np.isfinite(var) and var > 0
+        # The finite-population correction shrinks it.
+        assert var < claims.image_variance(per, value, "DRSL", "CE")
+
+
+def test_cluster_metrics_samples_edge_cases():
+    clean, labels = _two_clusters()
+    # An adversarial class without clean points: NaN here, left out of the table's mean.
+    panel = embed.UmapPanel("m", clean, labels, np.array([[0.0, 0.0], [10.0, 0.5]]),
+                            np.array([1, 5]), np.array([5, 0]))
+    per = embed.cluster_metrics_samples([panel])
+    assert np.isnan(per["adv_dist"].iloc[0])
+    assert np.nanmean(per["adv_dist"]) == pytest.approx(panel.metrics()["adv_dist"])
+    empty = embed.UmapPanel("e", clean, labels, np.zeros((0, 2)), np.zeros(0, int),
+                            np.zeros(0, int))
+    assert len(embed.cluster_metrics_samples([empty, panel])) == 2
+    with pytest.raises(ValueError, match="adv_pred"):
+        embed.cluster_metrics_samples([dataclasses.replace(panel, adv_pred=None)])
 
 
 # ------------------------------------------------------------------ UMAP
