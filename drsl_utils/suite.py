@@ -400,7 +400,22 @@ FORKING_PATHS = (
     "39 verdicts (all secondary, each near its test's level), because one and two "
     "threads trained different models; the default of two one-thread notebooks trains "
     "the same models as before. The `quick` profile then moved to seeds 5000-5012 and a "
-    "subset drawn with `subset_seed` 3 for this run.")
+    "subset drawn with `subset_seed` 3. The fourth confirmatory run (declaration "
+    "`721bc7a8e9708ffa`, rule v8) read the primaries as the third but for "
+    "`drsl-same-accuracy-drsl` (*equivalent*; its per-seed sd, 0.085 pp, was a fifth "
+    "to a seventh of the three earlier runs', and one retrained seed-4000 pair gave the "
+    "third run's value exactly, so the models had not changed), `drsl-noise-pair` "
+    "(*holds*, at least the SESOI) and the size label of `seguin-confidence-disagree` "
+    "(*size open*). After it and its methods review, whose verdicts were seen, rule v9 "
+    "changed what is printed beside a verdict and one variance: a calibrated row's "
+    "replication re-draws the calibration's differential and its power range varies the "
+    "differential's se; a detection claim's power is stated against its named "
+    "alternative (the underpowered count uses it), with a note where a bound below zero "
+    "could be misread as evidence of absence; the header defines the p column; "
+    "`drsl-umap-tips` is worded as our reading; and the two UMAP rows, measured on the "
+    "fixed attack subset, gained its image-sampling variance (with the clean geometry "
+    "held fixed, which understates it). Applied to the fourth run's evidence, the "
+    "changes other than the UMAP image term move no verdict.")
 
 
 def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = None,
