@@ -415,7 +415,10 @@ FORKING_PATHS = (
     "`drsl-umap-tips` is worded as our reading; and the two UMAP rows, measured on the "
     "fixed attack subset, gained its image-sampling variance (with the clean geometry "
     "held fixed, which understates it). Applied to the fourth run's evidence, the "
-    "changes other than the UMAP image term move no verdict.")
+    "changes other than the UMAP image term move no verdict. The `quick` profile then "
+    "moved to seeds 6000-6012 and a subset drawn with `subset_seed` 4 for the fifth "
+    "confirmatory run (declaration of rule v9), so no model or image draw behind this "
+    "report was seen by any choice above.")
 
 
 def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = None,
