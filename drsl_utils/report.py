@@ -103,7 +103,8 @@ class Report:
 
     def claim(self, claim_id: str, values: Mapping[int, float] | pd.Series,
               detail: str = "", image_var: float = 0.0, *,
-              alt_power: float | None = None, alternative: str = "") -> None:
+              alt_power: float | None = None, alternative: str = "",
+              alt_effect: float | None = None) -> None:
         """Hand the per-seed values of a declared claim (``claims.CLAIMS``) to the
         report; a second call with the same id replaces the first.
 
@@ -115,8 +116,10 @@ class Report:
             image_var: for a row measured on a fixed image subset shared by every seed,
                 the image-sampling variance of the across-seed mean in raw units squared
                 (``claims.image_variance``); the rule adds it to the seed term.
-            alt_power, alternative: for a detection claim, the test's power against a
-                stated alternative and that alternative as text (``claims.Evidence``).
+            alt_power, alternative, alt_effect: for a detection claim, a power against a
+                stated alternative, that alternative as text, and the alternative's
+                population value of the estimand; given ``alt_effect``, the rule states
+                the row's own test's power there (``claims.Evidence``).
         """
         spec = C.get_claim(claim_id)
         if spec.notebook != self.notebook:
@@ -125,7 +128,7 @@ class Report:
         if isinstance(values, pd.Series):
             values = values.to_dict()
         item = C.Evidence(claim_id, dict(values), detail, self.notebook, self.profile,
-                          image_var, alt_power, alternative)
+                          image_var, alt_power, alternative, alt_effect)
         self.evidence = [e for e in self.evidence if e.claim != claim_id] + [item]
 
     def attack_calibration(self, overstatement: pd.DataFrame,
@@ -184,6 +187,34 @@ class Report:
         return verdict_table(mine)
 
 
+def loso_text(r: Any, *, verdict: bool = True) -> str:
+    """A row's leave-one-seed-out reading (:func:`claims.loso_agreement`) as the
+    report prints it: ``"; leave one seed out: verdict 2/5, estimate on the claimed side
+    5/5 (+9.9 pp to +12.6 pp)"`` (``verdict=False`` leaves the verdict count out: the
+    headline reads a row by its estimates, since the verdict count also measures the
+    degree of freedom a resample loses; methods review 6, point 4). ``"; leave one seed
+    out n/a"`` with two seeds or fewer; empty where the row carries none."""
+    n = getattr(r, "loso_n", None)
+    if n is None:
+        return ""
+    seeds = getattr(r, "n_seeds", None)
+    if seeds is not None and seeds <= 2:
+        return "; leave one seed out n/a"  # one seed left: nothing is decided
+    if not (isinstance(n, (int, float)) and math.isfinite(n) and n > 0):
+        return ""
+    parts = [f"verdict {int(r.loso_agree)}/{int(n)}"] if verdict else []
+    side = getattr(r, "loso_side", None)
+    low, high = getattr(r, "loso_low", math.nan), getattr(r, "loso_high", math.nan)
+    if side is not None and math.isfinite(side):
+        spec = C.get_claim(r.claim)
+        where = "inside the margin" if spec.direction == "equivalent" else "on the claimed side"
+        text = f"estimate {where} {int(side)}/{int(n)}"
+        if math.isfinite(low) and math.isfinite(high):
+            text += f" ({spec.fmt(low)} to {spec.fmt(high)})"
+        parts.append(text)
+    return "; leave one seed out: " + ", ".join(parts) if parts else ""
+
+
 def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
     """A readable view of :func:`claims.assess` (or :func:`claims.evidence_frame`) rows.
 
@@ -203,7 +234,6 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
     ``seeds needed`` (for power 0.8: the range from the sd's 95 % interval) and ``note``.
     """
     rows = []
-    has_loso = "loso_agree" in assessed.columns
     for r in assessed.itertuples(index=False):
         spec = C.get_claim(r.claim)
         run = r.verdict != "not run"
@@ -214,11 +244,7 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
         rep = ""
         if run and math.isfinite(r.replication):
             rep = f"{r.replication:.2f} (same verdict {r.same_verdict:.2f}"
-            if has_loso and r.n_seeds <= 2:
-                rep += "; LOSO n/a"  # one seed left: nothing is decided
-            elif has_loso and r.loso_n:
-                rep += f"; LOSO {int(r.loso_agree)}/{int(r.loso_n)}"
-            rep += ")"
+            rep += loso_text(r) + ")"
         power = ""
         if run and math.isfinite(r.power):
             power = f"{r.power:.2f}"
@@ -248,8 +274,8 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
         rows.append({"claim": spec.statement,
                      "estimand": f"{estimand} (SESOI {spec.fmt(spec.sesoi, False)})",
                      "measured": r.measured, "seeds": r.n_seeds, "bounds": r.interval,
-                     "p": (_fmt_p(p) + ("" if r.in_family else " (unadjusted)")) if run
-                     else "–",
+                     "p": (_fmt_p(p) + _size_p(r) + ("" if r.in_family else " (unadjusted)"))
+                     if run else "–",
                      # holds split by size (methods review S2): "at least the SESOI"
                      # (its own minimal-effect test, Holm) or "in direction, size open"
                      "verdict": C.verdict_label(r.verdict, getattr(r, "size", "") or ""),
@@ -272,6 +298,19 @@ def _with_calibration(r: Any) -> str:
     if note.startswith("after the attack calibration: "):
         note = ""  # the calibration text says it already
     return f"{text}; {note}" if note else text
+
+
+def _size_p(r: Any) -> str:
+    """Beside a *holds* with a size label, the p-value of the size test that chose the
+    label: against an effect below the SESOI (``p_min``, Holm-adjusted in the family,
+    where it decides *at least the SESOI* at alpha; methods review 6, point 13)."""
+    size = getattr(r, "size", "") or ""
+    p_min = getattr(r, "p_min", math.nan)
+    if r.verdict != "holds" or not size or p_min is None or not math.isfinite(p_min):
+        return ""
+    if r.in_family:
+        p_min = min(1.0, p_min * getattr(r, "k_min", 1.0))
+    return f"; size p {_fmt_p(p_min)}"
 
 
 def _fmt_p(p: float) -> str:

@@ -36,7 +36,7 @@ from typing import Any
 
 from . import provenance
 from .experiments import PROFILES, figures_dir, repo_root
-from .report import load_meta, provenance_blocks, write_report_tables
+from .report import load_meta, loso_text, provenance_blocks, write_report_tables
 
 __all__ = ["DEPENDS", "notebooks", "run_notebook", "run_suite", "write_gallery",
            "claims_report", "NotebookFailed", "SuiteFailed"]
@@ -320,7 +320,9 @@ def write_gallery(fig_dir: Path, profile: str, n_halves: int = 20) -> tuple[Path
     metas = [m for m in load_meta(fig_dir) if m.get("profile") == profile]
     record_path = Path(fig_dir) / "confirmatory.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else None
-    lines = claims_report(metas, profile, n_halves=n_halves, record=record)
+    history_path = Path(fig_dir) / "confirmatory_history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() else None
+    lines = claims_report(metas, profile, n_halves=n_halves, record=record, history=history)
     # Results that travel: the provenance block under the report's title (the gallery
     # copies these lines) and the machine-readable table beside claims.md.
     lines = provenance.under_title(lines, provenance.markdown_block(provenance_blocks(metas)))
@@ -422,13 +424,15 @@ FORKING_PATHS = (
 
 
 def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = None,
-                  record: dict | None = None) -> list[str]:
+                  record: dict | None = None, history: dict | None = None) -> list[str]:
     """The claims report as Markdown lines: the rule, the choices made after seeing the
     data, the headline (primary findings only), the primary findings (one Holm family,
     the declared one), the secondary findings, the project's checks and the tour, and
     each claim's smallest effect of interest. ``record`` is the committed note of the
     confirmatory run (``confirmatory.json`` beside the report); the first line says
     whether the report is confirmatory or exploratory (``claims.confirmatory_status``).
+    ``history`` (``confirmatory_history.json``) holds the earlier confirmatory runs'
+    primary verdicts, printed beside this report's.
     ``n_halves`` is ignored (kept for one release; the random-halves stability score is
     gone)."""
     from . import claims as C
@@ -490,14 +494,21 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
             "*negligible*, *equivalent*, *inconclusive* and a detection claim's "
             "*detected* and *not detected*, the one against *at least the SESOI* (p_not) "
             "for *does not hold* and *not equivalent*, and the reversal test's (p_rev, "
-            "its own Holm family) for *reversed*; rows outside the family print it "
+            "its own Holm family) for *reversed*; beside a *holds*, *size p* is the "
+            "size test's (against an effect below the SESOI, its own Holm family), which "
+            "chose the size label; rows outside the family print them "
             "unadjusted, marked *(unadjusted)*. "
             "**replication**: the predictive "
             "probability that a fresh run with the same seed count reads *holds* "
-            "(*equivalent*); in brackets, that it reads this row's verdict (never much "
+            "(*equivalent*), its per-seed variance drawn from the posterior given this "
+            "run's sd and the variance history of the earlier confirmatory runs (their "
+            "pooled variance, on their degrees of freedom: `drsl_utils/seed_history.py`; "
+            "a claim without one uses this run's alone); in brackets, that it reads this row's verdict (never much "
             "below 0.5, since the same data chose it: below 0.9 a fresh run may well "
-            "disagree), and in how many of the leave-one-seed-out resamples the verdict "
-            "stands (n/a with 2 seeds). A calibrated row's fresh run re-measures the "
+            "disagree), and, leaving one seed out at a time, in how many resamples the "
+            "verdict stands (which also counts the power a resample loses with its degree "
+            "of freedom) and how many of their estimates lie on the claimed side, with "
+            "their range (n/a with 2 seeds). A calibrated row's fresh run re-measures the "
             "calibration's differential on its own models, so its replication re-draws "
             "the differential (estimate and se, on the calibration's seeds less one "
             "degrees of freedom); leave-one-seed-out leaves out seeds of the main "
@@ -507,9 +518,9 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
             "observed sd and the pre-specified level alpha/m (m primary findings), with "
             "its range over the sd's 95 % interval in brackets (a calibrated row's "
             "together with the differential's se over its own 95 % interval); a "
-            "detection claim's power column leads with the test's power against the "
-            "alternative its notebook states, and that power decides whether it counts "
-            "as underpowered; **seeds needed**: for "
+            "detection claim's power column leads with its own test's power against the "
+            "alternative its notebook names (at that alternative's population value of "
+            "the estimand), and that power decides whether it counts as underpowered; **seeds needed**: for "
             "power 0.8, from the ends of the sd's 95 % interval.", "",
             FORKING_PATHS + (" Until a confirmatory run on seeds never used before, "
                              "against a frozen declaration, read every verdict here as "
@@ -532,9 +543,7 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
     counts = _verdict_counts(fam)
     headline = (f"**{len(fam)} primary findings** (one Holm family, declared in "
                 f"`drsl_utils/claim_table.py`): {counts}. "
-                f"**{len(weak)} of them are underpowered** (power < {C.POWER_TARGET:g} at "
-                "their SESOI)" + (": " + ", ".join(f"`{c}`" for c in weak["claim"])
-                                  if len(weak) else "") + ". Power at the SESOI "
+                + _underpowered(weak) + "Power at the SESOI "
                 "qualifies an *inconclusive* or a *does not hold*; it does not weaken a "
                 "*holds*, which cleared its test. " + _fragile(fam) + _undecidable(fam)
                 + _calibration_moved(fam) +
@@ -564,12 +573,46 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
                        f"{_cell(r.power)} | {_cell(r[9])} | {_cell(r.note)} | "
                        f"{_cell(r.detail)} | `{r.notebook}` |")
         out.append("")
+    out += _history_section(table[family], history or {}, status)
     out += _calibration_section(table, load_overstatement(metas))
     out += ["## Smallest effects of interest", "", "| claim id | SESOI | why |", "|---|---|---|"]
     for cid in table["claim"]:
         c = C.get_claim(cid)
         out.append(f"| `{c.id}` | {c.fmt(c.sesoi, False)} | {_cell(c.why)} |")
     return out
+
+
+def _history_section(fam: Any, history: dict, status: str) -> list[str]:
+    """The primary verdicts of the earlier confirmatory runs beside this report's
+    (``confirmatory_history.json`` beside the report; methods review 6, point 6): one
+    column per run, oldest first, each under its own declaration and rule. Context, not
+    evidence: the report's verdicts rest on this run's seeds alone."""
+    runs = history.get("runs") or []
+    if not runs or fam.empty:
+        return []
+    from . import claims as C
+
+    def label(verdict: str, size: str) -> str:
+        return C.verdict_label(verdict, size or "") if verdict else "–"
+
+    now = "this report" + ("" if status == "confirmatory" else f" ({status})")
+    head = ["claim id"] + [f"run {r['run']} (seeds {r['seeds']}, rule {r['rule']})"
+                           for r in runs] + [now]
+    out = ["## Verdict history of the primary findings", "",
+           f"The primary verdicts of the {len(runs)} earlier confirmatory runs (each on "
+           "its own unseen seeds, under its own declaration and rule; read from the "
+           "claims tables committed with their galleries, `confirmatory_history.json`) "
+           "beside this report's. Later rules changed how some rows are decided or "
+           "printed (the report's header lists what changed after each run), so a row's "
+           "history is context for its verdict here, not part of its test; a row whose "
+           "verdict moved between runs sits near a boundary.", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in fam.itertuples():
+        past = [run["primaries"].get(r.claim, {}) for run in runs]
+        cells = [label(p.get("verdict", ""), p.get("size", "")) for p in past]
+        cells.append(label(r.verdict, getattr(r, "size", "") or ""))
+        out.append(f"| `{r.claim}` | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 def _calibration_section(table: Any, overstatement: Any) -> list[str]:
@@ -674,11 +717,33 @@ def _flag_note(rows: Any) -> str:
     return text
 
 
+def _underpowered(weak: Any) -> str:
+    """The headline's count of underpowered primaries (power < 0.8 at the SESOI), split
+    by what the run showed anyway (methods review 6, point 9): rows that hold at least
+    the SESOI, other positives, and the rest, which the low power leaves open."""
+    from . import claims as C
+
+    if weak.empty:
+        return f"**None of them is underpowered** (power < {C.POWER_TARGET:g} at its SESOI). "
+    positive = weak["verdict"].isin(list(C.POSITIVE_VERDICTS.values()))
+    at_least = positive & (weak["size"] == C.SIZE_LABELS[True] if "size" in weak
+                           else False)
+    groups = [(at_least, "hold at least the SESOI regardless"),
+              (positive & ~at_least, "hold with the size open"),
+              (~positive, "did not hold")]
+    parts = [f"{int(mask.sum())} {text} ({', '.join(f'`{c}`' for c in weak['claim'][mask])})"
+             for mask, text in groups if mask.any()]
+    return (f"**{len(weak)} of them are underpowered** (power < {C.POWER_TARGET:g} at "
+            f"their SESOI): {'; '.join(parts)}. ")
+
+
 def _fragile(fam: Any) -> str:
     """The headline's sentence on positive primary verdicts that a fresh run with the
     same seed count would read again with probability below 0.8 (the replication
     column): valid rejections that sit near Holm's level (methods review 3, B1), each
-    with its leave-one-seed-out agreement where the table has it (methods review 4)."""
+    with its leave-one-seed-out estimates where the table has them: how many lie on the
+    claimed side, and their range (methods review 6, point 4: the verdict count also
+    measures the degree of freedom a resample loses, so the headline leaves it out)."""
     from . import claims as C
 
     if "replication" not in fam:
@@ -687,28 +752,11 @@ def _fragile(fam: Any) -> str:
     weak = pos[pos["replication"] < C.POWER_TARGET]
     if weak.empty:
         return ""
-    rows = ", ".join(f"`{r.claim}` ({r.replication:.2f}{_loso_text(r)})"
+    rows = ", ".join(f"`{r.claim}` ({r.replication:.2f}{loso_text(r, verdict=False)})"
                      for r in weak.itertuples())
-    loso = ("; LOSO: in how many leave-one-seed-out resamples the verdict stands"
-            if "loso_n" in fam else "")
     return (f"**{len(weak)} of the {len(pos)} positive verdicts may not replicate**: a "
             f"fresh run with as many new seeds would read them again with probability below "
-            f"{C.POWER_TARGET:g} ({rows}{loso}). ")
-
-
-def _loso_text(r: Any) -> str:
-    """``"; LOSO 0/5"``: a row's leave-one-seed-out agreement as the table's
-    replication column prints it (``"; LOSO n/a"`` with two seeds or fewer; empty
-    where the table carries none)."""
-    n = getattr(r, "loso_n", None)
-    if n is None:
-        return ""
-    seeds = getattr(r, "n_seeds", None)
-    if seeds is not None and seeds <= 2:
-        return "; LOSO n/a"
-    if not (isinstance(n, (int, float)) and math.isfinite(n) and n > 0):
-        return ""
-    return f"; LOSO {int(r.loso_agree)}/{int(n)}"
+            f"{C.POWER_TARGET:g} ({rows}). ")
 
 
 def _calibration_moved(fam: Any) -> str:
@@ -794,8 +842,7 @@ def _undecidable(fam: Any) -> str:
         if not eff.empty:
             ratio = [r.effect_for_power / C.get_claim(r.claim).sesoi
                      for r in capped.itertuples() if math.isfinite(r.effect_for_power)]
-            need = (f" At this design they detect an effect with power 0.8 only from "
-                    f"{eff.min():.3g} to {eff.max():.3g} (in each row's units), "
+            need = (f" At this design they detect an effect with power 0.8 only at "
                     f"{min(ratio):.1f}-{max(ratio):.1f} times their SESOI.")
     return (f"**{len(capped)} of them cannot reach power {0.8:g} by adding seeds**: {names} "
             "subtract a differential measured on the calibration's "

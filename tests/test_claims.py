@@ -48,12 +48,16 @@ DRAWS = 2000          # Monte Carlo draws per row of the replication measure in 
 
 
 def _simulate(x: np.ndarray, direction: str, sesoi: float, standing: str = "committed",
-              fresh: bool = False) -> dict[str, np.ndarray]:
+              fresh: bool = False, history_df: float = 0.0,
+              seed: int = 0) -> dict[str, np.ndarray]:
     """The rule on R replications of one claim (rows of ``x``) inside a family.
 
     ``standing``: ``"committed"`` (the others as in :func:`_standing`), ``"lenient"``
     (every other member already rejected: the target is tested at plain alpha, the
-    most favourable case for a false verdict) or ``"alone"`` (no family)."""
+    most favourable case for a false verdict) or ``"alone"`` (no family).
+    ``history_df``: the replication forecast's variance history (rule v10), simulated
+    as earlier independent runs at the true sd: per row ``s0^2 = SD^2 chi2_nu0 / nu0``
+    (``seed`` seeds its stream)."""
     t = C._test_arrays(x, direction, sesoi)
     if standing == "committed":
         o_h, o_n = _standing(_family_size())
@@ -74,8 +78,11 @@ def _simulate(x: np.ndarray, direction: str, sesoi: float, standing: str = "comm
     low, high, _, _ = C.bounds(t["mean"], t["se"], t["df"], direction, k_h, k_n,
                                not_equivalent=verdict == "not equivalent", k_rev=k_r,
                                is_reversed=verdict == "reversed")
+    prior_var = (SD**2 * np.random.default_rng([seed, 7]).chisquare(history_df, len(x))
+                 / history_df if history_df > 0 else 0.0)
     probs = (C.fresh_run_probabilities(t["mean"], t["sd"], t["n"], direction, sesoi, k_h,
-                                       k_n, draws=DRAWS, k_rev=k_r) if fresh else {})
+                                       k_n, draws=DRAWS, k_rev=k_r, prior_var=prior_var,
+                                       prior_df=history_df) if fresh else {})
     return t | {"verdict": verdict, "low": low, "high": high, "k_h": k_h, "k_n": k_n,
                 "k_r": k_r, "fresh": probs}
 
@@ -249,25 +256,49 @@ def test_uncorrected_equivalence_p_not_was_oversized():
 # ----------------------------------------------------------------- replication measure
 
 
-@pytest.mark.parametrize("n, floor", [(5, 0.85), (8, 0.9)])
-def test_replication_reads_high_at_three_times_the_sesoi(n, floor):
-    """The plan asks >= 0.9 on average (the truth is 0.99). The Monte Carlo predictive
-    draws the seed variance from its posterior, whose mean at 5 seeds is twice the
-    observed variance, so it reads 0.87 there: conservative, as the reliability test
-    shows, and kept at 0.85 for 5 seeds."""
-    sim = _simulate(_draws(90 + n, 3 * SESOI, n), "greater", SESOI, fresh=True)
+def _history_df(n: int) -> float:
+    """The variance history (degrees of freedom) that the declared primaries measured
+    on ``n`` seeds carry into the replication forecast: the smallest among them
+    (:func:`claims.variance_prior` over :mod:`drsl_utils.seed_history`)."""
+    from drsl_utils.seed_history import VALUES
+
+    dfs = [C.variance_prior(c)[1] for c in C.declared_family() if c in VALUES
+           and all(len(v) == n for v in VALUES[c].values())]
+    assert dfs, f"no declared primary has a history on {n} seeds"
+    return min(dfs)
+
+
+@pytest.mark.parametrize("n", QUICK_SEEDS)
+def test_replication_reads_high_at_three_times_the_sesoi(n):
+    """The plan: >= 0.9 on average at three times the SESOI (the truth is 0.99), with
+    the variance history the quick profile's primaries carry (rule v10: 20 degrees of
+    freedom from four-df runs at 5 seeds, 35 at 8)."""
+    nu0 = _history_df(n)
+    sim = _simulate(_draws(90 + n, 3 * SESOI, n), "greater", SESOI, fresh=True,
+                    history_df=nu0, seed=90 + n)
     rep = sim["fresh"]["holds"]
     assert (sim["verdict"] == "holds").mean() > 0.98  # the truth the measure estimates
-    assert rep.mean() >= floor, rep.mean()
+    assert rep.mean() >= 0.9, (rep.mean(), nu0)
     # Each row's predictive probability of its own verdict (not of 'holds' alone).
     same = np.array([sim["fresh"][v][i] for i, v in enumerate(sim["verdict"])])
-    assert same.mean() >= floor, same.mean()
+    assert same.mean() >= 0.9, same.mean()
+
+
+def test_replication_without_a_history_reads_low_at_five_seeds():
+    """Why the history (rule v10): on today's 4 degrees of freedom alone the predictive
+    averages about 0.87 at three times the SESOI (the truth 0.99), its scaled-inverse-
+    chi-square variance having twice the observed variance as its mean; the plug-in
+    forecasts that reach 0.9 do so by being overconfident
+    (``benchmarks/replication_variants.py``)."""
+    sim = _simulate(_draws(95, 3 * SESOI, 5), "greater", SESOI, fresh=True)
+    assert 0.8 < sim["fresh"]["holds"].mean() < 0.9
 
 
 @pytest.mark.parametrize("n", QUICK_SEEDS)
 def test_replication_reads_one_half_where_power_is_one_half(n):
     effect = _effect_at_power_half(n)
-    sim = _simulate(_draws(100 + n, effect, n), "greater", SESOI, fresh=True)
+    sim = _simulate(_draws(100 + n, effect, n), "greater", SESOI, fresh=True,
+                    history_df=_history_df(n), seed=100 + n)
     # The harness reproduces the analytic power (the standing is as assumed) ...
     assert abs((sim["verdict"] == "holds").mean() - 0.5) < 0.04
     # ... and the replication measure averages the truth.
@@ -285,7 +316,8 @@ def test_replication_flags_a_borderline_holds():
     assert np.median(edge["fresh"]["holds"][held]) < 0.8
 
 
-def _reliability(n: int, prior: str, reps: int = 4000) -> list[tuple[float, float, int]]:
+def _reliability(n: int, prior: str, reps: int = 4000,
+                 history_df: float = 0.0) -> list[tuple[float, float, int]]:
     """Binned predicted P(fresh holds) against the simulated fresh run's holds rate.
     ``prior``: ``flat`` (effects uniform on [-1, 5] SESOI) or ``sceptical`` (half of
     them zero). The fresh run draws new seeds from the true effect and sd, at the same
@@ -295,7 +327,7 @@ def _reliability(n: int, prior: str, reps: int = 4000) -> list[tuple[float, floa
     if prior == "sceptical":
         theta[: reps // 2] = 0.0
     sim = _simulate(rng.normal(theta[:, None], SD, (reps, n)), "greater", SESOI,
-                    fresh=True)
+                    fresh=True, history_df=history_df, seed=120 + n)
     again = C._test_arrays(rng.normal(theta[:, None], SD, (reps, n)), "greater", SESOI)
     fresh_verdict = C.decide(again["p_holds"], again["p_not"], again["p_rev"], "greater",
                              sim["k_h"], sim["k_n"], k_rev=sim["k_r"])
@@ -321,6 +353,22 @@ def test_replication_is_reliable(n, prior):
         if count >= 150 and (prior == "flat" or pred >= 0.6):
             assert pred - act <= 0.03, (pred, act, count)
             assert act - pred <= 0.12, (pred, act, count)
+
+
+@pytest.mark.parametrize("prior", ["flat", "sceptical"])
+@pytest.mark.parametrize("n", QUICK_SEEDS)
+def test_replication_with_a_history_is_reliable(n, prior):
+    """With the variance history (rule v10) the forecast stays calibrated: where a
+    reader relies on it (0.6 and more; every bin under the flat prior) never
+    overconfident by more than 0.03 beyond two Monte Carlo standard errors of the bin's
+    rate (12,000 replications: a bin near 0.5 holds about 700, se 0.02; at 4,000 one
+    realisation read 0.51 where 0.41 came true in a bin of 246, which three other
+    streams put at 0.50 -> 0.53, 0.51 and 0.56)."""
+    for pred, act, count in _reliability(n, prior, reps=12_000, history_df=_history_df(n)):
+        if count >= 150 and (prior == "flat" or pred >= 0.6):
+            mc = 2.0 * math.sqrt(max(act * (1.0 - act), 0.01) / count)
+            assert pred - act <= 0.03 + mc, (pred, act, count)
+            assert act - pred <= 0.12 + mc, (pred, act, count)
 
 
 def test_fresh_run_probabilities_sum_to_one_and_are_deterministic():
@@ -756,7 +804,9 @@ def test_a_calibrated_row_is_tested_on_the_standard_autoattack_effect():
         row["mean"], row["sd"], row["n_seeds"], "greater",
         C.get_claim("drsl-harder-dlr").sesoi, row["k_holds"], row["k_not"],
         fixed_var=row["se"] ** 2 - row["sd"] ** 2 / row["n_seeds"] - se_d**2,
-        df=row["df"], cal_var=se_d**2, cal_df=4.0)  # rule v9: the differential re-drawn
+        df=row["df"], cal_var=se_d**2, cal_df=4.0,  # rule v9: the differential re-drawn
+        prior_var=C.variance_prior("drsl-harder-dlr")[0],  # rule v10: the history
+        prior_df=C.variance_prior("drsl-harder-dlr")[1])
     assert row["replication"] == pytest.approx(float(fresh["holds"]))
     # A differential as large as the effect: no longer shown, and flagged.
     big = C.calibrate(ev, {"drsl-harder-dlr": _diff({s: 0.07 + 0.01 * (s % 2)
@@ -1055,9 +1105,15 @@ def test_effect_for_power_is_where_the_design_power_reaches_the_target():
 
 
 def test_rule_v9_names_its_changes():
-    assert C.RULE["version"] == 9
-    assert C.RULE["changes"].startswith("v9 (methods review 5")
+    assert C.RULE["version"] >= 9
+    assert "v9 (methods review 5" in C.RULE["changes"]
     assert "re-draw" in C.RULE["changes"] and "No verdict moves" in C.RULE["changes"]
+
+
+def test_rule_v10_names_its_changes():
+    assert C.RULE["version"] == 10
+    assert C.RULE["changes"].startswith("v10 (methods review 6")
+    assert "seed_history" in C.RULE["replication"] and "final" in C.RULE
 
 
 def test_evidence_carries_a_detection_claims_power_against_its_alternative():

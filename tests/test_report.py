@@ -136,7 +136,7 @@ def test_verdict_table_prints_what_the_decision_used():
     assert row["verdict"].startswith("holds") and f"({100 * (1 - 2 * 0.05 / k):.2f} % two-sided)" \
         in row["bounds"]
     assert assessed.set_index("claim").loc["drsl-harder-dlr", "low"] > 0
-    assert "image se" in row["measured"] and "LOSO 8/8" in row["replication"]
+    assert "image se" in row["measured"] and "verdict 8/8" in row["replication"]
     assert "at the observed sd" in row["seeds needed"]
     # holds is printed with its size: at least the SESOI, or in direction only
     size = assessed.set_index("claim").loc["drsl-harder-dlr", "size"]

@@ -130,7 +130,14 @@ def test_headline_names_fragile_positives_and_calibrations_that_moved_a_verdict(
         "cal_estimate_verdict": ["holds", "", ""], "cal_moved_by": ["variance", "", ""]})
     text = suite._fragile(fam)
     assert "1 of the 2 positive verdicts" in text
-    assert "`drsl-noise-pair` (0.59; LOSO 0/5)" in text
+    # The headline reads a fragile row by its leave-one-out estimates, not the verdict
+    # count (methods review 6, point 4); without those columns, by nothing more.
+    assert "`drsl-noise-pair` (0.59)" in text
+    with_side = suite._fragile(fam.assign(loso_side=[8, 5, 5], loso_low=[1.0, 0.2, 9.9],
+                                          loso_high=[2.0, 0.3, 12.6]))
+    assert ("`drsl-noise-pair` (0.59; leave one seed out: estimate on the claimed side 5/5 "
+            "(+9.9 pp to +12.6 pp))") in with_side
+    assert "verdict 0/5" not in with_side
     assert "seguin-logit-gap" not in text
     moved = suite._calibration_moved(fam)
     assert "`drsl-harder-dlr` reads *holds* under apgd-dlr alone" in moved
@@ -206,4 +213,6 @@ def test_the_detectable_effects_multiples_print_one_decimal():
                         "cal_seeds": [5, 5], "seeds_needed": [None, None],
                         "sd": [2.7, 2.0], "effect_for_power": [15.1, 22.6]})
     text = suite._undecidable(fam)
-    assert "from 15.1 to 22.6 (in each row's units), 7.5-11.3 times their SESOI" in text, text
+    # In SESOI multiples only (methods review 6, point 10: the units differ by row).
+    assert "only at 7.5-11.3 times their SESOI" in text, text
+    assert "in each row's units" not in text
