@@ -110,7 +110,11 @@ calibration. The report's **replication** is the probability of a fresh *holds*
 (*equivalent*). The posterior pools today's per-seed variance with the **variance
 history** of the earlier confirmatory runs (:func:`variance_prior`, rule v10): each
 trained its own unseen seeds, so each is an independent estimate of the same per-seed
-variance, and five runs of 5 seeds add 20 degrees of freedom to today's 4. On today's 4
+variance, and five runs of 5 seeds add 20 degrees of freedom to today's 4 (of 8 seeds,
+35 to 7). That the variance stayed the same is an assumption, checked row by row: where
+a two-sided F test of today's variance against the history's gives p < 0.05, the
+history is dropped for that row and the report says so (:func:`pool_history`; methods
+review 7, M1). On today's 4
 alone the forecast averaged only 0.87 at three times the SESOI (5 seeds, the committed
 family, the plan's SESOI of 1.25 per-seed sd; the truth 0.99): the posterior of a
 variance on 4 degrees of freedom has twice the observed variance as its mean, and the
@@ -195,6 +199,7 @@ __all__ = [
     "assess",
     "loso_agreement",
     "variance_prior",
+    "pool_history",
     "evidence_frame",
     "calibrate",
     "paired",
@@ -646,6 +651,9 @@ def bounds(mean: np.ndarray, se: np.ndarray, df: np.ndarray, direction: str,
 
 #: Monte Carlo draws per row of :func:`fresh_run_probabilities`.
 REPLICATION_DRAWS = 10_000
+#: The variance history is dropped for a row whose own variance differs from it at this
+#: two-sided level (F test; methods review 7, M1; rule v10).
+HISTORY_CONFLICT = 0.05
 
 
 def fresh_run_probabilities(mean: np.ndarray, sd: np.ndarray, n: np.ndarray,
@@ -751,6 +759,39 @@ def variance_prior(claim_id: str) -> tuple[float, float]:
             num += float(((x - x.mean()) ** 2).sum())
             dof += x.size - 1.0
     return (num / dof, dof) if dof > 0 else (math.nan, 0.0)
+
+
+def pool_history(sd: np.ndarray | float, n: np.ndarray | float,
+                 prior_var: np.ndarray | float, prior_df: np.ndarray | float,
+                 level: float = HISTORY_CONFLICT) -> dict[str, np.ndarray]:
+    """Which rows may pool their variance history (rule v10; methods review 7, M1).
+
+    The history assumes today's per-seed variance is the earlier runs'. Where today's
+    ``sd^2`` (``n - 1`` df) and the history's ``s0^2`` (``nu0`` df) differ at two-sided
+    level ``level`` by the F test, ``p = 2 min(F_cdf, F_sf)`` of ``sd^2 / s0^2``, the
+    history is dropped for that row (its forecast falls back to today's variance alone)
+    and the report says so. Vectorised.
+
+    Returns:
+        ``prior_var`` and ``prior_df`` to pass to :func:`fresh_run_probabilities` (0 df
+        where dropped or absent), ``p`` (the F test's p-value, NaN without a history)
+        and ``dropped`` (bool).
+    """
+    sd_, n_, pv, pdf = np.broadcast_arrays(*(np.asarray(a, np.float64)
+                                              for a in (sd, n, prior_var, prior_df)))
+    have = np.isfinite(pv) & (pv > 0) & np.isfinite(pdf) & (pdf > 0) & (n_ >= 2) \
+        & np.isfinite(sd_)
+    p = np.full(sd_.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(have, sd_**2 / np.where(have, pv, 1.0), np.nan)
+        d1, d2 = np.where(have, n_ - 1.0, 1.0), np.where(have, pdf, 1.0)
+        p = np.where(have, np.minimum(1.0, 2.0 * np.minimum(sps.f.cdf(ratio, d1, d2),
+                                                             sps.f.sf(ratio, d1, d2))),
+                     np.nan)
+    dropped = have & (p < level)
+    use = have & ~dropped
+    return {"prior_var": np.where(use, pv, 0.0), "prior_df": np.where(use, pdf, 0.0),
+            "p": p, "dropped": dropped}
 
 
 def _fresh_draws(rng: np.random.Generator, m: np.ndarray, sd: np.ndarray, n: np.ndarray,
@@ -1162,9 +1203,12 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         cal_var = cal["se"] ** 2 if cal and math.isfinite(cal["se"]) else 0.0
         n_cal = len(cal["diff"].values) if cal else 0
         # The per-seed variance's history from the earlier confirmatory runs (rule v10);
-        # not for a row identical by construction, whose zero spread is exact.
-        prior_var, prior_df = ((math.nan, 0.0) if r.get("exact") or not r["sd"] > 0
-                               else variance_prior(c.id))
+        # not for a row identical by construction, whose zero spread is exact, and
+        # dropped where today's variance contradicts it (methods review 7, M1).
+        hist_var, hist_df = ((math.nan, 0.0) if r.get("exact") or not r["sd"] > 0
+                             else variance_prior(c.id))
+        pooled = pool_history(r["sd"], n, hist_var, hist_df)
+        prior_var, prior_df = float(pooled["prior_var"]), float(pooled["prior_df"])
         fresh = fresh_run_probabilities(r["mean"], r["sd"], n, c.direction, c.sesoi, kh, kn,
                                         alpha, fixed_var=r["image_var"], df=r["df"],
                                         k_rev=kr, cal_var=cal_var,
@@ -1190,8 +1234,8 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
         if c.detection and src is not None and src.alt_effect is not None:
             # The row's own test at the alternative's effect (methods review 6, point 3;
             # rule v10), not the single-sample power the notebook may also print.
-            alt_power = design_power(r["sd"], n, src.alt_effect, c.direction, alpha=level,
-                                     image_var=extra, df_cap=df_cap)
+            alt_power = design_power(r["sd"], n, src.alt_effect * c.scale, c.direction,
+                                     alpha=level, image_var=extra, df_cap=df_cap)
         alternative = src.alternative if src is not None and c.detection else ""
         test_power = alt_power if math.isfinite(alt_power) else power
         needed = seeds_needed(r["sd"], n, c.sesoi, c.direction, alpha=level,
@@ -1216,7 +1260,9 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
             "size": "" if c.detection else ev["size"][i],
             "p_min": ev["p_min"][i], "k_min": ev["k_min"][i],
             "replication": float(fresh[positive]) if v != "not run" else math.nan,
-            "prior_df": prior_df if v != "not run" else math.nan,
+            "history_sd": math.sqrt(hist_var) if hist_df > 0 else math.nan,
+            "history_df": hist_df, "history_p": float(pooled["p"]),
+            "history_dropped": bool(pooled["dropped"]),
             # A detection claim prints a coarser label (detected / not detected), so a
             # fresh run "agrees" whenever its verdict maps to the same printed label.
             "same_verdict": (sum(float(p) for u, p in fresh.items()
@@ -1236,7 +1282,8 @@ def assess(evidence: Sequence[Evidence], alpha: float = ALPHA,
                                        alpha, low, high)
         if c.detection and n >= 2 and not r.get("exact"):
             extra_note = "; ".join(x for x in (extra_note, _detection_note(
-                c, v, low, high, alt_power, alternative)) if x)
+                c, v, low, high, alt_power, alternative,
+                src.alt_effect if src is not None else None)) if x)
         if extra_note:
             row["note"] = f"{row['note']}; {extra_note}" if row["note"] else extra_note
         row |= _calibration_columns(c, r, v, row, cheap, i, alpha)
@@ -1272,25 +1319,36 @@ def _label_bound_note(c: Claim, r: Mapping[str, Any], verdict: str, size: str,
 
 
 def _detection_note(c: Claim, verdict: str, low: float, high: float, alt_power: float,
-                    alternative: str) -> str:
+                    alternative: str, alt_effect: float | None = None) -> str:
     """A *not detected* row whose printed bound lies beyond zero, on the side opposite
     to the claim (methods review 5, 8; rule v9): read naively, "shown below zero" looks
     like evidence of absence. It is not: a detection test that finds nothing does not
     show that there is nothing; the test's power against the stated alternative says how
-    much the miss means."""
+    much the miss means. Where the bound also excludes the named alternative's effect
+    (``alt_effect``, raw units), the note says that this alternative is ruled out, and
+    only it (methods review 7, S1)."""
     if c.printed(verdict) != "not detected":
         return ""
+    bound = high if c.direction == "greater" else low
+    ruled_out = ""
+    if alt_effect is not None and math.isfinite(bound):
+        target = alt_effect * c.scale
+        if (bound < target) if c.direction == "greater" else (bound > target):
+            named = alternative or "the named alternative"
+            ruled_out = (f"the bound {c.fmt(bound)} rules out {named} (its effect "
+                         f"{c.fmt(target)}), not every second peak: a smaller one is not "
+                         "excluded, so this is not evidence of one peak")
     opposite = high if c.direction == "greater" else low
     beyond = opposite < 0 if c.direction == "greater" else opposite > 0
     if not (math.isfinite(opposite) and beyond):
-        return ""
+        return ruled_out
     side = "below" if c.direction == "greater" else "above"
     text = (f"the bound {side} zero is not evidence of no effect (for a detection claim, "
             "of absence): a test that finds nothing does not show that there is nothing")
     if math.isfinite(alt_power):
         alt = f" ({alternative})" if alternative else ""
         text += f"; the test's power against the stated alternative{alt} is {alt_power:.2f}"
-    return text
+    return f"{text}; {ruled_out}" if ruled_out else text
 
 
 def _is_robustness(claim: Claim) -> bool:
@@ -1720,14 +1778,16 @@ RULE: dict[str, Any] = {
              "own test's at the named alternative's population value of the estimand "
              "(Evidence.alt_effect; else a stated power, Evidence.alt_power), and that "
              "power decides underpowered",
-    "final": "a confirmatory record may declare itself final before its run "
-             "(confirmatory.json 'final': true): its verdicts are the project's answer "
+    "final": "a declaration may declare its confirmatory run final before it runs "
+             "(claims.FINAL, hashed with the declaration): its verdicts are the project's answer "
              "whatever a later review finds; the report states it and prints the earlier "
              "confirmatory runs' primary verdicts beside this run's",
     "verdicts": list(VERDICTS),
     "replication": "Monte Carlo predictive (10^4 draws, seed 0): sigma^2 from its scaled "
                    "inverse chi-square posterior given today's sd and the earlier "
                    "confirmatory runs' pooled variance (seed_history; nu = n - 1 + nu0), "
+                   "the history dropped for a row where a two-sided F test of today's "
+                   "variance against it gives p < 0.05, "
                    "fresh mean m + sqrt(2 sigma^2/n) Z, fresh sd from "
                    "chi-square; image subset reused; a calibrated row's differential "
                    "re-drawn (sigma_d^2 scaled inverse chi-square on n_cal - 1 df, fresh "
@@ -1779,6 +1839,13 @@ RULE: dict[str, Any] = {
                "from the data, when its size makes it fire on every calibrated row. No "
                "verdict moves; only power text can",
 }
+
+#: Declared before this declaration's confirmatory run (rule v10; methods review 6,
+#: point 6, and 7, M3): its verdicts are the project's answer to the declaration,
+#: whatever a later review finds; a later change is reported beside them, not run again
+#: in their place. Part of the declaration, so the hash (and the code check) freezes it:
+#: it cannot be set after the verdicts are seen.
+FINAL: bool = True
 
 _DECLARED_FIELDS = ("id", "notebook", "statement", "estimand", "direction", "sesoi",
                     "scale", "role", "primary", "unit", "detection")
@@ -1837,7 +1904,7 @@ def declaration(profile: str | None = None) -> dict[str, Any]:
     history = {c["id"]: [float(f"{v:.12g}"), d] for c in claims
                for v, d in [variance_prior(c["id"])] if d > 0}
     return {"rule": RULE, "claims": claims, "protocol": protocol(profile),
-            "variance_history": history}
+            "variance_history": history, "final": FINAL}
 
 
 def declaration_hash(decl: Mapping[str, Any] | None = None, *,
@@ -1916,9 +1983,10 @@ def confirmatory_status(record: Mapping[str, Any] | None, seeds: Iterable[int],
             "finding used all of its declared seeds")
     text += ("; " + why if same_code else
              f"; whether the code changed since the freeze is unchecked: {why}")
-    if record.get("final") is True:
-        # Declared before the run (methods review 6, point 6; rule v10): no further
-        # confirmatory run of a revised declaration replaces this one's verdicts.
+    if FINAL:
+        # Declared before the run (methods review 6, point 6; rule v10), in the hashed
+        # declaration (methods review 7, M3): no further confirmatory run of a revised
+        # declaration replaces this one's verdicts.
         text += ("; declared final before the run: these verdicts are the project's "
                  "answer to this declaration, whatever a later review finds (a later "
                  "change is reported beside them, not run again in their place)")

@@ -187,6 +187,24 @@ class Report:
         return verdict_table(mine)
 
 
+def _history_text(r: Any, spec: C.Claim) -> str:
+    """The variance history a row's replication pooled, or why it did not (rule v10;
+    methods review 7, S2): ``"; variance history sd 0.12 radii on 28 df"`` or
+    ``"; variance history (sd 0.12 radii on 28 df) dropped: today's sd differs, F p
+    0.019"``; empty without one."""
+    df = getattr(r, "history_df", 0.0)
+    sd = getattr(r, "history_sd", math.nan)
+    if not (isinstance(df, (int, float)) and df > 0 and math.isfinite(sd)):
+        return ""
+    shown = (spec.fmt(sd, False) if sd >= 10.0 ** -spec.digits
+             else f"{sd:.2g} {spec.units}".rstrip())  # never "sd 0.0000"
+    text = f"sd {shown} on {int(df)} df"
+    if getattr(r, "history_dropped", False):
+        return (f"; variance history ({text}) dropped: today's sd differs, F p "
+                f"{_fmt_p(getattr(r, 'history_p', math.nan))}")
+    return f"; variance history {text}"
+
+
 def loso_text(r: Any, *, verdict: bool = True) -> str:
     """A row's leave-one-seed-out reading (:func:`claims.loso_agreement`) as the
     report prints it: ``"; leave one seed out: verdict 2/5, estimate on the claimed side
@@ -244,7 +262,7 @@ def verdict_table(assessed: pd.DataFrame) -> pd.DataFrame:
         rep = ""
         if run and math.isfinite(r.replication):
             rep = f"{r.replication:.2f} (same verdict {r.same_verdict:.2f}"
-            rep += loso_text(r) + ")"
+            rep += _history_text(r, spec) + loso_text(r) + ")"
         power = ""
         if run and math.isfinite(r.power):
             power = f"{r.power:.2f}"

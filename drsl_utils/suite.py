@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -502,8 +503,12 @@ def claims_report(metas: Sequence[dict], profile: str, n_halves: int | None = No
             "probability that a fresh run with the same seed count reads *holds* "
             "(*equivalent*), its per-seed variance drawn from the posterior given this "
             "run's sd and the variance history of the earlier confirmatory runs (their "
-            "pooled variance, on their degrees of freedom: `drsl_utils/seed_history.py`; "
-            "a claim without one uses this run's alone); in brackets, that it reads this row's verdict (never much "
+            "pooled variance, on their degrees of freedom: `drsl_utils/seed_history.py`), "
+            "which assumes the per-seed variance did not change between runs: where a "
+            "two-sided F test of this run's variance against the history's gives p < 0.05 "
+            "the history is dropped and the cell says so, and a claim without one uses "
+            "this run's variance alone (power and seeds needed always use this run's sd); "
+            "in brackets, that it reads this row's verdict (never much "
             "below 0.5, since the same data chose it: below 0.9 a fresh run may well "
             "disagree), and, leaving one seed out at a time, in how many resamples the "
             "verdict stands (which also counts the power a resample loses with its degree "
@@ -605,12 +610,31 @@ def _history_section(fam: Any, history: dict, status: str) -> list[str]:
            "beside this report's. Later rules changed how some rows are decided or "
            "printed (the report's header lists what changed after each run), so a row's "
            "history is context for its verdict here, not part of its test; a row whose "
-           "verdict moved between runs sits near a boundary.", "",
+           "verdict moved between runs sits near a boundary. Each cell gives the verdict, "
+           "the estimate and the per-seed sd (the spread the replication forecast pools, "
+           "`drsl_utils/seed_history.py`).", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    from .seed_history import VALUES
+
+    def cell(verdict: str, size: str, mean: Any, sd: Any, spec: Any) -> str:
+        text = label(verdict, size)
+        if verdict and isinstance(mean, (int, float)) and math.isfinite(mean):
+            text += f"; {spec.fmt(mean)}"
+            if isinstance(sd, (int, float)) and math.isfinite(sd):
+                text += f" (sd {spec.fmt(sd, False)})"
+        return text
+
     for r in fam.itertuples():
-        past = [run["primaries"].get(r.claim, {}) for run in runs]
-        cells = [label(p.get("verdict", ""), p.get("size", "")) for p in past]
-        cells.append(label(r.verdict, getattr(r, "size", "") or ""))
+        spec = C.get_claim(r.claim)
+        cells = []
+        for run in runs:
+            p = run["primaries"].get(r.claim, {})
+            vals = list(VALUES.get(r.claim, {}).get(run["run"], {}).values())
+            sd = (statistics.stdev(vals) * spec.scale if len(vals) >= 2 else math.nan)
+            cells.append(cell(p.get("verdict", ""), p.get("size", ""), p.get("mean"), sd,
+                              spec))
+        cells.append(cell(r.verdict, getattr(r, "size", "") or "", r.mean,
+                          getattr(r, "sd", math.nan), spec))
         out.append(f"| `{r.claim}` | " + " | ".join(cells) + " |")
     return out + [""]
 
@@ -729,8 +753,11 @@ def _underpowered(weak: Any) -> str:
     at_least = positive & (weak["size"] == C.SIZE_LABELS[True] if "size" in weak
                            else False)
     groups = [(at_least, "hold at least the SESOI regardless"),
-              (positive & ~at_least, "hold with the size open"),
-              (~positive, "did not hold")]
+              (positive & ~at_least, "hold with the size open")]
+    # The others by their own verdict: "inconclusive" is not "does not hold" (methods
+    # review 7, M2).
+    groups += [(weak["verdict"] == v, f"read *{v}*")
+               for v in dict.fromkeys(weak["verdict"][~positive])]
     parts = [f"{int(mask.sum())} {text} ({', '.join(f'`{c}`' for c in weak['claim'][mask])})"
              for mask, text in groups if mask.any()]
     return (f"**{len(weak)} of them are underpowered** (power < {C.POWER_TARGET:g} at "

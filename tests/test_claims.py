@@ -80,9 +80,12 @@ def _simulate(x: np.ndarray, direction: str, sesoi: float, standing: str = "comm
                                is_reversed=verdict == "reversed")
     prior_var = (SD**2 * np.random.default_rng([seed, 7]).chisquare(history_df, len(x))
                  / history_df if history_df > 0 else 0.0)
+    # The rule's gate: a history that today's variance contradicts is dropped.
+    pooled = C.pool_history(t["sd"], t["n"], prior_var, history_df)
     probs = (C.fresh_run_probabilities(t["mean"], t["sd"], t["n"], direction, sesoi, k_h,
-                                       k_n, draws=DRAWS, k_rev=k_r, prior_var=prior_var,
-                                       prior_df=history_df) if fresh else {})
+                                       k_n, draws=DRAWS, k_rev=k_r,
+                                       prior_var=pooled["prior_var"],
+                                       prior_df=pooled["prior_df"]) if fresh else {})
     return t | {"verdict": verdict, "low": low, "high": high, "k_h": k_h, "k_n": k_n,
                 "k_r": k_r, "fresh": probs}
 
@@ -805,8 +808,9 @@ def test_a_calibrated_row_is_tested_on_the_standard_autoattack_effect():
         C.get_claim("drsl-harder-dlr").sesoi, row["k_holds"], row["k_not"],
         fixed_var=row["se"] ** 2 - row["sd"] ** 2 / row["n_seeds"] - se_d**2,
         df=row["df"], cal_var=se_d**2, cal_df=4.0,  # rule v9: the differential re-drawn
-        prior_var=C.variance_prior("drsl-harder-dlr")[0],  # rule v10: the history
-        prior_df=C.variance_prior("drsl-harder-dlr")[1])
+        **{k: float(v) for k, v in C.pool_history(  # rule v10: the history, gated
+            row["sd"], row["n_seeds"], *C.variance_prior("drsl-harder-dlr")).items()
+           if k in ("prior_var", "prior_df")})
     assert row["replication"] == pytest.approx(float(fresh["holds"]))
     # A differential as large as the effect: no longer shown, and flagged.
     big = C.calibrate(ev, {"drsl-harder-dlr": _diff({s: 0.07 + 0.01 * (s % 2)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from drsl_utils import claims as C
 from drsl_utils import seed_history, stats, suite
@@ -104,7 +105,8 @@ def test_the_underpowered_count_is_split_by_what_the_rows_showed():
     text = suite._underpowered(weak)
     assert text.startswith("**3 of them are underpowered**")
     assert "1 hold at least the SESOI regardless (`a`)" in text
-    assert "1 hold with the size open (`b`)" in text and "1 did not hold (`c`)" in text
+    assert "1 hold with the size open (`b`)" in text and "1 read *inconclusive* (`c`)" in text
+    assert "did not hold" not in text
     assert "None of them" in suite._underpowered(weak[:0])
 
 
@@ -118,29 +120,73 @@ def test_the_p_column_adds_the_size_tests_p_beside_a_holds():
     assert view["p"].endswith("< 0.001" if p_min < 0.001 else f"{p_min:.3f}")
 
 
-def test_a_final_record_says_so():
+def test_a_final_declaration_says_so_and_is_hashed(monkeypatch):
     ev = [C.Evidence(cid, {s: 1.0 + 0.1 * s for s in range(1000, 1005)}, profile="quick")
           for cid in C.declared_family()]
-    record = {"declaration": C.declaration_hash(profile="quick"), "commit": "abc",
-              "profile": "quick", "seeds": list(range(1000, 1005))}
-    status, why = C.confirmatory_status(record, range(1000, 1005), evidence=ev,
-                                        code=(True, "same code"))
-    assert status == "confirmatory" and "final" not in why
-    status, why = C.confirmatory_status(record | {"final": True}, range(1000, 1005),
-                                        evidence=ev, code=(True, "same code"))
-    assert status == "confirmatory" and "declared final before the run" in why
+
+    def status():
+        record = {"declaration": C.declaration_hash(profile="quick"), "commit": "abc",
+                  "profile": "quick", "seeds": list(range(1000, 1005))}
+        return C.confirmatory_status(record, range(1000, 1005), evidence=ev,
+                                     code=(True, "same code"))
+
+    final_hash = C.declaration_hash(profile="quick")
+    assert C.FINAL and C.declaration("quick")["final"] is True
+    state, why = status()
+    assert state == "confirmatory" and "declared final before the run" in why
+    monkeypatch.setattr(C, "FINAL", False)
+    assert C.declaration_hash(profile="quick") != final_hash  # it cannot be set later
+    state, why = status()
+    assert state == "confirmatory" and "final" not in why
 
 
 def test_the_history_section_prints_each_run_beside_this_one():
+    cid = "drsl-noise-pair"
     history = {"runs": [{"run": 1, "seeds": "1000-1012", "rule": "v5",
-                         "primaries": {"a": {"verdict": "holds", "size": "size open"}}},
-                        {"run": 2, "seeds": "3000-3012", "rule": "v6",
+                         "primaries": {cid: {"verdict": "holds", "size": "size open",
+                                             "mean": 11.0}}},
+                        {"run": 99, "seeds": "3000-3012", "rule": "v6",
                          "primaries": {}}]}
-    fam = pd.DataFrame({"claim": ["a"], "verdict": ["holds"],
+    fam = pd.DataFrame({"claim": [cid], "verdict": ["holds"], "mean": [11.5], "sd": [3.9],
                         "size": [C.SIZE_LABELS[True]]})
     lines = suite._history_section(fam, history, "confirmatory")
     assert lines[0] == "## Verdict history of the primary findings"
     assert any("run 1 (seeds 1000-1012, rule v5)" in ln for ln in lines)
-    assert ("| `a` | holds in direction, size open | – | holds, at least the SESOI |"
-            in lines)
+    run1 = list(seed_history.VALUES[cid][1].values())
+    sd1 = float(np.std(run1, ddof=1)) * C.get_claim(cid).scale
+    c = C.get_claim(cid)
+    assert (f"| `{cid}` | holds in direction, size open; +11.0 pp (sd {c.fmt(sd1, False)}) "
+            "| – | holds, at least the SESOI; +11.5 pp (sd 3.9 pp) |") in lines
     assert suite._history_section(fam, {}, "confirmatory") == []
+
+
+def test_a_history_that_todays_variance_contradicts_is_dropped():
+    """Methods review 7, M1: the F test gates the pooling (two-sided, 0.05)."""
+    out = C.pool_history(np.array([1.0, 0.3, 3.0]), 5, 1.0, 20.0)
+    assert list(out["dropped"]) == [False, True, True]
+    assert list(out["prior_df"]) == [20.0, 0.0, 0.0]
+    ratio_p = 2 * min(sps.f.cdf(0.09, 4, 20), sps.f.sf(0.09, 4, 20))
+    assert out["p"][1] == pytest.approx(ratio_p)
+    # A row with no history has no test.
+    none = C.pool_history(1.0, 5, math.nan, 0.0)
+    assert np.isnan(none["p"]) and not none["dropped"]
+
+
+def test_the_report_says_when_the_history_was_dropped():
+    s2, nu0 = C.variance_prior("drsl-noise-pair")
+    sd_hist = math.sqrt(s2) / C.get_claim("drsl-noise-pair").scale
+    tiny = {s: 0.11 + 0.02 * sd_hist * (s - 2) for s in range(5)}  # sd far below it
+    table = C.evidence_frame([C.Evidence("drsl-noise-pair", tiny)])
+    row = table.iloc[0]
+    assert row["history_dropped"] and row["history_df"] == nu0
+    flat = C.fresh_run_probabilities(row["mean"], row["sd"], 5, "greater",
+                                     C.get_claim("drsl-noise-pair").sesoi, row["k_holds"],
+                                     row["k_not"], k_rev=row["k_rev"], df=row["df"])
+    assert row["replication"] == pytest.approx(float(flat["holds"]))
+    cell = verdict_table(table).iloc[0]["replication"]
+    assert "variance history (sd " in cell and "dropped: today's sd differs, F p" in cell
+    near = {s: 0.11 + sd_hist * v for s, v in enumerate([-1.2, -0.5, 0.1, 0.6, 1.0])}
+    kept = C.evidence_frame([C.Evidence("drsl-noise-pair", near)]).iloc[0]
+    assert not kept["history_dropped"]
+    assert "variance history sd" in verdict_table(
+        C.evidence_frame([C.Evidence("drsl-noise-pair", near)])).iloc[0]["replication"]
