@@ -186,7 +186,7 @@ def test_the_report_says_when_the_history_was_dropped():
     cell = verdict_table(table).iloc[0]["replication"]
     assert "variance history (sd " in cell and "dropped: today's sd differs, F p" in cell
     near = {s: 0.11 + sd_hist * v for s, v in enumerate([-1.2, -0.5, 0.1, 0.6, 1.0])}
-    kept = C.evidence_frame([C.Evidence("drsl-noise-pair", near)]).iloc[0]
+    kept_table = C.evidence_frame([C.Evidence("drsl-noise-pair", near)])
+    kept = kept_table.iloc[0]
     assert not kept["history_dropped"]
-    assert "variance history sd" in verdict_table(
-        C.evidence_frame([C.Evidence("drsl-noise-pair", near)])).iloc[0]["replication"]
+    assert "variance history sd" in verdict_table(kept_table).iloc[0]["replication"]
