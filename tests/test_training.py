@@ -36,7 +36,8 @@ def test_a_cpu_model_does_not_depend_on_the_thread_count(tmp_path, monkeypatch, 
     what makes them equal: trained at 1 and 2 threads, the models differ."""
     from drsl_utils import resources
 
-    request.addfinalizer(lambda n=torch.get_num_threads(): torch.set_num_threads(n))
+    before = torch.get_num_threads()
+    request.addfinalizer(lambda: torch.set_num_threads(before))
     # Full Fashion-MNIST, one epoch: the smallest setting measured where 1 and 2 threads
     # diverge (digits and a 6,000-image subset train identically either way).
     cfg = TrainConfig(loss="gce", epochs=1)
